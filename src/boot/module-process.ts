@@ -1,0 +1,77 @@
+// The inside of a module process (`kv2 __module <role-dir> <module>`, started by the supervisor): read and
+// validate its config, open its log, run the module until SIGINT/SIGTERM or until the supervisor is gone,
+// and exit with a code the supervisor understands.
+import { describeError, ConfigError } from '../common/errors';
+import { createLogger, type Logger } from '../common/logging';
+import { configPath, readConfigFile } from './config-files';
+import type { BaseModuleConfig, ModuleDefinition } from './module-definition';
+import { MODULE_CONFIG_ERROR_EXIT } from './supervisor';
+
+/** How often a module checks that its supervisor is still there (a SIGKILLed supervisor sends nothing). */
+const PARENT_CHECK_MS = 1000;
+
+export async function runModuleProcess(definition: ModuleDefinition, roleDir: string): Promise<never> {
+  process.chdir(roleDir);
+  let config: BaseModuleConfig;
+  try {
+    config = readConfigFile(configPath(roleDir, definition.name), definition.schema) as BaseModuleConfig;
+  } catch (error) {
+    process.stderr.write(`kv2 ${definition.role} ${definition.name}: ${describeError(error)}\n`);
+    process.exit(error instanceof ConfigError ? MODULE_CONFIG_ERROR_EXIT : 1);
+  }
+  const logger = createLogger(definition.name, {
+    dir: config.log.dir,
+    file: `${definition.name}.log`,
+    maxBytes: config.log.max_bytes,
+    keep: config.log.keep,
+    printToStdout: config.log.print,
+    level: config.log.level as 'info',
+  });
+  const controller = new AbortController();
+  watchForShutdown(controller, logger);
+  process.on('uncaughtException', (error) => die(logger, error, 'uncaught exception'));
+  process.on('unhandledRejection', (error) => die(logger, error, 'unhandled promise rejection'));
+
+  try {
+    const run = await definition.load();
+    logger.info({ role: definition.role, config: configPath(roleDir, definition.name) }, `${definition.role} ${definition.name} module starting`);
+    await run({ config, logger, roleDir, signal: controller.signal });
+    logger.info(`${definition.role} ${definition.name} module stopped`);
+    process.exit(0);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      logger.error({ err: describeError(error) }, `invalid configuration: ${describeError(error)}`);
+      process.exit(MODULE_CONFIG_ERROR_EXIT);
+    }
+    die(logger, error, 'module failed');
+  }
+}
+
+function watchForShutdown(controller: AbortController, logger: Logger): void {
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      logger.info({ signal }, `received ${signal}; shutting down`);
+      controller.abort();
+    } else {
+      logger.warn({ signal }, `received ${signal} again; exiting now`);
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent && !controller.signal.aborted) {
+      logger.warn({ parent }, 'the supervisor is gone; shutting down so nothing is left running');
+      controller.abort();
+    }
+  }, PARENT_CHECK_MS);
+  timer.unref();
+}
+
+function die(logger: Logger, error: unknown, what: string): never {
+  logger.fatal({ err: error instanceof Error ? { message: error.message, stack: error.stack } : String(error) }, `${what}: ${describeError(error)}`);
+  process.exit(1);
+}

@@ -1,0 +1,203 @@
+// The supervisor (the original's "boot"): starts a role's modules as child processes in order, restarts
+// any that dies (with a backoff), leaves alone a module whose pid-file lock someone else holds (the
+// maintenance shell), and on SIGINT/SIGTERM stops the modules in reverse order within a grace period.
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { z } from 'zod';
+import { describeError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import { exited, forEachLine, signalGroup, spawnInGroup, stopChild } from '../common/processes';
+import { logSchema } from './config-files';
+import { PidFileLock, writePidFile } from './pid-lock';
+
+export const bootConfigSchema = z.object({
+  command: z.string(),
+  /** Seconds between checks of every module (the original's check_interval). */
+  check_interval: z.number().positive(),
+  /** Seconds a module gets to exit after SIGINT before its process group is killed. */
+  grace_period: z.number().positive(),
+  restart_backoff: z.object({
+    /** Seconds before the first restart of a module that died. */
+    initial: z.number().positive(),
+    /** The backoff doubles per consecutive failure, up to this many seconds. */
+    max: z.number().positive(),
+    /** A module that ran this many seconds counts as healthy again (backoff reset). */
+    reset_after: z.number().positive(),
+  }),
+  modules: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        role_dir: z.string().min(1),
+        pid_file: z.string().min(1),
+        command: z.array(z.string()).min(1),
+      }),
+    )
+    .min(1),
+  log: logSchema,
+});
+export type BootConfig = z.infer<typeof bootConfigSchema>;
+
+/** Exit code a module uses for "my config file is invalid": worth a clearer log line. */
+export const MODULE_CONFIG_ERROR_EXIT = 2;
+
+interface ManagedModule {
+  name: string;
+  label: string;
+  roleDir: string;
+  pidFile: string;
+  command: string[];
+  lock: PidFileLock;
+  child?: ChildProcess;
+  startedAt: number;
+  failures: number;
+  restartAt: number;
+  /** Whether the last check found the lock held by someone else (so we log the change, not every check). */
+  skipping: boolean;
+}
+
+export class Supervisor {
+  private readonly modules: ManagedModule[];
+  private wake: (() => void) | undefined;
+  private stopping = false;
+
+  constructor(
+    private readonly config: BootConfig,
+    private readonly logger: Logger,
+  ) {
+    this.modules = config.modules.map((m) => {
+      const roleDir = m.role_dir;
+      const label = config.modules.filter((o) => o.name === m.name).length > 1 ? `${path.basename(roleDir)}/${m.name}` : m.name;
+      const pidFile = path.resolve(roleDir, m.pid_file);
+      return {
+        name: m.name,
+        label,
+        roleDir,
+        pidFile,
+        command: m.command,
+        lock: new PidFileLock(pidFile, `kv2 ${config.command} supervisor`),
+        startedAt: 0,
+        failures: 0,
+        restartAt: 0,
+        skipping: false,
+      };
+    });
+  }
+
+  /** Pids (= process groups) of the modules running now. */
+  modulePids(): number[] {
+    return this.modules.flatMap((m) => (m.child?.pid === undefined ? [] : [m.child.pid]));
+  }
+
+  /** Runs until `signal` aborts, then stops every module. Resolves when all are stopped and reaped. */
+  async run(signal: AbortSignal): Promise<void> {
+    signal.addEventListener('abort', () => this.wake?.(), { once: true });
+    this.logger.info({ modules: this.modules.map((m) => m.label) }, `kv2 ${this.config.command} supervisor started`);
+    while (!signal.aborted) {
+      for (const module of this.modules) {
+        if (signal.aborted) break;
+        this.check(module);
+      }
+      await this.waitForNextCheck(signal);
+    }
+    await this.stopAll();
+    this.logger.info(`kv2 ${this.config.command} supervisor exiting`);
+  }
+
+  private check(module: ManagedModule): void {
+    if (module.child) return; // running; its exit event wakes us
+    if (Date.now() < module.restartAt) return; // backing off after a failure
+    if (!module.lock.tryAcquire()) {
+      if (!module.skipping) {
+        const holder = module.lock.holder();
+        this.logger.warn(
+          { module: module.label, lock: module.lock.lockFile, holder },
+          `${module.label} is locked by ${holder ? `${holder.what} (pid ${holder.pid})` : 'another process'}; ` +
+            'leaving it alone until the lock is released',
+        );
+      }
+      module.skipping = true;
+      return;
+    }
+    try {
+      if (module.skipping) this.logger.info({ module: module.label }, `${module.label} lock released; checking it again`);
+      module.skipping = false;
+      this.start(module);
+    } catch (error) {
+      this.logger.error({ module: module.label, err: describeError(error) }, `could not start ${module.label}`);
+      this.scheduleRestart(module);
+    } finally {
+      module.lock.release();
+    }
+  }
+
+  private start(module: ManagedModule): void {
+    const [command, ...args] = module.command;
+    writePidFile(module.pidFile, undefined);
+    const child = spawnInGroup(command!, args, { cwd: module.roleDir, stdio: ['ignore', 'inherit', 'pipe'] });
+    if (child.pid === undefined) throw new Error(`spawn of ${command} failed`);
+    module.child = child;
+    module.startedAt = Date.now();
+    writePidFile(module.pidFile, child.pid);
+    this.logger.info({ module: module.label, pid: child.pid }, `${module.label} is down; started it (pid ${child.pid})`);
+    // A module's stderr is only used before its own log exists or when it crashes: keep it in the boot log.
+    forEachLine(child.stderr, (line) => this.logger.warn({ module: module.label, stderr: line }, `${module.label}: ${line}`));
+    child.once('error', (error) => this.logger.error({ module: module.label, err: describeError(error) }, `${module.label} failed`));
+    void exited(child).then((status) => this.onExit(module, child, status));
+  }
+
+  private onExit(module: ManagedModule, child: ChildProcess, status: number | NodeJS.Signals): void {
+    // Anything the module started and left behind (etcd if the module was killed) goes with it.
+    if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+    if (module.child !== child) return;
+    module.child = undefined;
+    if (this.stopping) return;
+    const ranFor = (Date.now() - module.startedAt) / 1000;
+    const hint =
+      status === MODULE_CONFIG_ERROR_EXIT
+        ? `its config is invalid (see log/${module.name}/); fix config/${module.name}.json and it restarts on the next check`
+        : `see log/${module.name}/${module.name}.log in ${module.roleDir}`;
+    this.logger.warn({ module: module.label, status, ranFor }, `${module.label} exited (${status}) after ${ranFor.toFixed(1)} s; ${hint}`);
+    this.scheduleRestart(module);
+    this.wake?.();
+  }
+
+  private scheduleRestart(module: ManagedModule): void {
+    const backoff = this.config.restart_backoff;
+    const ranFor = (Date.now() - module.startedAt) / 1000;
+    module.failures = ranFor >= backoff.reset_after ? 1 : module.failures + 1;
+    const delay = Math.min(backoff.initial * 2 ** (module.failures - 1), backoff.max);
+    module.restartAt = Date.now() + delay * 1000;
+  }
+
+  private waitForNextCheck(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.resolve();
+    const now = Date.now();
+    let delay = this.config.check_interval * 1000;
+    for (const module of this.modules) {
+      if (!module.child && module.restartAt > now) delay = Math.min(delay, module.restartAt - now);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(delay, 10));
+      const wake = () => done();
+      this.wake = wake;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  /** Stops modules in reverse start order; each gets SIGINT and the grace period, then SIGKILL. */
+  private async stopAll(): Promise<void> {
+    this.stopping = true;
+    for (const module of [...this.modules].reverse()) {
+      const child = module.child;
+      if (!child) continue;
+      this.logger.info({ module: module.label, pid: child.pid }, `stopping ${module.label} (SIGINT, ${this.config.grace_period} s grace)`);
+      await stopChild(child, { signal: 'SIGINT', graceMs: this.config.grace_period * 1000 });
+      module.child = undefined;
+      this.logger.info({ module: module.label }, `${module.label} stopped`);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+// `kv2 judicator|executor|gateway|standalone [flags]`: resolve the flags, render every module's config
+// file, lay out the role directories, and run the supervisor until SIGINT/SIGTERM.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CAC } from 'cac';
+import { selfCommand } from '../common/assets';
+import { BusyError, UsageError, describeError } from '../common/errors';
+import { createLogger } from '../common/logging';
+import { signalGroup } from '../common/processes';
+import { configPath, renderLog, writeConfigFile } from '../boot/config-files';
+import { cacOptionName, helpText, mergeFlags, readFlagFile, resolveFlags, type FlagSpec, type FlagValues } from '../boot/flags';
+import type { CommandName, ModuleDefinition } from '../boot/module-definition';
+import { PidFileLock, writePidFile } from '../boot/pid-lock';
+import { Supervisor, bootConfigSchema, type BootConfig } from '../boot/supervisor';
+import { ROLE_COMMANDS, commonRoleFlags, printLogFlags } from './roles';
+
+export function roleFlags(modules: readonly ModuleDefinition<any>[]): FlagSpec[] {
+  return mergeFlags([commonRoleFlags, ...modules.map((m) => m.flags), printLogFlags(modules)]);
+}
+
+export function registerRoleCommands(cli: CAC, run: (action: () => Promise<number>) => void): void {
+  for (const [name, role] of Object.entries(ROLE_COMMANDS)) {
+    if (!role) continue;
+    const command = cli.command(name, role.description);
+    for (const flag of roleFlags(role.modules)) {
+      if (!flag.hidden) command.option(cacOptionName(flag), helpText(flag));
+    }
+    command.action((options: Record<string, unknown>) => run(() => runRole(name as CommandName, options, cli.rawArgs)));
+  }
+}
+
+/** Everything a role command decided before starting anything. */
+export interface PreparedRole {
+  bootDir: string;
+  bootConfig: BootConfig;
+  flags: FlagValues;
+  /** Writes the role dirs and config files. */
+  write(): void;
+}
+
+/** Resolves flags and renders every config, touching nothing on disk: a bad flag changes nothing. */
+export function prepareRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[] = []): PreparedRole {
+  const role = ROLE_COMMANDS[command];
+  if (!role) throw new UsageError(`unknown role ${command}`);
+  const flagSpecs = roleFlags(role.modules);
+  const configFile = given.config === undefined ? undefined : String(given.config);
+  const fromFile = configFile ? readFlagFile(configFile, flagSpecs) : {};
+  const flags = resolveFlags(flagSpecs, given, fromFile, rawArgs);
+  const workDir = path.resolve(String(flags['work-dir']));
+  const bootDir = path.join(workDir, command === 'standalone' ? 'standalone' : command);
+  const context = { command, workDir, flags };
+
+  // Render and validate every config before touching the disk: a bad flag combination changes nothing.
+  const rendered = role.modules.map((module) => {
+    const config = module.render(context);
+    const checked = module.schema.safeParse(config);
+    if (!checked.success) {
+      const issue = checked.error.issues[0]!;
+      throw new UsageError(`invalid ${module.role} ${module.name} settings: ${issue.path.join('.')}: ${issue.message}`);
+    }
+    return { module, roleDir: path.join(workDir, module.role), config };
+  });
+
+  const self = selfCommand();
+  const bootConfig: BootConfig = bootConfigSchema.parse({
+    command,
+    check_interval: Number(flags['boot-check-interval']),
+    grace_period: Number(flags['boot-grace-period']),
+    restart_backoff: { initial: 1, max: Number(flags['boot-restart-backoff-max']), reset_after: 60 },
+    modules: rendered.map(({ module, roleDir }) => ({
+      name: module.name,
+      role_dir: roleDir,
+      pid_file: `data/${module.name}.pid`,
+      command: [self.command, ...self.args, '__module', module.role, module.name, roleDir],
+    })),
+    log: { ...renderLog('boot', flags), dir: path.join(bootDir, 'log', 'boot') },
+  });
+
+  const write = () => {
+    for (const { module, roleDir, config } of rendered) {
+      for (const dir of ['config', 'data', `log/${module.name}`]) fs.mkdirSync(path.join(roleDir, dir), { recursive: true });
+      writeConfigFile(configPath(roleDir, module.name), config);
+    }
+    writeConfigFile(path.join(bootDir, 'config', 'boot.json'), bootConfig);
+  };
+  return { bootDir, bootConfig, flags, write };
+}
+
+export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
+  const prepared = prepareRole(command, given, rawArgs);
+  const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
+  // One supervisor per role dir: a second one would fight the first over the same modules and ports.
+  const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);
+  if (!bootLock.tryAcquire()) {
+    const holder = bootLock.holder();
+    throw new BusyError(
+      `another kv2 ${command} is already running in ${path.dirname(prepared.bootDir)}` +
+        (holder ? ` (pid ${holder.pid})` : '') +
+        '; stop it first, or use another --work-dir',
+    );
+  }
+  try {
+    prepared.write();
+    writePidFile(bootPidFile, process.pid);
+    const logger = createLogger('boot', {
+      dir: prepared.bootConfig.log.dir,
+      file: 'boot.log',
+      maxBytes: prepared.bootConfig.log.max_bytes,
+      keep: prepared.bootConfig.log.keep,
+      printToStdout: prepared.bootConfig.log.print,
+      level: prepared.bootConfig.log.level,
+    });
+    const supervisor = new Supervisor(prepared.bootConfig, logger);
+    const controller = new AbortController();
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        logger.info({ signal }, `received ${signal}; stopping every module`);
+        controller.abort();
+        return;
+      }
+      // A second Ctrl-C: do not make the operator wait out the grace period.
+      logger.warn({ signal }, `received ${signal} again; killing every module now`);
+      for (const pid of supervisor.modulePids()) signalGroup(pid, 'SIGKILL');
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await supervisor.run(controller.signal);
+    } catch (error) {
+      logger.fatal({ err: describeError(error) }, 'supervisor failed');
+      throw error;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    return 0;
+  } finally {
+    bootLock.release();
+  }
+}

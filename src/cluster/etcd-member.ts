@@ -1,0 +1,290 @@
+// The etcd module's process: prepares the data dir, works out how this member joins its cluster, runs
+// the real etcd (from the binary embedded in kv2) with its output in the module log, restarts it when it
+// stops answering, and on SIGINT leaves the cluster (unless last) and stops etcd cleanly.
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { resolveProgram } from '../common/assets';
+import { ConfigError, describeError } from '../common/errors';
+import { levelFromWord, type Logger } from '../common/logging';
+import { exited, forEachLine, sleep, spawnInGroup, stopChild } from '../common/processes';
+import { configPath } from '../boot/config-files';
+import type { ModuleContext } from '../boot/module-definition';
+import { createEtcdClient } from './etcd-client';
+import {
+  ForceNewClusterMarker,
+  emptyDir,
+  hasMemberData,
+  readKnownPeers,
+  restoreFromInitDir,
+  writeKnownPeers,
+} from './etcd-data';
+import { localClientUrl, type EtcdConfig } from './etcd-module';
+import { clusterKeys } from './keys';
+import { joinOrFound, leaveCluster, serviceCandidates, type SelfUrls, type StartPlan } from './membership';
+
+/** etcd's words for "this member was removed from the cluster" (it then exits and must start afresh). */
+const REMOVED_PATTERN = /permanently removed|member has already been removed|the member has been removed/i;
+/** How often the member records the cluster's member list (for rejoining after losing its data). */
+const PEERS_SAVE_MS = 30_000;
+
+export async function runEtcdMember({ config, logger, roleDir, signal }: ModuleContext<EtcdConfig>): Promise<void> {
+  const exe = config.exe ?? resolveProgram('etcd');
+  if (!exe) throw new ConfigError('no etcd binary: this kv2 build embeds none and none is installed; set "exe" in config/etcd.json or KV2_ETCD_BINARY');
+  const self: SelfUrls = {
+    name: config.name,
+    peerUrl: `http://${config.advertise.address}:${config.advertise.peer_port}`,
+    clientUrl: `http://${config.advertise.address}:${config.advertise.client_port}`,
+  };
+  const dataDir = path.resolve(roleDir, config.data_dir);
+  const peersFile = path.resolve(roleDir, 'data', 'etcd_cluster.json');
+  const marker = new ForceNewClusterMarker(path.resolve(roleDir, 'data', 'etcd_forced'), configPath(roleDir, 'etcd'));
+
+  const restored = restoreFromInitDir(
+    { initDir: path.resolve(roleDir, config.data_init_dir), dataDir, name: config.name, peerUrl: self.peerUrl, etcdctl: () => config.etcdctl ?? resolveProgram('etcdctl') },
+    logger,
+  );
+  let force = restored === 'data-dir';
+  if (config.cluster.type === 'init' && !config.cluster.member && hasMemberData(dataDir) && !marker.alreadyForced()) {
+    force = true;
+    logger.warn('config/etcd.json says {"type":"init"} and data exists: forcing a new one-member cluster from this data (disaster recovery)');
+  }
+  // After a restore or a forced new cluster, the peers of the old cluster must not be rejoined.
+  if (restored !== 'none' || force) fs.rmSync(peersFile, { force: true });
+
+  let plan: StartPlan | undefined;
+  if (!hasMemberData(dataDir)) {
+    plan = await planFirstStart(config, self, peersFile, logger, signal);
+    logger.info({ state: plan.state, initialCluster: plan.initialCluster }, plan.how);
+  } else {
+    logger.info({ dataDir, force }, force ? 'starting etcd on its data as a new one-member cluster' : 'restarting etcd on its existing data');
+  }
+  if (signal.aborted) {
+    await plan?.abandon?.();
+    return;
+  }
+
+  const args = etcdArgs(config, self, dataDir, plan, force);
+  const etcd = spawnInGroup(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  logger.info({ exe, pid: etcd.pid, args }, `etcd started (pid ${etcd.pid})`);
+  let removed = false;
+  const onLine = (line: string) => {
+    if (REMOVED_PATTERN.test(line)) removed = true;
+    logEtcdLine(logger, line);
+  };
+  forEachLine(etcd.stdout, onLine);
+  forEachLine(etcd.stderr, onLine);
+  const etcdExit = exited(etcd);
+
+  const stopping = new AbortController();
+  signal.addEventListener('abort', () => stopping.abort(), { once: true });
+  void etcdExit.then(() => stopping.abort());
+
+  const ready = await waitUntilLive(config, stopping.signal);
+  if (ready) {
+    logger.info({ client: localClientUrl(config) }, 'etcd is answering');
+    if (force) marker.record();
+    try {
+      await plan?.afterReady?.();
+    } catch (error) {
+      logger.error({ err: describeError(error) }, 'could not finish joining; restarting etcd to try again');
+      await stopEtcd(etcd, config, logger);
+      return fail('join did not complete');
+    }
+    void savePeersLoop(config, peersFile, logger, stopping.signal);
+    await watchLiveness(config, etcd, logger, stopping.signal);
+  } else if (!signal.aborted) {
+    await plan?.abandon?.();
+  }
+
+  if (signal.aborted) {
+    if (!ready) await plan?.abandon?.();
+    // A graceful stop: leave the cluster unless last, so the others keep their quorum without us.
+    const left = etcdAlive(etcd) ? await leaveCluster(localClientUrl(config), config.name, logger) : false;
+    await stopEtcd(etcd, config, logger);
+    if (left) {
+      // The data of a removed member cannot be started again; the peers file lets it rejoin later.
+      emptyDir(dataDir);
+      logger.info('left the cluster: data dir emptied; the next start joins the cluster again');
+    }
+    return;
+  }
+
+  const status = await etcdExit;
+  if (removed) {
+    logger.warn('this member was removed from the cluster: emptying its data dir so that it joins again on the next start');
+    emptyDir(dataDir);
+    return fail('member removed from the cluster');
+  }
+  await stopEtcd(etcd, config, logger);
+  return fail(ready ? `etcd exited (${status})` : `etcd did not answer within ${config.health.start_timeout} s`);
+
+  function fail(reason: string): never {
+    logger.error({ reason }, `etcd module stopping: ${reason}; the supervisor restarts it`);
+    process.exit(1);
+  }
+}
+
+async function planFirstStart(
+  config: EtcdConfig,
+  self: SelfUrls,
+  peersFile: string,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<StartPlan> {
+  const known = readKnownPeers(peersFile);
+  const knownUrls = (known?.members ?? []).filter((m) => m.name !== config.name).flatMap((m) => m.clientUrls);
+  const common = {
+    self,
+    timeoutMs: config.join.timeout * 1000,
+    lockKey: clusterKeys(config.prefix).joinLock,
+    lockTtl: config.join.lock_ttl,
+    logger,
+    signal,
+  };
+  const cluster = config.cluster;
+  switch (cluster.type) {
+    case 'independent':
+    case 'init':
+      if (knownUrls.length > 0) {
+        // This member belonged to a cluster and lost its data (it left, or was removed): go back to it
+        // rather than found a second cluster. Delete data/etcd_cluster.json to found a new one instead.
+        logger.info({ peers: knownUrls, file: peersFile }, 'this member belonged to a cluster before: rejoining it');
+        return joinOrFound({ ...common, candidates: async () => knownUrls, mayFound: false });
+      }
+      if (cluster.type === 'init' && cluster.member) {
+        return { state: 'new', initialCluster: cluster.member, how: 'bootstrapping a new cluster from the static member list' };
+      }
+      return { state: 'new', initialCluster: `${self.name}=${self.peerUrl}`, how: 'founding a new one-member cluster' };
+    case 'join': {
+      const listed = cluster.client.split(',').map((s) => s.trim()).filter(Boolean);
+      const mayFound = listed.some((url) => url.replace(/\/+$/, '') === self.clientUrl);
+      return joinOrFound({ ...common, candidates: async () => [...listed, ...knownUrls], mayFound });
+    }
+    case 'service':
+      return joinOrFound({
+        ...common,
+        candidates: async () => [...(await serviceCandidates(cluster.service, Number(cluster.client_port))), ...knownUrls],
+        mayFound: true,
+      });
+  }
+}
+
+export function etcdArgs(config: EtcdConfig, self: SelfUrls, dataDir: string, plan: StartPlan | undefined, force: boolean): string[] {
+  const { listen } = config;
+  const clientUrls = [`http://${listen.address}:${listen.client_port}`];
+  if (!['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(listen.address)) clientUrls.push(`http://127.0.0.1:${listen.client_port}`);
+  const args = [
+    '--name', config.name,
+    '--data-dir', dataDir,
+    '--listen-peer-urls', `http://${listen.address}:${listen.peer_port}`,
+    '--listen-client-urls', clientUrls.join(','),
+    '--initial-advertise-peer-urls', self.peerUrl,
+    '--advertise-client-urls', self.clientUrl,
+    '--initial-cluster-token', 'kv2',
+    `--strict-reconfig-check=${config.strict_reconfig}`,
+    '--max-request-bytes', String(config.max_request_bytes),
+    '--quota-backend-bytes', String(config.quota_backend_bytes),
+    // Batched scheduling transactions carry several operations per task.
+    '--max-txn-ops', '10000',
+    '--auto-compaction-mode', 'periodic',
+    '--auto-compaction-retention', `${config.compaction_retention_hours}h`,
+    '--logger', 'zap',
+    '--log-outputs', 'stderr',
+    '--enable-v2=false',
+  ];
+  if (plan) args.push('--initial-cluster', plan.initialCluster, '--initial-cluster-state', plan.state);
+  else args.push('--initial-cluster', `${self.name}=${self.peerUrl}`);
+  if (force) args.push('--force-new-cluster');
+  return args;
+}
+
+/** etcd logs JSON lines (zap); each becomes one line of the module log at etcd's own severity. */
+function logEtcdLine(logger: Logger, line: string): void {
+  if (!line.startsWith('{')) {
+    logger.info({ source: 'etcd' }, line);
+    return;
+  }
+  try {
+    const { level, msg, ts: _ts, caller: _caller, ...fields } = JSON.parse(line) as Record<string, unknown>;
+    logger[levelFromWord(String(level))]({ source: 'etcd', ...fields }, String(msg ?? ''));
+  } catch {
+    logger.info({ source: 'etcd' }, line);
+  }
+}
+
+async function isLive(config: EtcdConfig): Promise<boolean> {
+  try {
+    const response = await fetch(`${localClientUrl(config)}/version`, { signal: AbortSignal.timeout(2_000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntilLive(config: EtcdConfig, signal: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + config.health.start_timeout * 1000;
+  while (!signal.aborted && Date.now() < deadline) {
+    if (await isLive(config)) return true;
+    await sleep(200, signal);
+  }
+  return false;
+}
+
+/** Checks etcd every interval; after `failures` misses in a row, kills it so the module restarts it. */
+async function watchLiveness(config: EtcdConfig, etcd: ChildProcess, logger: Logger, signal: AbortSignal): Promise<void> {
+  let misses = 0;
+  while (!signal.aborted) {
+    await sleep(config.health.interval * 1000, signal);
+    if (signal.aborted) return;
+    if (await isLive(config)) {
+      misses = 0;
+      continue;
+    }
+    misses++;
+    logger.warn({ misses, of: config.health.failures }, 'etcd did not answer a liveness check');
+    if (misses >= config.health.failures) {
+      logger.error(`etcd failed ${misses} liveness checks in a row; killing it so that it restarts`);
+      await stopChild(etcd, { signal: 'SIGKILL', graceMs: 1_000 });
+      return;
+    }
+  }
+}
+
+async function savePeersLoop(config: EtcdConfig, file: string, logger: Logger, signal: AbortSignal): Promise<void> {
+  const client = createEtcdClient([localClientUrl(config)], { callTimeoutMs: 5_000 });
+  try {
+    while (!signal.aborted) {
+      try {
+        const { members, header } = await client.cluster.memberList({});
+        writeKnownPeersSafe(file, {
+          clusterId: header.cluster_id,
+          members: members.map((m) => ({ name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs })),
+          savedAt: new Date().toISOString(),
+        });
+      } catch (error) {
+        logger.debug({ err: describeError(error) }, 'could not read the member list');
+      }
+      await sleep(PEERS_SAVE_MS, signal);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function writeKnownPeersSafe(file: string, peers: Parameters<typeof writeKnownPeers>[1]): void {
+  try {
+    writeKnownPeers(file, peers);
+  } catch {
+    // best effort: the file only helps a member that lost its data find its cluster
+  }
+}
+
+function etcdAlive(etcd: ChildProcess): boolean {
+  return etcd.exitCode === null && etcd.signalCode === null;
+}
+
+async function stopEtcd(etcd: ChildProcess, config: EtcdConfig, logger: Logger): Promise<void> {
+  if (etcd.exitCode === null && etcd.signalCode === null) logger.info('stopping etcd');
+  await stopChild(etcd, { signal: 'SIGTERM', graceMs: config.stop_timeout * 1000 });
+}
