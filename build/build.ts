@@ -12,8 +12,9 @@ import protobuf from 'protobufjs';
 import { buildUi } from './ui';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = path.join(root, 'dist');
-const output = path.join(root, 'kv2');
+// KV2_BUILD_OUTPUT builds elsewhere than ./kv2 (several builds side by side); tests take KV2_BINARY.
+const output = process.env.KV2_BUILD_OUTPUT ? path.resolve(process.env.KV2_BUILD_OUTPUT) : path.join(root, 'kv2');
+const dist = process.env.KV2_BUILD_OUTPUT ? `${output}.dist` : path.join(root, 'dist');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 
 /** The mongodb driver's optional native helpers: kv2 does not use them, and they cannot be bundled. */

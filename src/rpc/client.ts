@@ -1,0 +1,100 @@
+// The judicator RPC client used by executors, gateways and the CLI: picks a live judicator, calls it with
+// a timeout, and on a network failure, a timeout or a judicator that cannot serve (503) tries another.
+// A judicator that failed is avoided for a while. Answers with a result code are final, never retried.
+import { UnavailableError, describeError } from '../common/errors';
+import { RPC_PATH, type RpcMethod, type RpcRequest, type RpcResponse } from './contract';
+
+export interface JudicatorSource {
+  /** Current judicators, `host:port` of their RPC. */
+  addresses(): Promise<string[]>;
+}
+
+export interface RpcClientOptions {
+  source: JudicatorSource;
+  /** Cluster token (`--cluster-token`), sent as a bearer token. */
+  token?: string;
+  /** Milliseconds one call may take (long polls add their wait to it). */
+  timeoutMs?: number;
+  /** Judicators tried per call before giving up (at least two when there are two). */
+  attempts?: number;
+  /** Milliseconds a failed judicator is skipped for. */
+  avoidMs?: number;
+}
+
+/** A call that reached no judicator able to answer. */
+export class RpcUnavailableError extends UnavailableError {}
+
+export class JudicatorRpcClient {
+  private readonly avoidUntil = new Map<string, number>();
+  private preferred: string | undefined;
+
+  constructor(private readonly options: RpcClientOptions) {}
+
+  async call<M extends RpcMethod>(
+    method: M,
+    body: RpcRequest<M>,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<RpcResponse<M>> {
+    const addresses = await this.options.source.addresses();
+    if (addresses.length === 0) {
+      throw new RpcUnavailableError('no judicator is registered in etcd; is any judicator running (and its etcd reachable)?');
+    }
+    const order = this.order(addresses);
+    const attempts = Math.min(order.length, Math.max(this.options.attempts ?? 3, 1));
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 10_000;
+    const failures: string[] = [];
+    for (const address of order.slice(0, attempts)) {
+      if (options.signal?.aborted) break;
+      try {
+        const answer = await this.post<M>(address, method, body, timeoutMs, options.signal);
+        this.preferred = address;
+        return answer;
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        failures.push(`${address}: ${describeError(error)}`);
+        this.avoidUntil.set(address, Date.now() + (this.options.avoidMs ?? 5_000));
+        if (this.preferred === address) this.preferred = undefined;
+      }
+    }
+    throw new RpcUnavailableError(`${method} failed on every judicator tried (${failures.join('; ') || 'aborted'})`);
+  }
+
+  /** The preferred judicator first (connection reuse), then the others at random, avoided ones last. */
+  private order(addresses: string[]): string[] {
+    const now = Date.now();
+    const shuffled = [...addresses].sort(() => Math.random() - 0.5);
+    const good = shuffled.filter((a) => (this.avoidUntil.get(a) ?? 0) <= now);
+    const avoided = shuffled.filter((a) => (this.avoidUntil.get(a) ?? 0) > now);
+    if (this.preferred && good.includes(this.preferred)) good.splice(good.indexOf(this.preferred), 1), good.unshift(this.preferred);
+    return [...good, ...avoided];
+  }
+
+  private async post<M extends RpcMethod>(
+    address: string,
+    method: M,
+    body: RpcRequest<M>,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RpcResponse<M>> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const response = await fetch(`http://${address}${RPC_PATH}/${method}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      },
+      body: JSON.stringify(body),
+      signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
+    });
+    const text = await response.text();
+    // 503: that judicator cannot serve now (lost its etcd quorum, starting): another one may.
+    if (response.status === 503 || response.status >= 500) {
+      throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`);
+    }
+    try {
+      return JSON.parse(text) as RpcResponse<M>;
+    } catch {
+      throw new Error(`HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`);
+    }
+  }
+}

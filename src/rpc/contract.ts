@@ -1,0 +1,146 @@
+// The judicator RPC contract (HTTP/JSON): `POST /rpc/<method>` with a JSON body, answered with JSON that
+// always carries `result` (a ReturnCode) and, when it is not OK, `message` saying why. Binary fields travel
+// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors).
+// Requests are validated with these schemas on the judicator; clients use the inferred types.
+import { z } from 'zod';
+import { ID_PATTERN } from '../common/ids';
+import { TaskStatus, type ReturnCode } from '../task/types';
+
+export const RPC_PATH = '/rpc';
+/** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
+export const TOKEN_HEADER = 'authorization';
+
+export const MAX_INT = 2_147_483_647;
+const int = z.number().int().min(0).max(MAX_INT);
+const id = z.string().regex(ID_PATTERN, 'must be 24 lower-case hex characters');
+/** base64 text; an empty string is empty bytes. */
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const status = z.union(Object.values(TaskStatus).map((s) => z.literal(s)) as [z.ZodLiteral<number>, z.ZodLiteral<number>, ...z.ZodLiteral<number>[]]);
+const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only');
+
+export const stepLimitsSchema = z
+  .object({
+    cpu_time: z.number().positive().max(86_400).optional(),
+    memory: z.number().int().positive().optional(),
+    processes: z.number().int().positive().max(1_000_000).optional(),
+    file_size: z.number().int().positive().optional(),
+    output: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const wireTaskInputSchema = z
+  .object({
+    user: int,
+    compile: z.object({ source: base64, command: base64, timeout: int, limits: stepLimitsSchema.optional() }).strict(),
+    execute: z
+      .object({ input: base64, data: base64, command: base64, timeout: int, standard: base64, limits: stepLimitsSchema.optional() })
+      .strict(),
+    network: z.boolean().optional(),
+  })
+  // The original's clients send the whole Task struct; what the judicator decides itself is ignored.
+  .passthrough();
+export type WireTaskInput = z.infer<typeof wireTaskInputSchema>;
+
+export const stepReportSchema = z.object({
+  exit_code: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  wall_ms: z.number().min(0),
+  cpu_ms: z.number().min(0).nullable(),
+  memory_kb: z.number().min(0).nullable(),
+  stopped: z.enum(['time', 'memory', 'output', 'cancel', 'processes', 'file_size', 'cpu_time']).nullable(),
+});
+
+export const wireResultSchema = z.object({
+  compile_output: base64,
+  compile_error: base64,
+  execute_output: base64,
+  execute_error: base64,
+  accepted: z.boolean().nullable().optional(),
+  compile: stepReportSchema.nullable().optional(),
+  execute: stepReportSchema.nullable().optional(),
+});
+export type WireResult = z.infer<typeof wireResultSchema>;
+
+/** A full task on the wire (get, and report's assignments). */
+export interface WireTask extends WireTaskInput {
+  id: string;
+  add_time: string;
+  done: boolean;
+  status: number;
+  executor: string | null;
+  report_time: string;
+  retries: number;
+  result: WireResult | null;
+}
+
+export const requestSchemas = {
+  ping: z.object({}).passthrough(),
+  add: z.object({
+    task: wireTaskInputSchema,
+    /**
+     * Addition: the id the client wants the task to have (a fresh id from the client's clock). Adding the
+     * same id twice adds one task, so a client may retry an add whose answer it lost.
+     */
+    id: id.optional(),
+  }),
+  cancel: z.object({ id }),
+  search: z.object({
+    id: z.union([id, z.literal('')]).nullish(),
+    user: int.nullish(),
+    start_time: z.string().max(64).nullish(),
+    end_time: z.string().max(64).nullish(),
+    old_to_new: z.boolean().nullish(),
+    limit: int.nullish(),
+    page: int.nullish(),
+  }),
+  get: z.object({ id }),
+  report: z.object({
+    executor: name,
+    complete: z.array(z.object({ id, status, result: wireResultSchema })).max(10_000),
+    executing: z.array(z.object({ id, status })).max(10_000),
+    vacant: z.number().int().min(0).max(10_000),
+    /** Addition: how long to hold the call when there is nothing to say (long polling), in ms. */
+    wait_ms: z.number().int().min(0).max(120_000).optional(),
+  }),
+  executors: z.object({}).passthrough(),
+} as const;
+
+export type RpcMethod = keyof typeof requestSchemas;
+export type RpcRequest<M extends RpcMethod> = z.input<(typeof requestSchemas)[M]>;
+
+export interface WireBrief {
+  id: string;
+  user: number;
+  add_time: string;
+  done: boolean;
+  status: number;
+  executor: string | null;
+  report_time: string;
+}
+
+interface Answer {
+  result: ReturnCode;
+  message?: string;
+}
+
+export interface RpcResponses {
+  ping: Answer;
+  add: Answer & { id: string | null };
+  cancel: Answer;
+  search: Answer & { pages: number; tasks: WireBrief[] };
+  get: Answer & { task: WireTask | null };
+  report: Answer & { cancel: string[]; assign: WireTask[] };
+  executors: Answer & {
+    executors: {
+      id: string;
+      hostname: string;
+      report_time: string;
+      host?: string;
+      slots?: number;
+      vacant?: number;
+      started?: string;
+      alive?: boolean;
+    }[];
+  };
+}
+export type RpcResponse<M extends RpcMethod> = RpcResponses[M];

@@ -1,0 +1,141 @@
+// The TaskStore: everything the judicators keep about tasks and executors, behind one interface with two
+// implementations (etcd-store.ts, mongo-store.ts). Nothing outside store/ knows which one runs.
+//
+// Every method that changes a task is atomic per task: a task is held by at most one executor, a result
+// is accepted only from the executor holding the task, and a task is `done` exactly once. Methods never
+// trust their caller about a task's state: they check it in the same atomic step.
+import type { CompletedTask, ExecutorInfo, Task, TaskBrief, TaskInput, TaskStatus } from '../task/types';
+
+export type StoreKind = 'etcd' | 'mongodb';
+
+export interface SearchQuery {
+  /** Only this task (an invalid id is the caller's to refuse). */
+  id?: string;
+  user?: number;
+  /** Inclusive bounds on add time, ms since the epoch. */
+  startMs?: number;
+  endMs?: number;
+  /** Oldest first (default newest first); ties are broken by id, in the same direction. */
+  oldToNew?: boolean;
+  /** Page size; 0 means all (and `page` is ignored). */
+  limit: number;
+  page: number;
+}
+
+export interface SearchResult {
+  /** ceil(matches / limit); 1 when limit is 0 and anything matched; 0 when nothing matched. */
+  pages: number;
+  /** Matching tasks before paging. */
+  total: number;
+  tasks: TaskBrief[];
+}
+
+/** A running task's state as its executor reports it. */
+export interface ExecutingUpdate {
+  id: string;
+  status: TaskStatus;
+}
+
+/** Why tasks went back to Retrying, for the message of a task that gives up. */
+export type RequeueReason = 'unreported' | 'executor-gone' | 'expired';
+
+export interface RequeueOutcome {
+  /** Back to Retrying, assignable again. */
+  retried: string[];
+  /** Past the retry limit: ended as Unknown error. */
+  abandoned: string[];
+}
+
+/** What changed in the store, cluster-wide (any judicator's writes): wakes long-polling reports. */
+export type StoreEvent =
+  | { type: 'pending' } // a task became assignable (added, or back to Retrying)
+  | { type: 'released'; executor: string; id: string }; // a task was taken from an executor (cancel, expiry)
+
+export interface TaskStore {
+  readonly kind: StoreKind;
+
+  /** Adds a Pending task; returns its id. Throws TooLargeError past the size limit. */
+  add(task: TaskInput): Promise<string>;
+
+  /** Cancels a task that is not done. Returns the executor that held it, or NOT_EXIST if done or unknown. */
+  cancel(id: string): Promise<{ found: true; executor: string | null } | { found: false }>;
+
+  search(query: SearchQuery): Promise<SearchResult>;
+
+  /** The full task (input and result), or undefined. */
+  get(id: string): Promise<Task | undefined>;
+
+  // ---- report, step by step (the judicator's scheduler calls these in this order) ----
+
+  /** Records that `executor` reported now (for `executors` and executor expiry). */
+  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void>;
+
+  /**
+   * Finishes tasks: each atomically, and only if `executor` still holds it (done=true, its status and
+   * result, executor=null). Returns the ids that were accepted; the others are silently dropped (the
+   * task was cancelled or given to another executor). A result over the size limit ends the task as
+   * Unknown error instead.
+   */
+  complete(executor: string, tasks: readonly CompletedTask[]): Promise<{ accepted: string[] }>;
+
+  /**
+   * Records running tasks' statuses (and that the executor acknowledged them); refreshes their report
+   * time. Returns the ids `executor` does not hold (any more): the executor must drop those.
+   */
+  updateExecuting(executor: string, updates: readonly ExecutingUpdate[]): Promise<{ notHeld: string[] }>;
+
+  /**
+   * Tasks `executor` holds and had acknowledged (reported as executing before) but did not report now:
+   * the executor lost them (it restarted). They go back to Retrying (or give up past `maxRetries`).
+   */
+  requeueUnreported(executor: string, reported: ReadonlySet<string>, maxRetries: number): Promise<RequeueOutcome>;
+
+  /**
+   * Tasks assigned to `executor` that it never acknowledged and did not report now (the answer carrying
+   * them was lost): handed to it again, without counting a retry.
+   */
+  unacknowledged(executor: string, reported: ReadonlySet<string>, limit: number): Promise<Task[]>;
+
+  /** Assigns up to `count` assignable tasks (oldest first) to `executor`, each atomically. */
+  assign(executor: string, count: number): Promise<Task[]>;
+
+  // ---- executors ----
+
+  /** Executors that reported (with their last report time), for the `executors` RPC. */
+  listExecutors(): Promise<ExecutorInfo[]>;
+
+  /** Forgets an executor record (the leader removes executors that are gone). */
+  removeExecutor(name: string): Promise<void>;
+
+  // ---- leader duties (idempotent: two leaders at once, or one changing mid-way, do no harm) ----
+
+  /** Executors currently holding tasks, with the oldest report time among their tasks. */
+  holders(): Promise<{ executor: string; oldestReportMs: number; tasks: number }[]>;
+
+  /**
+   * Sends back to Retrying every task of `executor` (gone), or only those whose report time is older
+   * than `olderThanMs` (stopped reporting them). Past `maxRetries` a task ends as Unknown error.
+   */
+  requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number }): Promise<RequeueOutcome>;
+
+  /** Deletes done tasks whose report (finish) time is before `beforeMs`; returns how many. */
+  deleteFinishedBefore(beforeMs: number, batch?: number): Promise<number>;
+
+  /** Counts of tasks by status (metrics, `kv2 status`). */
+  countByStatus(): Promise<Partial<Record<TaskStatus, number>>>;
+
+  // ---- change feed ----
+
+  /** Calls `listener` on every store event, cluster-wide; returns the unsubscribe function. */
+  subscribe(listener: (event: StoreEvent) => void): () => void;
+
+  close(): Promise<void>;
+}
+
+/** Limits and clocks a store is created with. */
+export interface StoreOptions {
+  /** Largest stored task (input plus result), bytes. */
+  maxTaskSize: number;
+  /** Now, in ms: judicators use the wall clock; tests may pin it. */
+  now?: () => number;
+}
