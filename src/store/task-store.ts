@@ -54,8 +54,12 @@ export type StoreEvent =
 export interface TaskStore {
   readonly kind: StoreKind;
 
-  /** Adds a Pending task; returns its id. Throws TooLargeError past the size limit. */
-  add(task: TaskInput): Promise<string>;
+  /**
+   * Adds a Pending task; returns its id. With `id` (chosen by the client, already checked by the caller),
+   * adding the same id again adds nothing and returns it: a client may retry an add whose answer it lost.
+   * Throws TooLargeError past the size limit.
+   */
+  add(task: TaskInput, id?: string): Promise<string>;
 
   /** Cancels a task that is not done. Returns the executor that held it, or NOT_EXIST if done or unknown. */
   cancel(id: string): Promise<{ found: true; executor: string | null } | { found: false }>;
@@ -95,6 +99,12 @@ export interface TaskStore {
    * them was lost): handed to it again, without counting a retry.
    */
   unacknowledged(executor: string, reported: ReadonlySet<string>, limit: number): Promise<Task[]>;
+
+  /**
+   * Tasks `executor` gives back on purpose (it is stopping): back to Retrying, held by nobody, without
+   * counting a retry. Tasks it does not hold are ignored. Returns the ids given back.
+   */
+  release(executor: string, ids: readonly string[]): Promise<string[]>;
 
   /** Assigns up to `count` assignable tasks (oldest first) to `executor`, each atomically. */
   assign(executor: string, count: number): Promise<Task[]>;
