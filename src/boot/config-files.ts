@@ -34,11 +34,14 @@ export function configPath(roleDir: string, module: string): string {
   return path.join(roleDir, 'config', `${module}.json`);
 }
 
-/** Writes a config file atomically (indented, like the original's generated configs). */
+/**
+ * Writes a config file atomically (indented, like the original's generated configs). Readable by its
+ * owner only: configs may hold the cluster token.
+ */
 export function writeConfigFile(file: string, config: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temp, `${JSON.stringify(config, null, 4)}\n`);
+  fs.writeFileSync(temp, `${JSON.stringify(config, null, 4)}\n`, { mode: 0o600 });
   fs.renameSync(temp, file);
 }
 

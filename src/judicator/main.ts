@@ -1,35 +1,176 @@
-// The judicator's main module: the RPC server executors, gateways and the CLI talk to, registered in etcd
-// under judicator/service/<name> for as long as it serves.
-import Fastify from 'fastify';
+// The judicator's main module: the task store, the RPC server executors, gateways and the CLI talk to,
+// the registration under judicator/service/<name>, the quorum watch, and — on the elected judicator —
+// the leader's duties.
+import type { Etcd3 } from 'etcd3';
 import { describeError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import { sleep } from '../common/processes';
 import type { ModuleContext } from '../boot/module-definition';
 import { createEtcdClient } from '../cluster/etcd-client';
+import { LeaderElection } from '../cluster/election';
 import { clusterKeys } from '../cluster/keys';
 import { LeasedRegistration } from '../cluster/registration';
+import { openJudicatorStore } from './store-choice';
+import { LeaderDuties } from './leader-duties';
+import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './module';
+import { createRpcServer } from './rpc-server';
+import { Scheduler } from './scheduler';
+
+/** A judicator is only advertised and serving while etcd answers linearizable reads. */
+class QuorumWatch {
+  private healthy = false;
+  private reason = 'etcd has not answered yet';
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly probeKey: string,
+    private readonly logger: Logger,
+  ) {}
+
+  state(): { ok: true } | { ok: false; reason: string } {
+    return this.healthy ? { ok: true } : { ok: false, reason: this.reason };
+  }
+
+  async run(intervalMs: number, signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        // A linearizable read needs the etcd leader and a quorum: exactly what writes need.
+        await withTimeout(this.etcd.get(this.probeKey).exec(), Math.max(2 * intervalMs, 2_000));
+        if (!this.healthy) this.logger.info('etcd quorum reachable: serving');
+        this.healthy = true;
+        failures = 0;
+      } catch (error) {
+        failures++;
+        if (failures >= 2 && this.healthy) {
+          this.reason = `its etcd has no quorum (${describeError(error)})`;
+          this.logger.error({ err: describeError(error) }, 'etcd quorum lost: this judicator stops serving until it is back; clients fail over to other judicators');
+          this.healthy = false;
+        } else if (!this.healthy) {
+          this.reason = `etcd does not answer (${describeError(error)})`;
+        }
+      }
+      await sleep(intervalMs, signal);
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Executors' registration keys, read from etcd and kept for a moment: a report must not cost a read. */
+class ExecutorKeys {
+  private readonly cache = new Map<string, { key: string | undefined; at: number }>();
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly prefix: string,
+  ) {}
+
+  async get(name: string): Promise<string | undefined> {
+    const cached = this.cache.get(name);
+    if (cached && Date.now() - cached.at < 2_000) return cached.key;
+    const value = await this.etcd.get(clusterKeys(this.prefix).executorService(name)).string();
+    let key: string | undefined;
+    try {
+      key = value ? (JSON.parse(value) as { key?: string }).key : undefined;
+    } catch {
+      key = undefined;
+    }
+    this.cache.set(name, { key, at: Date.now() });
+    return key;
+  }
+}
 
 export async function runJudicator({ config, logger, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
   const keys = clusterKeys(config.etcd.prefix);
   const etcd = createEtcdClient(config.etcd.endpoints);
+  const quorum = new QuorumWatch(etcd, keys.clusterStore, logger);
+  const quorumLoop = quorum.run(config.quorum_check_interval * 1000, signal);
+
+  const store = await openJudicatorStore(config, () => etcd, logger, signal);
+  if (!store) {
+    etcd.close();
+    return; // shutdown while waiting for etcd
+  }
+  const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: 1_000 }, logger);
+  const executorKeys = new ExecutorKeys(etcd, config.etcd.prefix);
+  const election = new LeaderElection(() => etcd, { prefix: config.etcd.prefix, name: config.name, ttl: config.lead.ttl }, logger);
+  const metrics = new JudicatorMetrics(store, () => election.isLeader);
   const registration = new LeasedRegistration(
     () => etcd,
     { key: keys.judicatorService(config.name), value: () => `${config.advertise.address}:${config.advertise.port}`, ttl: config.register.ttl },
     logger,
   );
-  const server = Fastify({ logger: false });
-  server.get('/ping', async () => ({ result: 0 }));
-  // Ready means registered in etcd: executors and gateways can find this judicator.
-  server.get('/health', async (_request, reply) =>
-    registration.isRegistered ? { healthy: true } : reply.code(503).send({ healthy: false, reason: 'not registered in etcd yet (is etcd up?)' }),
+  const server = createRpcServer(
+    {
+      clusterToken: config.cluster_token,
+      bodyLimit: 2 * config.task.max_size + 1024 * 1024,
+      maxSearchResults: config.rpc.max_search_results,
+      clientIdSkewMs: 10 * 60_000,
+      maxInflatedBytes: 256 * 1024 * 1024,
+    },
+    {
+      store,
+      scheduler,
+      availability: () => {
+        const state = quorum.state();
+        if (!state.ok) return state;
+        return registration.isRegistered ? { ok: true } : { ok: false, reason: 'not registered in etcd yet' };
+      },
+      executorKey: (name) => executorKeys.get(name),
+      extraRoutes: (app) => metrics.routes(app),
+      observe: (method, result, seconds, answer) => {
+        metrics.rpcCalls.inc({ method, result: String(result) });
+        metrics.rpcSeconds.observe({ method }, seconds);
+        if (method === 'report' && result === 0) {
+          const report = answer as { assign: unknown[] };
+          metrics.assigned.inc(report.assign.length);
+        }
+      },
+    },
+    logger,
   );
   try {
     await server.listen({ host: config.listen.address, port: config.listen.port });
   } catch (error) {
+    scheduler.close();
+    await store.close();
     etcd.close();
     throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
   }
-  logger.info({ listen: config.listen }, `judicator RPC listening on ${config.listen.address}:${config.listen.port}`);
-  await registration.run(signal);
+  logger.info({ listen: config.listen, store: store.kind }, `judicator RPC listening on ${config.listen.address}:${config.listen.port} (store: ${store.kind})`);
+
+  const duties = new LeaderDuties(
+    () => etcd,
+    store,
+    {
+      prefix: config.etcd.prefix,
+      interval: config.lead.interval,
+      taskExpiration: config.task.expiration,
+      maxRetries: config.task.max_retries,
+      executorExpiration: config.executor.expiration,
+      memberGcAfter: config.etcd_member_gc_after,
+      retention: config.task.retention,
+    },
+    logger,
+  );
+  await Promise.all([
+    registration.run(signal),
+    election.run(signal, (fence, leadSignal) => duties.run(fence, leadSignal)),
+    quorumLoop,
+  ]);
+  // Stop taking calls first (held reports are answered), then let go of the store.
+  scheduler.close();
   await server.close();
+  await store.close();
   etcd.close();
 }

@@ -99,6 +99,11 @@ export const requestSchemas = {
     complete: z.array(z.object({ id, status, result: wireResultSchema })).max(10_000),
     executing: z.array(z.object({ id, status })).max(10_000),
     vacant: z.number().int().min(0).max(10_000),
+    /**
+     * Addition: the random key the executor process registered under executor/service/<name>; a report
+     * carrying another key comes from a second process using the same name, and is refused.
+     */
+    key: z.string().min(1).max(128).optional(),
     /** Addition: tasks the executor hands back because it is stopping (Retrying, no retry counted). */
     release: z.array(id).max(10_000).optional(),
     /** Addition: how long to hold the call when there is nothing to say (long polling), in ms. */

@@ -1,0 +1,235 @@
+// The judicator's RPC server (Fastify): `POST /rpc/<method>` with the original's methods and result
+// codes, every input validated with a reason, the cluster token checked, and a judicator that lost its
+// etcd quorum answering 503 so clients go to another one. `GET /ping` and `GET /health` for operators.
+import { timingSafeEqual } from 'node:crypto';
+import zlib from 'node:zlib';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { describeError, TooLargeError } from '../common/errors';
+import { idTime } from '../common/ids';
+import type { Logger } from '../common/logging';
+import { parseTime } from '../common/time';
+import { RPC_PATH, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
+import { briefToWire, inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
+import type { TaskStore } from '../store/task-store';
+import { ReturnCode, type TaskInput, type TaskStatus } from '../task/types';
+import { Scheduler } from './scheduler';
+
+export interface RpcServerSettings {
+  /** Cluster token; when set, every RPC must carry it. */
+  clusterToken: string | null;
+  /** Largest request body, bytes (a task is at most the task size limit, plus base64). */
+  bodyLimit: number;
+  /** Most tasks one search returns when it asks for all (limit 0). */
+  maxSearchResults: number;
+  /** How far (ms) a client-chosen task id's time may be from this judicator's clock. */
+  clientIdSkewMs: number;
+  /** Largest text field once inflated, bytes (a zlib bomb is refused). */
+  maxInflatedBytes: number;
+}
+
+export interface RpcDependencies {
+  store: TaskStore;
+  scheduler: Scheduler;
+  /** Whether this judicator can serve (registered, etcd quorum reachable), and why not. */
+  availability: () => { ok: true } | { ok: false; reason: string };
+  /** Executors' registrations, to check that a report comes from the executor it names. */
+  executorKey: (name: string) => Promise<string | undefined>;
+  extraRoutes?: (app: FastifyInstance) => void;
+  /** Called after every RPC with its method, result code and duration. */
+  observe?: (method: string, result: number, seconds: number, answer: unknown) => void;
+}
+
+type Answer<M extends RpcMethod> = RpcResponses[M];
+
+/** The shape of a refusal for each method: the original's empty fields plus `message`. */
+function refusal<M extends RpcMethod>(method: M, result: ReturnCode, message: string): Answer<M> {
+  const empty: Record<RpcMethod, object> = {
+    ping: {},
+    add: { id: null },
+    cancel: {},
+    search: { pages: 0, tasks: [] },
+    get: { task: null },
+    report: { cancel: [], assign: [] },
+    executors: { executors: [] },
+  };
+  return { result, message, ...empty[method] } as Answer<M>;
+}
+
+export function createRpcServer(settings: RpcServerSettings, deps: RpcDependencies, logger: Logger): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: settings.bodyLimit, forceCloseConnections: true });
+  const tokenBuffer = settings.clusterToken ? Buffer.from(`Bearer ${settings.clusterToken}`) : undefined;
+
+  app.get('/ping', async () => ({ result: ReturnCode.OK }));
+  app.get('/health', async (_request, reply) => {
+    const state = deps.availability();
+    return state.ok ? { healthy: true } : reply.code(503).send({ healthy: false, reason: state.reason });
+  });
+  deps.extraRoutes?.(app);
+
+  // Bodies that are not JSON, or too large, get the method's refusal shape instead of Fastify's error.
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const method = (request.params as { method?: string }).method as RpcMethod | undefined;
+    const known = method && method in requestSchemas ? method : 'ping';
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(refusal(known, ReturnCode.TOO_LARGE, `request larger than ${settings.bodyLimit} bytes`));
+    }
+    if ((error.statusCode ?? 500) < 500) {
+      return reply.code(400).send(refusal(known, ReturnCode.INVALID_INPUT, `bad request: ${error.message}`));
+    }
+    logger.error({ err: describeError(error), method }, 'RPC failed');
+    return reply.code(500).send(refusal(known, ReturnCode.ERROR, `internal error: ${error.message}`));
+  });
+
+  app.post<{ Params: { method: string } }>(`${RPC_PATH}/:method`, async (request, reply) => {
+    const method = request.params.method as RpcMethod;
+    if (!(method in requestSchemas)) {
+      return reply.code(404).send({ result: ReturnCode.INVALID_INPUT, message: `no RPC method "${request.params.method}"` });
+    }
+    if (tokenBuffer && !tokenMatches(request.headers.authorization, tokenBuffer)) {
+      return reply.code(401).send(refusal(method, ReturnCode.UNAUTHORIZED, 'missing or wrong cluster token (--cluster-token)'));
+    }
+    const state = deps.availability();
+    if (!state.ok && method !== 'ping') {
+      return reply.code(503).send(refusal(method, ReturnCode.ERROR, `this judicator cannot serve: ${state.reason}; try another judicator`));
+    }
+    const parsed = requestSchemas[method].safeParse(request.body ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return refusal(method, ReturnCode.INVALID_INPUT, `${issue.path.join('.') || 'request'}: ${issue.message}`);
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const answer = await handlers[method](parsed.data as never, request.raw, reply);
+      const result = (answer as { result?: number }).result ?? ReturnCode.OK;
+      deps.observe?.(method, result, Number(process.hrtime.bigint() - started) / 1e9, answer);
+      return answer;
+    } catch (error) {
+      if (error instanceof TooLargeError) return refusal(method, ReturnCode.TOO_LARGE, error.message);
+      logger.error({ method, err: describeError(error) }, `RPC ${method} failed: ${describeError(error)}`);
+      // A store that cannot be reached is this judicator's problem, not the caller's: let them fail over.
+      return reply.code(503).send(refusal(method, ReturnCode.ERROR, `${method} failed on this judicator: ${describeError(error)}`));
+    }
+  });
+
+  const handlers: { [M in RpcMethod]: (body: never, raw: import('node:http').IncomingMessage, reply: FastifyReply) => Promise<Answer<M> | FastifyReply> } = {
+    ping: async () => ({ result: ReturnCode.OK }),
+
+    add: async (body: { task: Parameters<typeof inputFromWire>[0]; id?: string }) => {
+      const input = inputFromWire(body.task);
+      const problem = checkTextFields(input, settings.maxInflatedBytes);
+      if (problem) return refusal('add', ReturnCode.INVALID_INPUT, problem);
+      if (body.id !== undefined && Math.abs(idTime(body.id) - Date.now()) > settings.clientIdSkewMs) {
+        return refusal('add', ReturnCode.INVALID_INPUT, `id ${body.id} was not made just now (its time is ${new Date(idTime(body.id)).toISOString()})`);
+      }
+      const id = await deps.store.add(input, body.id);
+      return { result: ReturnCode.OK, id };
+    },
+
+    cancel: async (body: { id: string }) => {
+      const outcome = await deps.store.cancel(body.id);
+      return outcome.found
+        ? { result: ReturnCode.OK }
+        : { result: ReturnCode.NOT_EXIST, message: `task ${body.id} does not exist or is already done` };
+    },
+
+    search: async (body: { id?: string | null; user?: number | null; start_time?: string | null; end_time?: string | null; old_to_new?: boolean | null; limit?: number | null; page?: number | null }) => {
+      const startMs = body.start_time ? parseTime(body.start_time) : undefined;
+      if (body.start_time && startMs === undefined) return refusal('search', ReturnCode.INVALID_INPUT, `start_time "${body.start_time}" is not an ISO-8601 time`);
+      const endMs = body.end_time ? parseTime(body.end_time) : undefined;
+      if (body.end_time && endMs === undefined) return refusal('search', ReturnCode.INVALID_INPUT, `end_time "${body.end_time}" is not an ISO-8601 time`);
+      const limit = body.limit ?? 0;
+      const result = await deps.store.search({
+        id: body.id || undefined,
+        user: body.user ?? undefined,
+        startMs,
+        endMs,
+        oldToNew: body.old_to_new ?? false,
+        limit: limit === 0 ? settings.maxSearchResults : limit,
+        page: limit === 0 ? 0 : body.page ?? 0,
+      });
+      const pages = limit === 0 ? (result.total > 0 ? 1 : 0) : result.pages;
+      return { result: ReturnCode.OK, pages, tasks: result.tasks.map(briefToWire) };
+    },
+
+    get: async (body: { id: string }) => {
+      const task = await deps.store.get(body.id);
+      return task ? { result: ReturnCode.OK, task: taskToWire(task) } : { result: ReturnCode.NOT_EXIST, task: null, message: `task ${body.id} does not exist` };
+    },
+
+    report: async (
+      body: {
+        executor: string;
+        complete: { id: string; status: number; result: Parameters<typeof resultFromWire>[0] }[];
+        executing: { id: string; status: number }[];
+        vacant: number;
+        release?: string[];
+        wait_ms?: number;
+        key?: string;
+      },
+      raw,
+    ) => {
+      const complete = body.complete.map((t) => ({ id: t.id, status: t.status as TaskStatus, result: resultFromWire(t.result) }));
+      const executing = body.executing.map((t) => ({ id: t.id, status: t.status as TaskStatus }));
+      const problem = Scheduler.checkStatuses({ complete, executing });
+      if (problem) return refusal('report', ReturnCode.INVALID_INPUT, problem);
+      const registeredKey = await deps.executorKey(body.executor);
+      if (registeredKey !== undefined && body.key !== undefined && registeredKey !== body.key) {
+        return refusal('report', ReturnCode.UNAUTHORIZED, `executor name ${body.executor} is registered by another executor process; names must be unique`);
+      }
+      if (settings.clusterToken && registeredKey === undefined) {
+        return refusal('report', ReturnCode.UNAUTHORIZED, `executor ${body.executor} is not registered in etcd; it must register before it reports`);
+      }
+      if (settings.clusterToken && registeredKey !== body.key) {
+        return refusal('report', ReturnCode.UNAUTHORIZED, `report for executor ${body.executor} does not carry that executor's key`);
+      }
+      // The executor hanging up (it has news, or it stopped) ends a held report at once.
+      const hungUp = new AbortController();
+      raw.once('close', () => hungUp.abort());
+      const answer = await deps.scheduler.report(
+        { executor: body.executor, complete, executing, vacant: body.vacant, release: body.release ?? [], waitMs: body.wait_ms ?? 0 },
+        hungUp.signal,
+      );
+      return { result: ReturnCode.OK, cancel: answer.cancel, assign: answer.assign.map(taskToWire) };
+    },
+
+    executors: async () => {
+      const executors = await deps.store.listExecutors();
+      return { result: ReturnCode.OK, executors };
+    },
+  };
+
+  return app;
+}
+
+function tokenMatches(header: string | undefined, expected: Buffer): boolean {
+  if (!header) return false;
+  const given = Buffer.from(header);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Text fields must be zlib (or empty) and inflate to a sane size: checked before anything is stored. */
+function checkTextFields(input: TaskInput, maxInflatedBytes: number): string | undefined {
+  const fields: [string, Buffer][] = [
+    ['compile.command', input.compile.command],
+    ['execute.input', input.execute.input],
+    ['execute.command', input.execute.command],
+    ['execute.standard', input.execute.standard],
+  ];
+  for (const [name, bytes] of fields) {
+    if (bytes.length === 0) continue;
+    try {
+      zlib.inflateSync(bytes, { maxOutputLength: maxInflatedBytes });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return code === 'ERR_BUFFER_TOO_LARGE'
+        ? `${name} inflates to more than ${maxInflatedBytes} bytes`
+        : `${name} is not zlib-compressed text`;
+    }
+  }
+  for (const [name, bytes] of [['compile.source', input.compile.source], ['execute.data', input.execute.data]] as const) {
+    // A zip starts with a local file header (PK\x03\x04) or, when empty, the end record (PK\x05\x06).
+    if (bytes.length && !(bytes[0] === 0x50 && bytes[1] === 0x4b)) return `${name} is not a zip archive`;
+  }
+  return undefined;
+}
+

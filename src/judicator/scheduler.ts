@@ -1,0 +1,207 @@
+// The heart of scheduling: the `report` RPC. An executor reports what it finished and what it runs; the
+// judicator records it, tells it what to drop, and hands it work. When there is nothing to say, the call
+// is held (long polling) until a task is added anywhere in the cluster or one of the executor's tasks is
+// taken away, so a task starts milliseconds after it is submitted.
+import { describeError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import { EXECUTOR_FINAL_STATUSES, RUNNING_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
+import type { StoreEvent, TaskStore } from '../store/task-store';
+
+export interface ReportInput {
+  executor: string;
+  complete: CompletedTask[];
+  executing: { id: string; status: TaskStatus }[];
+  vacant: number;
+  release: string[];
+  waitMs: number;
+}
+
+export interface ReportOutput {
+  cancel: string[];
+  assign: Task[];
+}
+
+export interface SchedulerSettings {
+  maxRetries: number;
+  /** Longest a report may be held, whatever the executor asks (ms). */
+  maxWaitMs: number;
+  /** Heartbeats are written at most this often per executor (ms): a report every few ms must not cost a write each. */
+  heartbeatEveryMs: number;
+}
+
+/** A report waiting for something to happen. */
+interface Waiter {
+  executor: string;
+  wantsWork: boolean;
+  holding: ReadonlySet<string>;
+  /** Set when something this waiter cares about happened. */
+  woken: boolean;
+  released: Set<string>;
+  wake(): void;
+}
+
+export class Scheduler {
+  private readonly waiters = new Set<Waiter>();
+  private readonly unsubscribe: () => void;
+  private readonly lastHeartbeat = new Map<string, number>();
+  /** The newest report of each executor: an older one still waiting is answered at once. */
+  private readonly generation = new Map<string, number>();
+  private nextGeneration = 1;
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly settings: SchedulerSettings,
+    private readonly logger: Logger,
+  ) {
+    this.unsubscribe = store.subscribe((event) => this.onStoreEvent(event));
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const waiter of this.waiters) waiter.wake();
+  }
+
+  /** Rejects statuses an executor may not report; returns the reason, or undefined. */
+  static checkStatuses(input: Pick<ReportInput, 'complete' | 'executing'>): string | undefined {
+    for (const task of input.complete) {
+      if (!EXECUTOR_FINAL_STATUSES.includes(task.status)) return `complete task ${task.id} has status ${task.status}, which is not a final status`;
+    }
+    for (const task of input.executing) {
+      const allowed = [...RUNNING_STATUSES, 0, 6];
+      if (!allowed.includes(task.status)) return `executing task ${task.id} has status ${task.status}, which is not a running status`;
+    }
+    const ids = [...input.complete.map((t) => t.id), ...input.executing.map((t) => t.id)];
+    if (new Set(ids).size !== ids.length) return 'a task appears twice in one report';
+    return undefined;
+  }
+
+  async report(input: ReportInput, aborted: AbortSignal): Promise<ReportOutput> {
+    const { executor } = input;
+    const generation = this.nextGeneration++;
+    this.generation.set(executor, generation);
+    // An older report of this executor still held open is answered now: the executor moved on.
+    for (const waiter of this.waiters) if (waiter.executor === executor) waiter.wake();
+
+    await this.heartbeat(input);
+    const cancel = new Set<string>();
+
+    // 1. Results. Listing a completed task in `cancel` tells the executor it may forget it.
+    if (input.complete.length) {
+      await this.store.complete(executor, input.complete);
+      for (const task of input.complete) cancel.add(task.id);
+    }
+    // 2. Tasks handed back by an executor that is stopping.
+    if (input.release.length) {
+      await this.store.release(executor, input.release);
+      for (const id of input.release) cancel.add(id);
+    }
+    // 3. Running tasks: refresh them; the executor must drop those it no longer holds (cancelled, expired).
+    const running = input.executing.filter((t) => !cancel.has(t.id));
+    if (running.length) {
+      const { notHeld } = await this.store.updateExecuting(executor, running);
+      for (const id of notHeld) cancel.add(id);
+    }
+    // 4. Tasks it had acknowledged but no longer reports: it lost them (restart); back to Retrying.
+    const reported = new Set([...input.complete.map((t) => t.id), ...input.executing.map((t) => t.id), ...input.release]);
+    const requeued = await this.store.requeueUnreported(executor, reported, this.settings.maxRetries);
+    if (requeued.retried.length || requeued.abandoned.length) {
+      this.logger.warn({ executor, retried: requeued.retried, abandoned: requeued.abandoned }, `executor ${executor} lost tasks it was running; they go back to Retrying`);
+    }
+
+    // 5. Work, registering interest first so that a task added meanwhile is not missed.
+    const holding = new Set(running.filter((t) => !cancel.has(t.id)).map((t) => t.id));
+    const waiter = this.makeWaiter(executor, input.vacant > 0, holding);
+    try {
+      let assign = input.vacant > 0 ? await this.assign(executor, input.vacant, reported) : [];
+      const deadline = Date.now() + Math.min(input.waitMs, this.settings.maxWaitMs);
+      // 6. Nothing to say: hold the call until something happens, the wait ends, or the executor hangs up.
+      while (assign.length === 0 && cancel.size === 0 && Date.now() < deadline && !aborted.aborted) {
+        if (!waiter.woken) await this.waitFor(waiter, deadline - Date.now(), aborted);
+        if (aborted.aborted || this.generation.get(executor) !== generation) break;
+        for (const id of waiter.released) cancel.add(id);
+        const wantedWork = waiter.woken && waiter.wantsWork;
+        waiter.woken = false;
+        waiter.released.clear();
+        if (wantedWork) assign = await this.assign(executor, input.vacant, reported);
+      }
+      if (aborted.aborted && assign.length) {
+        // The executor hung up before hearing about these: they stay unacknowledged and are handed to it
+        // again on its next report (or requeued by the leader if it never comes back).
+        this.logger.debug({ executor, tasks: assign.map((t) => t.id) }, 'report abandoned after assignment; tasks will be redelivered');
+      }
+      return { cancel: [...cancel], assign };
+    } finally {
+      this.waiters.delete(waiter);
+    }
+  }
+
+  private async heartbeat(input: ReportInput): Promise<void> {
+    const now = Date.now();
+    const last = this.lastHeartbeat.get(input.executor) ?? 0;
+    if (now - last < this.settings.heartbeatEveryMs) return;
+    this.lastHeartbeat.set(input.executor, now);
+    try {
+      await this.store.recordHeartbeat(input.executor, { vacant: input.vacant });
+    } catch (error) {
+      this.lastHeartbeat.delete(input.executor);
+      throw error;
+    }
+  }
+
+  /** Assignments: first tasks already given to this executor whose answer it never got, then new ones. */
+  private async assign(executor: string, vacant: number, reported: ReadonlySet<string>): Promise<Task[]> {
+    const redelivered = await this.store.unacknowledged(executor, reported, vacant);
+    const fresh = vacant > redelivered.length ? await this.store.assign(executor, vacant - redelivered.length) : [];
+    return [...redelivered, ...fresh];
+  }
+
+  private makeWaiter(executor: string, wantsWork: boolean, holding: ReadonlySet<string>): Waiter {
+    const waiter: Waiter = {
+      executor,
+      wantsWork,
+      holding,
+      woken: false,
+      released: new Set(),
+      wake: () => undefined,
+    };
+    // Until it actually waits, a wake-up is remembered (and the wait skipped).
+    waiter.wake = () => {
+      waiter.woken = true;
+    };
+    this.waiters.add(waiter);
+    return waiter;
+  }
+
+  private waitFor(waiter: Waiter, ms: number, aborted: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        aborted.removeEventListener('abort', done);
+        waiter.wake = () => {
+          waiter.woken = true;
+        };
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(ms, 0));
+      aborted.addEventListener('abort', done, { once: true });
+      waiter.wake = () => {
+        waiter.woken = true;
+        done();
+      };
+    });
+  }
+
+  private onStoreEvent(event: StoreEvent): void {
+    try {
+      for (const waiter of this.waiters) {
+        if (event.type === 'pending' && waiter.wantsWork) waiter.wake();
+        else if (event.type === 'released' && event.executor === waiter.executor && waiter.holding.has(event.id)) {
+          waiter.released.add(event.id);
+          waiter.wake();
+        }
+      }
+    } catch (error) {
+      this.logger.error({ err: describeError(error) }, 'could not dispatch a store event');
+    }
+  }
+}

@@ -1,0 +1,124 @@
+// A whole kv2 system for tests and the chaos run: judicators, executors and gateways of the built kv2 on
+// loopback, each in its own work dir, plus a small HTTP client of the gateway API.
+import { freePort } from './ports';
+import { startJudicators, type ClusterNode } from './cluster';
+import { killLeftovers, startNode, type Kv2Node } from './kv2';
+import { makeTempDir } from './temp';
+import { waitFor } from './wait';
+
+type Hooks = { after: (fn: () => unknown) => void };
+
+export interface ExecutorNode {
+  name: string;
+  dir: string;
+  args: string[];
+  node: Kv2Node;
+}
+
+export interface GatewayNode {
+  dir: string;
+  port: number;
+  url: string;
+  args: string[];
+  node: Kv2Node;
+}
+
+export interface System {
+  judicators: ClusterNode[];
+  executors: ExecutorNode[];
+  gateways: GatewayNode[];
+  /** All judicators' etcd client URLs, comma-separated (what executors and gateways start from). */
+  endpoints: string;
+}
+
+export const FAST_NODE_FLAGS = ['--boot-check-interval', '0.5', '--boot-grace-period', '15'];
+
+export function executorArgs(name: string, endpoints: string, extra: string[] = []): string[] {
+  return ['executor', '--main-name', name, '--etcd-endpoints', endpoints, ...FAST_NODE_FLAGS, ...extra];
+}
+
+export function startExecutor(hooks: Hooks, name: string, endpoints: string, extra: string[] = [], dir?: string): ExecutorNode {
+  const workDir = dir ?? makeTempDir(hooks, `kv2-${name}-`);
+  const args = executorArgs(name, endpoints, extra);
+  return { name, dir: workDir, args, node: startNode(hooks, workDir, args) };
+}
+
+export async function startGateway(hooks: Hooks, endpoints: string, extra: string[] = []): Promise<GatewayNode> {
+  const dir = makeTempDir(hooks, 'kv2-gw-');
+  const port = await freePort();
+  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', endpoints, ...FAST_NODE_FLAGS, ...extra];
+  const node = startNode(hooks, dir, args);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (node.exited) throw new Error(`gateway exited:\n${node.tail()}`);
+      const response = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(2_000) });
+      return response.ok;
+    },
+    { what: `the gateway on port ${port} to be healthy`, timeoutMs: 60_000 },
+  );
+  return { dir, port, url, args, node };
+}
+
+export async function startSystem(
+  hooks: Hooks,
+  options: { judicators?: number; executors?: number; slots?: number; judicatorFlags?: string[]; executorFlags?: string[]; gatewayFlags?: string[] } = {},
+): Promise<System> {
+  const judicators = await startJudicators(hooks, options.judicators ?? 1, options.judicatorFlags ?? []);
+  const endpoints = judicators.map((j) => j.clientUrl).join(',');
+  const executors = Array.from({ length: options.executors ?? 1 }, (_, i) =>
+    startExecutor(hooks, `e${i + 1}`, endpoints, ['--main-task-vacant', String(options.slots ?? 3), ...(options.executorFlags ?? [])]),
+  );
+  const gateways = [await startGateway(hooks, endpoints, options.gatewayFlags ?? [])];
+  return { judicators, executors, gateways, endpoints };
+}
+
+/** Kills every process of a node at once (a lost machine) and waits for its supervisor to be reaped. */
+export async function killNode(node: { dir: string; node: Kv2Node }): Promise<void> {
+  killLeftovers(node.dir);
+  await node.node.waitExit();
+}
+
+/** The gateway's HTTP API, as a client would use it. */
+export class GatewayClient {
+  constructor(readonly url: string) {}
+
+  async submit(fields: Record<string, string | number>): Promise<{ result: number; id: string | null; message?: string }> {
+    const body = new URLSearchParams();
+    const defaults = { user: 0, compile_command: '', compile_timeout: 0, execute_input: '', execute_command: '', execute_timeout: 0, execute_standard: '' };
+    for (const [key, value] of Object.entries({ ...defaults, ...fields })) body.set(key, String(value));
+    const response = await fetch(`${this.url}/api/task`, { method: 'POST', body, signal: AbortSignal.timeout(30_000) });
+    return (await response.json()) as { result: number; id: string | null };
+  }
+
+  async get(id: string, noTruncate = true): Promise<{ result: number; task: GatewayTask | null }> {
+    const response = await fetch(`${this.url}/api/task?id=${id}${noTruncate ? '&no_truncate=1' : ''}`, { signal: AbortSignal.timeout(30_000) });
+    return (await response.json()) as { result: number; task: GatewayTask | null };
+  }
+
+  async cancel(id: string): Promise<{ result: number }> {
+    const response = await fetch(`${this.url}/api/task?id=${id}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) });
+    return (await response.json()) as { result: number };
+  }
+
+  async waitDone(id: string, timeoutMs = 60_000): Promise<GatewayTask> {
+    return waitFor(
+      async () => {
+        const answer = await this.get(id);
+        return answer.task?.done ? answer.task : undefined;
+      },
+      { what: `task ${id} to finish`, timeoutMs, intervalMs: 50 },
+    );
+  }
+}
+
+export interface GatewayTask {
+  id: string;
+  user: number;
+  done: boolean;
+  status: number;
+  executor: string | null;
+  add_time: string;
+  report_time: string;
+  result: { compile_output: string; compile_error: string; execute_output: string; execute_error: string; accepted?: boolean | null } | null;
+}
