@@ -219,15 +219,30 @@ export function hostnameDefault(): string {
 }
 
 /**
- * The original's address words: ALL is 0.0.0.0, other all-caps words name a network interface (its first
- * IPv4 address), anything else is used as written. DOCKER (the container's name) is resolved by the
- * swarm helpers and is passed through here.
+ * The original's address words: ALL is 0.0.0.0, DOCKER is this container's own address, other all-caps
+ * words name a network interface (its first IPv4 address), anything else is used as written.
  */
 export function resolveAddress(value: string): string {
   if (value === 'ALL') return '0.0.0.0';
-  if (value === 'DOCKER' || !/^[A-Z][A-Z0-9_]*$/.test(value)) return value;
+  if (value === 'DOCKER') return containerAddress();
+  if (!/^[A-Z][A-Z0-9_]*$/.test(value)) return value;
   const iface = os.networkInterfaces()[value.toLowerCase()];
   const ipv4 = iface?.find((a) => a.family === 'IPv4');
   if (!ipv4) throw new UsageError(`network interface ${value.toLowerCase()} (from the address ${value}) has no IPv4 address`);
   return ipv4.address;
+}
+
+/**
+ * DOCKER: the IPv4 address of the first non-loopback interface, which in a swarm task is its address
+ * on the service's first network (eth0; the overlay network kv2 swarm attaches), so the other
+ * containers of that network reach it there. The original used the container's name and asked the
+ * Docker API for it; an address needs neither the docker socket nor DNS. Where that interface is the
+ * wrong one (several networks, published ports on the ingress network), name the interface: ETH1.
+ */
+export function containerAddress(): string {
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    const ipv4 = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (ipv4) return ipv4.address;
+  }
+  throw new UsageError('the address DOCKER means this container\'s own IPv4 address, but no network interface other than loopback has one');
 }
