@@ -36,6 +36,11 @@ export interface ModuleDefinition<C = unknown> {
   render(context: RenderContext): C;
   /** Validates config/<name>.json every time the module starts: hand edits are checked, too. */
   schema: z.ZodType<C>;
+  /**
+   * Whether this node runs the module at all (default: always). Decided once at boot: the mongodb module,
+   * say, only where the cluster may keep its tasks in MongoDB.
+   */
+  enabled?(context: RenderContext): boolean | Promise<boolean>;
   /** Loads the module's code lazily, so that other processes do not pay for it. */
   load(): Promise<(context: ModuleContext<C>) => Promise<void>>;
 }

@@ -39,7 +39,7 @@ export interface PreparedRole {
 }
 
 /** Resolves flags and renders every config, touching nothing on disk: a bad flag changes nothing. */
-export function prepareRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[] = []): PreparedRole {
+export async function prepareRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[] = []): Promise<PreparedRole> {
   const role = ROLE_COMMANDS[command];
   if (!role) throw new UsageError(`unknown role ${command}`);
   const flagSpecs = roleFlags(role.modules);
@@ -50,8 +50,10 @@ export function prepareRole(command: CommandName, given: Record<string, unknown>
   const bootDir = path.join(workDir, command === 'standalone' ? 'standalone' : command);
   const context = { command, workDir, flags };
 
+  const modules = [];
+  for (const module of role.modules) if ((await module.enabled?.(context)) ?? true) modules.push(module);
   // Render and validate every config before touching the disk: a bad flag combination changes nothing.
-  const rendered = role.modules.map((module) => {
+  const rendered = modules.map((module) => {
     const config = module.render(context);
     const checked = module.schema.safeParse(config);
     if (!checked.success) {
@@ -87,7 +89,7 @@ export function prepareRole(command: CommandName, given: Record<string, unknown>
 }
 
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
-  const prepared = prepareRole(command, given, rawArgs);
+  const prepared = await prepareRole(command, given, rawArgs);
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
   const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);

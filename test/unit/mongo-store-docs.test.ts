@@ -1,0 +1,79 @@
+// The MongoDB store's documents and change events without a server (src/store/mongo-store.ts): a task
+// goes into the original's document shape and comes back unchanged, times are Dates in documents and
+// ISO in the interface, change-stream events become store events, and "too large" is recognised in the
+// spellings the server and the driver use.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BSON, MongoServerError, ObjectId, type ChangeStreamDocument } from 'mongodb';
+import { idTime, newId } from '../../src/common/ids';
+import { packText } from '../../src/task/codec';
+import { TaskStatus, type TaskInput } from '../../src/task/types';
+import { MongoTaskStore, isTooLargeError, taskDoc, toTask, type TaskDoc } from '../../src/store/mongo-store';
+
+function input(): TaskInput {
+  return {
+    user: 7,
+    compile: { source: Buffer.from('PK\x05\x06zip'), command: packText('gcc a.c'), timeout: 5, limits: { memory: 1 << 20 } },
+    execute: { input: packText('1 2'), data: Buffer.alloc(0), command: packText('./a.out'), timeout: 0, standard: packText('3') },
+    network: false,
+  };
+}
+
+test('a task survives the trip through BSON: binaries, limits, Dates from the id, the original field names', () => {
+  const id = newId(Date.parse('2026-01-02T03:04:05.678Z'));
+  const doc = taskDoc(input(), ObjectId.createFromHexString(id));
+  assert.equal(doc.add_time.toISOString(), '2026-01-02T03:04:05.678Z');
+  assert.equal(doc.report_time.getTime(), idTime(id));
+  assert.equal(doc.done, false);
+  assert.equal(doc.status, TaskStatus.PENDING);
+  assert.equal(doc.executor, null);
+  assert.equal(doc.result, null);
+  // As stored and read back by the driver (buffers promoted, as the store's client is configured).
+  const stored = BSON.deserialize(BSON.serialize(doc, { ignoreUndefined: true }), { promoteBuffers: true }) as TaskDoc;
+  assert.ok(stored.add_time instanceof Date);
+  const task = toTask(stored);
+  assert.equal(task.id, id);
+  assert.equal(task.add_time, '2026-01-02T03:04:05.678Z');
+  assert.deepEqual(task.compile, input().compile);
+  assert.deepEqual(task.execute, input().execute);
+  assert.equal(task.network, false);
+  assert.equal(task.retries, 0);
+  assert.equal(task.result, null);
+  // Not promoted (bson Binary objects) reads the same.
+  const raw = BSON.deserialize(BSON.serialize(doc)) as TaskDoc;
+  assert.deepEqual(toTask(raw).compile.source, input().compile.source);
+});
+
+test('change events: inserts and requeues wake waiting reports, a released mark names the executor', () => {
+  const _id = new ObjectId();
+  const base = { _id: { _data: 'token' }, documentKey: { _id }, ns: { db: 'judicator', coll: 'task' } };
+  const insert = { ...base, operationType: 'insert' } as unknown as ChangeStreamDocument<TaskDoc>;
+  assert.deepEqual(MongoTaskStore.eventsOf(insert), [{ type: 'pending' }]);
+  const requeue = {
+    ...base,
+    operationType: 'update',
+    updateDescription: { updatedFields: { executor: null, released: 'exec-1/0a1b2c3d4e5f' }, removedFields: [] },
+  } as unknown as ChangeStreamDocument<TaskDoc>;
+  assert.deepEqual(MongoTaskStore.eventsOf(requeue), [{ type: 'released', executor: 'exec-1', id: _id.toHexString() }, { type: 'pending' }]);
+  const cancel = {
+    ...base,
+    operationType: 'update',
+    updateDescription: { updatedFields: { executor: null, done: true, released: 'exec-2/ffff' }, removedFields: [] },
+  } as unknown as ChangeStreamDocument<TaskDoc>;
+  assert.deepEqual(MongoTaskStore.eventsOf(cancel), [{ type: 'released', executor: 'exec-2', id: _id.toHexString() }]);
+  const running = {
+    ...base,
+    operationType: 'update',
+    updateDescription: { updatedFields: {}, removedFields: [] },
+  } as unknown as ChangeStreamDocument<TaskDoc>;
+  assert.deepEqual(MongoTaskStore.eventsOf(running), []);
+});
+
+test('"document too large" in the forms the server and the driver report it', () => {
+  const server = new MongoServerError({ message: 'Resulting document after update is larger than 16777216', code: 17419 });
+  assert.ok(isTooLargeError(server));
+  assert.ok(isTooLargeError(new MongoServerError({ message: 'object to insert too large. size in bytes: 17000000, max size: 16777216', code: 2 })));
+  assert.ok(isTooLargeError(new MongoServerError({ message: 'BSONObj size: 17000000 is invalid', code: 10334, codeName: 'BSONObjectTooLarge' })));
+  assert.ok(!isTooLargeError(new MongoServerError({ message: 'E11000 duplicate key error', code: 11000 })));
+  assert.ok(!isTooLargeError('too large'), 'only errors');
+});
