@@ -2,9 +2,14 @@
 import { cac } from 'cac';
 import { VERSION } from './common/version';
 import { UsageError, describeError, exitCodeFor } from './common/errors';
+import { registerFetchCommand } from './cli/fetch';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { registerRoleCommands } from './cli/role-command';
+import { registerScaleCommand } from './cli/scale';
+import { registerStatusCommand } from './cli/status';
+import { registerSwarmCommand } from './cli/swarm';
+import { registerTaskCommand } from './cli/task';
 import { printVersion } from './cli/version';
 
 async function main(argv: string[]): Promise<number> {
@@ -17,6 +22,11 @@ async function main(argv: string[]): Promise<number> {
   };
   registerRoleCommands(cli, run);
   registerMaintainCommand(cli, run);
+  registerFetchCommand(cli, run);
+  registerScaleCommand(cli, run);
+  registerSwarmCommand(cli, run);
+  registerTaskCommand(cli, run);
+  registerStatusCommand(cli, run);
   cli.option('-v, --version', 'print the version of kv2 and of the programs it embeds');
   cli.help();
 

@@ -3,6 +3,9 @@ import type { FlagSpec } from '../boot/flags';
 import type { CommandName, ModuleDefinition } from '../boot/module-definition';
 import { etcdModule } from '../cluster/etcd-module';
 import { judicatorMainModule } from '../judicator/module';
+import { gatewayServerModule } from '../gateway/module';
+import { executorMainModule } from '../executor/module';
+import { mongodbModule } from '../mongodb/module';
 
 export const commonRoleFlags: FlagSpec[] = [
   { name: 'work-dir', type: 'string', default: '.', description: 'directory holding the role directories (judicator/, executor/, gateway/)', placeholder: 'dir' },
@@ -25,7 +28,19 @@ export interface RoleCommand {
 export const ROLE_COMMANDS: Partial<Record<CommandName, RoleCommand>> = {
   judicator: {
     description: 'Run a judicator: an etcd member, the task store and the RPC server executors and gateways use',
-    modules: [etcdModule, judicatorMainModule],
+    modules: [etcdModule, mongodbModule, judicatorMainModule],
+  },
+  gateway: {
+    description: 'Run a gateway: the HTTP API and web UI in front of the judicators',
+    modules: [gatewayServerModule],
+  },
+  executor: {
+    description: 'Run an executor: takes tasks from the judicators and runs them (compile, then execute) in its slots',
+    modules: [executorMainModule],
+  },
+  standalone: {
+    description: 'Run a judicator, an executor and a gateway under one supervisor: the single-machine system',
+    modules: [etcdModule, mongodbModule, judicatorMainModule, executorMainModule, gatewayServerModule],
   },
 };
 

@@ -1,0 +1,412 @@
+// `kv2 task submit|get|list|cancel|wait`: the command-line client of a gateway's API. Files and
+// directories are zipped here; human tables by default, `--json` for scripts; `--wait` and `wait` follow
+// a task to its end with a progress line and exit with a code that tells its outcome.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CAC, Command } from 'cac';
+import { zipSync, type Zippable } from 'fflate';
+import { InvalidInputError, UsageError, UnavailableError } from '../common/errors';
+import { parseTime } from '../common/time';
+import { DEFAULT_GATEWAY, GatewayClient } from '../gateway/client';
+import type { PresentedBrief, PresentedTask } from '../gateway/present';
+import { STATUS_NAMES, TaskStatus } from '../task/types';
+
+/** Exit codes of `kv2 task submit --wait` and `kv2 task wait` (2 stays "usage", as everywhere). */
+export const TaskExit = {
+  SUCCESS: 0,
+  ERROR: 1,
+  COMPILE_FAILED: 3,
+  RUN_FAILED: 4,
+  WRONG_ANSWER: 5,
+  CANCELLED: 6,
+  UNKNOWN_ERROR: 7,
+  WAIT_TIMEOUT: 8,
+} as const;
+
+const ACTIONS = ['submit', 'get', 'list', 'cancel', 'wait'] as const;
+const LIMIT_NAMES = ['cpu-time', 'memory', 'processes', 'file-size', 'output'] as const;
+const LIMIT_HELP: Record<(typeof LIMIT_NAMES)[number], string> = {
+  'cpu-time': 'CPU seconds',
+  memory: 'bytes of memory',
+  processes: 'processes at once',
+  'file-size': 'largest file written, in bytes',
+  output: 'bytes of output kept',
+};
+
+/** Options every client command shares (also `kv2 status`). */
+export interface ClientOptions {
+  gateway?: string;
+  token?: string;
+  json?: boolean;
+  requestTimeout?: string | number;
+}
+
+/**
+ * The values of `--name` exactly as typed. The argument parser turns number-like text into numbers
+ * before cac sees it ("0123" into 123), which is wrong for tokens, inputs and expected outputs.
+ */
+function rawValues(rawArgs: readonly string[], name: string): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === '--') break;
+    if (arg === `--${name}` && i + 1 < rawArgs.length) found.push(rawArgs[++i]!);
+    else if (arg.startsWith(`--${name}=`)) found.push(arg.slice(name.length + 3));
+  }
+  return found;
+}
+
+/** The options with every text option's values as typed (see rawValues). */
+export function withRawText(options: Record<string, unknown>, rawArgs: readonly string[], command: Command): Record<string, unknown> {
+  const fixed = { ...options };
+  for (const option of command.options) {
+    if (option.isBoolean) continue;
+    const raw = rawValues(rawArgs, option.rawName.replace(/^--/, '').split(/[ ,]/)[0]!);
+    if (raw.length) fixed[option.name] = raw;
+  }
+  return fixed;
+}
+
+/** A text option's value (the last one when it is given twice). */
+export function text(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === false) return undefined;
+  const last = Array.isArray(value) ? value[value.length - 1] : value;
+  return last === undefined || last === true ? undefined : String(last);
+}
+
+function texts(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+export function addClientOptions(command: Command): Command {
+  command.option('--gateway <url>', `gateway to talk to [env KV2_GATEWAY] (default: ${DEFAULT_GATEWAY})`, { type: [String] });
+  command.option('--token <token>', "the gateway's API token, when it needs one [env KV2_API_TOKEN]", { type: [String] });
+  command.option('--json', 'print JSON (for scripts) instead of tables');
+  command.option('--request-timeout <seconds>', 'seconds one request to the gateway may take (default: 30)', { type: [String] });
+  return command;
+}
+
+export function clientFrom(options: ClientOptions): GatewayClient {
+  const timeout = text(options.requestTimeout);
+  const seconds = timeout === undefined ? 30 : Number(timeout);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--request-timeout must be a positive number of seconds, not ${JSON.stringify(timeout)}`);
+  return new GatewayClient({
+    url: text(options.gateway) || process.env.KV2_GATEWAY || DEFAULT_GATEWAY,
+    token: text(options.token) || process.env.KV2_API_TOKEN || undefined,
+    timeoutMs: seconds * 1000,
+  });
+}
+
+/** Plain-text table: columns padded to their widest cell. */
+export function formatTable(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((row) => row.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+export function statusName(status: number): string {
+  return STATUS_NAMES[status as TaskStatus] ?? `status ${status}`;
+}
+
+function print(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/**
+ * A zip of the given paths: a `.zip` file alone is sent as it is; files go in under their names,
+ * directories with their contents (so `--source src/` puts src's files at the top of the task dir).
+ */
+export function zipPaths(paths: readonly string[], what: string): string | undefined {
+  if (paths.length === 0) return undefined;
+  if (paths.length === 1 && paths[0]!.toLowerCase().endsWith('.zip') && fs.statSync(paths[0]!, { throwIfNoEntry: false })?.isFile()) {
+    return fs.readFileSync(paths[0]!).toString('base64');
+  }
+  const entries: Zippable = {};
+  const add = (file: string, name: string) => {
+    if (name in entries) throw new InvalidInputError(`${what}: two files would both be ${name} in the zip`);
+    entries[name] = fs.readFileSync(file);
+  };
+  const walk = (dir: string, prefix: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full, `${prefix}${entry.name}/`);
+      else if (entry.isFile()) add(full, `${prefix}${entry.name}`);
+      // Links and devices are left out: a zip with a link could point out of the task directory.
+    }
+  };
+  for (const given of paths) {
+    const stat = fs.statSync(given, { throwIfNoEntry: false });
+    if (!stat) throw new InvalidInputError(`${what}: ${given} does not exist`);
+    if (stat.isDirectory()) walk(given, '');
+    else add(given, path.basename(given));
+  }
+  return Buffer.from(zipSync(entries, { level: 6 })).toString('base64');
+}
+
+function readTextOption(value: unknown, file: unknown, flag: string): string | undefined {
+  const inline = text(value);
+  const fromFile = text(file);
+  if (inline !== undefined && fromFile !== undefined) throw new UsageError(`give --${flag} or --${flag}-file, not both`);
+  if (fromFile === undefined) return inline;
+  try {
+    return fs.readFileSync(fromFile === '-' ? 0 : fromFile, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--${flag}-file: cannot read ${fromFile}: ${(error as Error).message}`);
+  }
+}
+
+/** The JSON fields of `POST /api/task` from the submit flags. */
+export function submissionFields(options: Record<string, unknown>): Record<string, unknown> {
+  const execute = text(options.execute);
+  if (!execute) throw new UsageError('kv2 task submit needs --execute <command> (the command that runs the task)');
+  const fields: Record<string, unknown> = {
+    user: text(options.user) ?? '0',
+    compile_command: text(options.compile) ?? '',
+    compile_timeout: text(options.compileTimeout) ?? '30',
+    execute_command: execute,
+    execute_timeout: text(options.executeTimeout) ?? '10',
+    execute_input: readTextOption(options.input, options.inputFile, 'input') ?? '',
+    execute_standard: readTextOption(options.standard, options.standardFile, 'standard') ?? '',
+  };
+  const source = zipPaths(texts(options.source), '--source');
+  if (source) fields.compile_source = source;
+  const data = zipPaths(texts(options.data), '--data');
+  if (data) fields.execute_data = data;
+  for (const step of ['compile', 'execute']) {
+    for (const limit of LIMIT_NAMES) {
+      const key = `${step}${limit.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
+      const value = text(options[key]);
+      if (value !== undefined) fields[`${step}_${limit.replace('-', '_')}`] = value;
+    }
+  }
+  if (options.network) fields.network = true;
+  return fields;
+}
+
+/** The exit code that tells a finished task's outcome. */
+export function exitCodeOf(task: PresentedTask): number {
+  switch (task.status) {
+    case TaskStatus.SUCCESS:
+      return task.result?.accepted === false ? TaskExit.WRONG_ANSWER : TaskExit.SUCCESS;
+    case TaskStatus.COMPILE_FAILED:
+      return TaskExit.COMPILE_FAILED;
+    case TaskStatus.RUN_FAILED:
+      return TaskExit.RUN_FAILED;
+    case TaskStatus.CANCELLED:
+      return TaskExit.CANCELLED;
+    default:
+      return TaskExit.UNKNOWN_ERROR;
+  }
+}
+
+/** Polls until the task is done; a progress line on stderr meanwhile (rewritten in place on a terminal). */
+async function waitForTask(client: GatewayClient, id: string, options: { intervalMs: number; timeoutMs: number; quiet: boolean }): Promise<PresentedTask | undefined> {
+  const started = Date.now();
+  const tty = process.stderr.isTTY;
+  let last = '';
+  for (;;) {
+    let task: PresentedTask | undefined;
+    try {
+      task = await client.get(id);
+    } catch (error) {
+      // A gateway restarting, or a judicator failing over: keep waiting, say so.
+      if (!(error instanceof UnavailableError)) throw error;
+      if (!options.quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}task ${id}: ${error.message}; still waiting${tty ? '' : '\n'}`);
+    }
+    if (task) {
+      const line = `task ${id}: ${statusName(task.status)}${task.executor ? ` on ${task.executor}` : ''}`;
+      if (!options.quiet) {
+        if (tty) process.stderr.write(`\r\x1b[K${line} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        else if (line !== last) process.stderr.write(`${line}\n`);
+      }
+      last = line;
+      if (task.done) {
+        if (tty && !options.quiet) process.stderr.write('\n');
+        return client.get(id, { noTruncate: true });
+      }
+    }
+    if (options.timeoutMs > 0 && Date.now() - started > options.timeoutMs) {
+      if (tty && !options.quiet) process.stderr.write('\n');
+      return undefined;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
+  }
+}
+
+function printTask(task: PresentedTask): void {
+  const rows: [string, string][] = [
+    ['id', task.id],
+    ['status', `${statusName(task.status)}${task.result?.accepted === true ? ' (accepted)' : task.result?.accepted === false ? ' (wrong answer)' : ''}`],
+    ['done', task.done ? 'yes' : 'no'],
+    ['user', String(task.user)],
+    ['executor', task.executor ?? '-'],
+    ['added', task.add_time],
+    ['reported', task.report_time || '-'],
+    ['retries', String(task.retries ?? 0)],
+    ['compile', `${task.compile.command || '(none)'}  [timeout ${task.compile.timeout || 'none'}${task.compile.source ? ', with source zip' : ''}]`],
+    ['execute', `${task.execute.command}  [timeout ${task.execute.timeout || 'none'}${task.execute.data ? ', with data zip' : ''}]`],
+  ];
+  print(formatTable(['field', 'value'], rows).split('\n').slice(1).join('\n'));
+  if (task.result) {
+    for (const name of ['compile_output', 'compile_error', 'execute_output', 'execute_error'] as const) {
+      const value = task.result[name];
+      if (!value) continue;
+      print(`--- ${name} ---`);
+      process.stdout.write(value.endsWith('\n') ? value : `${value}\n`);
+    }
+  }
+}
+
+function printBriefs(tasks: PresentedBrief[], pages: number, page: number): void {
+  if (tasks.length === 0) {
+    print('No task matches.');
+    return;
+  }
+  print(formatTable(['ID', 'USER', 'ADDED', 'STATUS', 'EXECUTOR', 'REPORTED'], tasks.map((t) => [t.id, t.user, t.add_time, statusName(t.status), t.executor ?? '-', t.report_time || '-'])));
+  if (pages > 1) print(`(page ${page + 1} of ${pages}; --page N for another)`);
+}
+
+function needId(args: string[], action: string): string {
+  const id = args[0];
+  if (!id) throw new UsageError(`kv2 task ${action} needs a task id`);
+  return id;
+}
+
+function positiveSeconds(value: unknown, flag: string, fallback: number): number {
+  const given = text(value);
+  if (given === undefined) return fallback;
+  const seconds = Number(given);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError(`--${flag} must be a number of seconds, not ${JSON.stringify(given)}`);
+  return seconds;
+}
+
+export async function runTaskCommand(action: string, args: string[], options: Record<string, unknown>): Promise<number> {
+  if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown action "${action}": kv2 task ${ACTIONS.join('|')}`);
+  const client = clientFrom(options as ClientOptions);
+  const json = Boolean(options.json);
+  const wait = async (id: string) => {
+    const task = await waitForTask(client, id, {
+      intervalMs: positiveSeconds(options.pollInterval, 'poll-interval', 0.5) * 1000,
+      timeoutMs: positiveSeconds(options.waitTimeout, 'wait-timeout', 0) * 1000,
+      quiet: json,
+    });
+    if (!task) {
+      process.stderr.write(`kv2: task ${id} is not done yet (--wait-timeout reached)\n`);
+      return TaskExit.WAIT_TIMEOUT;
+    }
+    if (json) print(JSON.stringify(task, null, 2));
+    else printTask(task);
+    return exitCodeOf(task);
+  };
+
+  switch (action) {
+    case 'submit': {
+      const id = await client.submit(submissionFields(options));
+      if (!options.wait) {
+        print(json ? JSON.stringify({ id }) : id);
+        return 0;
+      }
+      if (!json) process.stderr.write(`submitted task ${id}\n`);
+      return wait(id);
+    }
+    case 'wait':
+      return wait(needId(args, action));
+    case 'get': {
+      const id = needId(args, action);
+      const file = text(options.file);
+      if (file) {
+        process.stdout.write(await client.file(id, file));
+        return 0;
+      }
+      const task = await client.get(id, { noTruncate: Boolean(options.full) });
+      if (json) print(JSON.stringify(task, null, 2));
+      else printTask(task);
+      return 0;
+    }
+    case 'list': {
+      const time = (value: unknown, flag: string) => {
+        const given = text(value);
+        if (given === undefined) return undefined;
+        if (parseTime(given) === undefined) throw new UsageError(`--${flag} must be an ISO time such as 2026-01-31T12:00:00Z, not ${JSON.stringify(given)}`);
+        return given;
+      };
+      const user = text(options.user);
+      const page = Number(text(options.page) ?? 1) - 1;
+      if (!Number.isInteger(page) || page < 0) throw new UsageError('--page counts from 1');
+      const limit = Number(text(options.limit) ?? 20);
+      const answer = await client.list({
+        id: text(options.id),
+        user: user === undefined ? undefined : Number(user),
+        start_time: time(options.since, 'since'),
+        end_time: time(options.until, 'until'),
+        old_to_new: Boolean(options.oldestFirst),
+        limit,
+        page,
+      });
+      if (json) print(JSON.stringify(answer, null, 2));
+      else printBriefs(answer.tasks, answer.pages, page);
+      return 0;
+    }
+    case 'cancel': {
+      if (args.length === 0) throw new UsageError('kv2 task cancel needs one or more task ids');
+      let failed = 0;
+      for (const id of args) {
+        try {
+          await client.cancel(id);
+          print(json ? JSON.stringify({ id, cancelled: true }) : `cancelled ${id}`);
+        } catch (error) {
+          failed++;
+          if (json) print(JSON.stringify({ id, cancelled: false, message: (error as Error).message }));
+          else process.stderr.write(`kv2: cannot cancel ${id}: ${(error as Error).message}\n`);
+        }
+      }
+      return failed ? TaskExit.ERROR : 0;
+    }
+  }
+  return 0;
+}
+
+export function registerTaskCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
+  const command = cli
+    .command('task <action> [...ids]', 'Client of a gateway: submit, get, list, cancel or wait for tasks')
+    .usage(
+      'task submit --execute <command> [--source file|dir] [--compile <command>] [--input <text>] [--wait]\n' +
+        '  kv2 task get|wait <id>   kv2 task cancel <id>...   kv2 task list [--user N]\n\n' +
+        'Exit codes of submit --wait and wait: 0 success, 3 compile failed, 4 run failed, 5 wrong answer,\n' +
+        '6 cancelled, 7 unknown error, 8 --wait-timeout reached; otherwise 1 error, 2 bad usage.',
+    )
+    .option('--user <n>', 'submit/list: user id (default: 0 for submit)', { type: [String] })
+    .option('--source <path>', 'submit: source file, directory or .zip, unpacked at the top of the task directory (repeatable)', { type: [String] })
+    .option('--compile <command>', 'submit: compile command, run by bash (default: none)', { type: [String] })
+    .option('--compile-timeout <seconds>', 'submit: compile timeout, 0 = none (default: 30)', { type: [String] })
+    .option('--input <text>', 'submit: standard input of the execute step', { type: [String] })
+    .option('--input-file <path>', 'submit: file holding the input (- for stdin)', { type: [String] })
+    .option('--data <path>', 'submit: data file, directory or .zip, unpacked into data/ (repeatable)', { type: [String] })
+    .option('--execute <command>', 'submit: execute command, run by bash (required)', { type: [String] })
+    .option('--execute-timeout <seconds>', 'submit: execute timeout, 0 = none (default: 10)', { type: [String] })
+    .option('--standard <text>', 'submit: expected output, compared when the task succeeds', { type: [String] })
+    .option('--standard-file <path>', 'submit: file holding the expected output', { type: [String] });
+  for (const step of ['compile', 'execute']) {
+    for (const limit of LIMIT_NAMES) command.option(`--${step}-${limit} <n>`, `submit: ${step} step limit: ${LIMIT_HELP[limit]}`, { type: [String] });
+  }
+  command
+    .option('--network', 'submit: the task needs network access')
+    .option('--wait', 'submit: wait for the result, print it, and exit with the task outcome')
+    .option('--wait-timeout <seconds>', 'submit --wait/wait: give up after this long (exit 8; default: never)', { type: [String] })
+    .option('--poll-interval <seconds>', 'submit --wait/wait: seconds between checks (default: 0.5)', { type: [String] })
+    .option('--file <name>', 'get: print one field raw (compile_output, execute_output, compile_source, ...)', { type: [String] })
+    .option('--full', 'get: show long text whole instead of its first 1000 characters (the API\'s no_truncate)')
+    .option('--id <id>', 'list: only this task', { type: [String] })
+    .option('--since <time>', 'list: added at or after this ISO time', { type: [String] })
+    .option('--until <time>', 'list: added at or before this ISO time', { type: [String] })
+    .option('--oldest-first', 'list: oldest first (default: newest first)')
+    .option('--limit <n>', 'list: tasks per page (default: 20; 0 = all)', { type: [String] })
+    .option('--page <n>', 'list: page, from 1', { type: [String] });
+  addClientOptions(command);
+  command
+    .example('task submit --source main.cpp --compile "g++ -O2 -o main main.cpp" --input World --execute ./main --wait')
+    .example('task list --user 0')
+    .example('task wait 6a4f0c2b9d3e1f0a12345678')
+    .action((action: string, ids: string[], options: Record<string, unknown>) => run(() => runTaskCommand(action, ids, withRawText(options, cli.rawArgs, command))));
+}

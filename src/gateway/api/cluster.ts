@@ -1,0 +1,44 @@
+// The cluster routes: GET /api/test (the original's liveness text), /api/executors, /api/judicators
+// (the original's shape, plus which judicator leads) and /api/health (addition: 200 when a judicator
+// answers ping, 503 with the reason otherwise).
+import type { FastifyInstance } from 'fastify';
+import { describeError } from '../../common/errors';
+import { ReturnCode } from '../../task/types';
+import type { ApiContext } from './context';
+
+export const TEST_TEXT = 'Khala gateway server is working.';
+
+/** Milliseconds the health check gives the judicators to answer ping. */
+export const HEALTH_TIMEOUT_MS = 3_000;
+
+export function registerClusterRoutes(app: FastifyInstance, context: ApiContext): void {
+  app.get('/api/test', async (_request, reply) => reply.type('text/plain; charset=utf-8').send(TEST_TEXT));
+
+  app.get('/api/executors', { config: { failure: { executors: [] } } }, async () => {
+    const answer = await context.calls.ok('executors', {});
+    return { result: ReturnCode.OK, executors: answer.executors };
+  });
+
+  app.get('/api/judicators', { config: { failure: { judicators: [] } } }, async () => {
+    const judicators = await context.judicators();
+    return {
+      result: ReturnCode.OK,
+      // The original's names were etcd v2 key paths; kept for its clients.
+      judicators: judicators.map((j) => ({ name: `/judicator/service/${j.name}`, address: j.address, leader: j.leader })),
+    };
+  });
+
+  app.get('/api/health', async (_request, reply) => {
+    const started = Date.now();
+    try {
+      // One round, no retries: health says how things are now.
+      const answer = await context.calls.answer('ping', {}, { timeoutMs: HEALTH_TIMEOUT_MS, retryForMs: 0 });
+      if (answer.result === ReturnCode.OK) {
+        return { result: ReturnCode.OK, healthy: true, latency_ms: Date.now() - started };
+      }
+      return reply.code(503).send({ result: ReturnCode.ERROR, healthy: false, reason: `a judicator answered ping with result ${answer.result}: ${answer.message ?? ''}`.trim() });
+    } catch (error) {
+      return reply.code(503).send({ result: ReturnCode.ERROR, healthy: false, reason: describeError(error) });
+    }
+  });
+}

@@ -1,0 +1,15 @@
+// What the API routes share: the judicator calls, the cluster listing, the limits, metrics and the log.
+import type { Logger } from '../../common/logging';
+import type { JudicatorListing } from '../cluster';
+import type { GatewayConfig } from '../module';
+import type { GatewayMetrics } from '../metrics';
+import type { JudicatorCalls } from './judicator';
+
+export interface ApiContext {
+  calls: JudicatorCalls;
+  /** The judicators registered in etcd now, the leader marked; throws UnavailableError. */
+  judicators(): Promise<JudicatorListing[]>;
+  limits: GatewayConfig['limits'];
+  metrics: GatewayMetrics;
+  logger: Logger;
+}

@@ -1,0 +1,115 @@
+// The task routes of the original (POST/DELETE/GET /api/task, GET /api/task/list) with its JSON shapes,
+// and the helpers the batch route shares: reading a submission from any body and adding it with an id
+// chosen here, so an add retried on another judicator after a lost answer adds the task once.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { InvalidInputError, NotFoundError } from '../../common/errors';
+import { newId } from '../../common/ids';
+import { inputToWire, taskFromWire } from '../../rpc/wire';
+import { ReturnCode, type TaskInput } from '../../task/types';
+import { parseFlag, parseId, parseSearchQuery, parseSubmission, type Submission } from '../forms';
+import { presentBrief, presentTask, taskDownload } from '../present';
+import type { ApiContext } from './context';
+import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
+import { outcomeName } from './judicator';
+
+const ARCHIVE_FIELDS = new Set(['compile_source', 'execute_data']);
+
+/** A request's query or form value: the first one when a name is repeated. */
+function first(value: unknown): unknown {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The submission in a multipart form, an urlencoded form or a JSON object. */
+export async function readSubmission(request: FastifyRequest, context: ApiContext): Promise<Submission> {
+  const limit = context.limits.body_bytes;
+  if (request.isMultipart()) {
+    const fields: Record<string, unknown> = {};
+    const files: Record<string, Buffer> = {};
+    const parts = request.parts({ limits: { fileSize: limit, fieldSize: limit, files: 16, fields: 200, parts: 250 } });
+    for await (const part of parts) {
+      if (part.type === 'file') {
+        const bytes = await part.toBuffer();
+        // A browser sends an empty file part for a file input left empty: that is no file.
+        if (!part.filename && bytes.length === 0) continue;
+        if (ARCHIVE_FIELDS.has(part.fieldname)) {
+          if (!(part.fieldname in files)) files[part.fieldname] = bytes;
+        } else if (!(part.fieldname in fields)) {
+          // curl -F execute_input=@input.txt: a text field sent as a file is that file's text.
+          fields[part.fieldname] = bytes.toString('utf8');
+        }
+      } else {
+        if (part.valueTruncated) throw new BodyTooLargeError(`the field ${part.fieldname} is longer than the limit of ${limit} bytes`);
+        if (!(part.fieldname in fields)) fields[part.fieldname] = part.value;
+      }
+    }
+    return { fields, files, kind: 'form' };
+  }
+  const body = request.body;
+  const json = /json/i.test(request.headers['content-type'] ?? '');
+  if (body === undefined || body === null || body === '') return { fields: {}, files: {}, kind: json ? 'json' : 'form' };
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidInputError('the body must be a form or a JSON object of the task fields');
+  const fields = Object.fromEntries(Object.entries(body as Record<string, unknown>).map(([k, v]) => [k, json ? v : first(v)]));
+  return { fields, files: {}, kind: json ? 'json' : 'form' };
+}
+
+/** Adds a task under an id chosen here: the RPC client's retries on other judicators then add it once. */
+export async function addTask(context: ApiContext, task: TaskInput): Promise<string> {
+  const id = newId();
+  const answer = await context.calls.ok('add', { task: inputToWire(task), id });
+  return answer.id ?? id;
+}
+
+export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): void {
+  app.post('/api/task', { config: { failure: { id: null } } }, async (request) => {
+    try {
+      const task = parseSubmission(await readSubmission(request, context), { taskMaxSize: context.limits.task_max_size });
+      const id = await addTask(context, task);
+      context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
+      context.logger.debug({ id, user: task.user }, 'task submitted');
+      return { result: ReturnCode.OK, id };
+    } catch (error) {
+      context.metrics.tasksSubmitted.inc({ outcome: outcomeName(errorAnswer(error).result) });
+      throw error;
+    }
+  });
+
+  app.delete('/api/task', { config: { failure: {} } }, async (request) => {
+    const query = request.query as Record<string, unknown>;
+    const body = request.body && typeof request.body === 'object' ? (request.body as Record<string, unknown>) : {};
+    const id = parseId(first(query.id) ?? first(body.id));
+    await context.calls.ok('cancel', { id });
+    return { result: ReturnCode.OK };
+  });
+
+  app.get('/api/task/list', { config: { failure: { pages: 0, tasks: [] } } }, async (request) => {
+    const search = parseSearchQuery(request.query as Record<string, unknown>);
+    const answer = await context.calls.ok('search', search);
+    return { result: ReturnCode.OK, pages: answer.pages, tasks: answer.tasks.map(presentBrief) };
+  });
+
+  app.get('/api/task', { config: { failure: { task: null } } }, async (request, reply) => {
+    const query = request.query as Record<string, unknown>;
+    const id = parseId(first(query.id));
+    const file = first(query.file);
+    const noTruncate = parseFlag(first(query.no_truncate), 'no_truncate');
+    const wanted = typeof file === 'string' && file !== '' ? file : undefined;
+    let answer;
+    try {
+      answer = await context.calls.ok('get', { id });
+    } catch (error) {
+      // A download of a task that does not exist is a 404, as in the original.
+      if (wanted && error instanceof JudicatorAnswerError && error.result === ReturnCode.NOT_EXIST) throw new NotFoundError(error.message);
+      throw error;
+    }
+    if (!answer.task) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
+    const task = taskFromWire(answer.task);
+    if (wanted === undefined) return { result: ReturnCode.OK, task: presentTask(task, { noTruncate }) };
+    const download = taskDownload(task, wanted);
+    return reply
+      .header('content-type', download.contentType)
+      .header('content-disposition', `attachment; filename="${download.filename}"`)
+      .header('cache-control', 'no-store, no-cache, must-revalidate')
+      .header('x-content-type-options', 'nosniff')
+      .send(download.body);
+  });
+}

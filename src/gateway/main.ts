@@ -1,0 +1,46 @@
+// The gateway's server module: follows the cluster (etcd endpoints, judicators), serves the HTTP API and
+// the web UI, and keeps gateway/service/<name> registered while it serves. On SIGINT it stops taking
+// requests, lets those in flight finish, and unregisters.
+import { describeError } from '../common/errors';
+import type { ModuleContext } from '../boot/module-definition';
+import { clusterKeys } from '../cluster/keys';
+import { LeasedRegistration } from '../cluster/registration';
+import { readTokensFile } from './api/auth';
+import { GatewayCluster } from './cluster';
+import type { GatewayConfig } from './module';
+import { createGatewayServer } from './server';
+import { uiFiles } from './ui-files';
+
+export async function runGateway({ config, logger, signal }: ModuleContext<GatewayConfig>): Promise<void> {
+  const tokens = [...config.tokens, ...(config.tokens_file ? readTokensFile(config.tokens_file) : [])];
+  const cluster = new GatewayCluster(
+    { endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, clusterToken: config.cluster_token, rpc: config.rpc, refreshMs: config.etcd.refresh_ms },
+    logger,
+  );
+  const { app } = await createGatewayServer({
+    rpc: cluster.rpc,
+    judicators: () => cluster.judicators(),
+    logger,
+    limits: config.limits,
+    tokens,
+    ui: uiFiles({ dir: config.ui_dir, logger }),
+  });
+  try {
+    await app.listen({ host: config.listen.address, port: config.listen.port });
+  } catch (error) {
+    cluster.close();
+    throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
+  }
+  logger.info(
+    { listen: config.listen, etcd: config.etcd.endpoints, tokens: tokens.length },
+    `gateway listening on http://${config.listen.address}:${config.listen.port} (API tokens ${tokens.length ? 'required' : 'not required'})`,
+  );
+  const registration = new LeasedRegistration(
+    () => cluster.connection.current(),
+    { key: clusterKeys(config.etcd.prefix).gatewayService(config.name), value: () => `${config.advertise.address}:${config.advertise.port}`, ttl: config.register.ttl },
+    logger,
+  );
+  await Promise.all([cluster.run(signal), registration.run(signal)]);
+  await app.close();
+  cluster.close();
+}

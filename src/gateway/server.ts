@@ -1,0 +1,98 @@
+// The gateway's HTTP server (Fastify), not yet listening: the original's API routes, the additions
+// (batch, health, metrics, tokens), the web UI, and one error handler that answers every failure as
+// JSON with a result code. Built from its dependencies so tests can run it in-process against real
+// judicators.
+import formbody from '@fastify/formbody';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from '../common/logging';
+import { ReturnCode } from '../task/types';
+import { TokenCheck } from './api/auth';
+import { registerBatchRoute } from './api/batch';
+import { registerClusterRoutes } from './api/cluster';
+import type { ApiContext } from './api/context';
+import { sendError } from './api/errors';
+import { JudicatorCalls, type RpcCaller } from './api/judicator';
+import { registerTaskRoutes } from './api/tasks';
+import type { JudicatorListing } from './cluster';
+import { GatewayMetrics, type ClusterSnapshot } from './metrics';
+import type { GatewayConfig } from './module';
+import { registerUiRoutes } from './ui-routes';
+import type { UiFiles } from './ui-files';
+
+export interface GatewayServerOptions {
+  rpc: RpcCaller;
+  judicators(): Promise<JudicatorListing[]>;
+  logger: Logger;
+  limits: GatewayConfig['limits'];
+  /** API tokens; empty: the API is open. */
+  tokens: readonly string[];
+  ui: UiFiles;
+}
+
+export interface GatewayServer {
+  app: FastifyInstance;
+  metrics: GatewayMetrics;
+}
+
+export async function createGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  const { logger, limits } = options;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: limits.body_bytes,
+    // Task ids and file names are short; a 1 MiB URL is an attack or a mistake.
+    maxParamLength: 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+    // Timeouts: an RPC has its own; this only stops a client that sends a body forever.
+    requestTimeout: 5 * 60_000,
+  });
+  // The scrape's cluster snapshot makes calls, and calls are timed into the metrics: the closure breaks the loop.
+  const metrics: GatewayMetrics = new GatewayMetrics((): Promise<ClusterSnapshot> => clusterSnapshot(calls, options.judicators));
+  const calls: JudicatorCalls = new JudicatorCalls(options.rpc, metrics);
+  const context: ApiContext = { calls, judicators: options.judicators, limits, metrics, logger };
+  const tokens = new TokenCheck(options.tokens);
+
+  await app.register(formbody, { bodyLimit: limits.body_bytes });
+  await app.register(multipart, { limits: { fileSize: limits.body_bytes, fieldSize: limits.body_bytes } });
+
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error, logger));
+  app.setNotFoundHandler((request, reply) => {
+    if (request.url.startsWith('/api/') || request.url === '/api') {
+      return reply.code(404).send({ result: ReturnCode.NOT_EXIST, message: `no API route ${request.method} ${request.url.split('?')[0]}` });
+    }
+    return reply.code(404).type('text/plain; charset=utf-8').send(`Not found: ${request.url.split('?')[0]}\n`);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    (request as unknown as { started: bigint }).started = process.hrtime.bigint();
+    if (request.url === '/api' || request.url.startsWith('/api/')) tokens.check(request.headers.authorization);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const started = (request as unknown as { started?: bigint }).started;
+    metrics.httpRequests.inc({ method: request.method, route, code: String(reply.statusCode) });
+    if (started) metrics.httpDuration.observe({ method: request.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
+  });
+
+  registerTaskRoutes(app, context);
+  registerBatchRoute(app, context);
+  registerClusterRoutes(app, context);
+  app.get('/metrics', async (_request, reply) => {
+    const { body, contentType } = await metrics.text();
+    return reply.type(contentType).send(body);
+  });
+  registerUiRoutes(app, options.ui);
+  return { app, metrics };
+}
+
+/** Judicators, executors and their slots, for the cluster gauges of /metrics. */
+async function clusterSnapshot(calls: JudicatorCalls, judicators: () => Promise<JudicatorListing[]>): Promise<ClusterSnapshot> {
+  const [listing, answer] = await Promise.all([judicators(), calls.ok('executors', {})]);
+  const alive = answer.executors.filter((e) => e.alive !== false);
+  return {
+    judicators: listing.length,
+    executors: alive.length,
+    slots: alive.reduce((sum, e) => sum + (e.slots ?? 0), 0),
+    freeSlots: alive.reduce((sum, e) => sum + (e.vacant ?? 0), 0),
+  };
+}

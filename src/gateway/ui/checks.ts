@@ -1,0 +1,31 @@
+// The Add and Search forms' checks, the same rules the gateway applies (src/gateway/forms.ts), so a
+// mistake is shown next to its field before anything is sent.
+export const MAX_INT = 2_147_483_647;
+export const ID_PATTERN = /^[a-f0-9]{24}$/;
+export const MAX_FILE_NAME_BYTES = 255;
+
+/** The reason `value` is not a whole number in 0..2147483647, or undefined. */
+export function countProblem(value: string, label: string): string | undefined {
+  if (!/^\s*\+?\d{1,10}\s*$/.test(value) || Number(value) > MAX_INT) return `${label} must be a whole number from 0 to ${MAX_INT}.`;
+  return undefined;
+}
+
+export function positiveProblem(value: string, label: string): string | undefined {
+  if (value.trim() === '') return undefined;
+  if (!/^\s*\+?\d{1,16}\s*$/.test(value) || Number(value) <= 0) return `${label} must be a positive whole number.`;
+  return undefined;
+}
+
+/** The reason `name` is not a plain file name, or undefined. */
+export function fileNameProblem(name: string, label: string): string | undefined {
+  if (name === '.' || name === '..') return `${label} cannot be "${name}".`;
+  if (/[/\\]/.test(name)) return `${label} must be a plain file name, without "/" or "\\".`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return `${label} cannot contain control characters.`;
+  if (new TextEncoder().encode(name).length > MAX_FILE_NAME_BYTES) return `${label} is longer than ${MAX_FILE_NAME_BYTES} bytes.`;
+  return undefined;
+}
+
+export function idProblem(value: string): string | undefined {
+  return ID_PATTERN.test(value) ? undefined : 'A task id is 24 characters 0-9 and a-f.';
+}

@@ -1,0 +1,92 @@
+// API token checks and the mapping of every failure to a JSON answer (status, result code), and the CLI
+// client's zipping of files and directories.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { unzipSync } from 'fflate';
+import { submissionFields, zipPaths } from '../../src/cli/task';
+import { ConfigError, InvalidInputError, NotFoundError, TooLargeError, UnavailableError } from '../../src/common/errors';
+import { TokenCheck, readTokensFile } from '../../src/gateway/api/auth';
+import { BodyTooLargeError, JudicatorAnswerError, UnauthorizedError, errorAnswer } from '../../src/gateway/api/errors';
+
+describe('API tokens', () => {
+  it('accepts only the configured bearer tokens; none configured means open', () => {
+    new TokenCheck([]).check(undefined);
+    const check = new TokenCheck(['alpha', '0123']);
+    check.check('Bearer alpha');
+    check.check('bearer   0123 ');
+    for (const header of [undefined, '', 'alpha', 'Basic alpha', 'Bearer alph', 'Bearer 123', 'Bearer alpha2']) {
+      assert.throws(() => check.check(header), UnauthorizedError, String(header));
+    }
+  });
+
+  it('reads a tokens file: one a line, comments and blanks skipped', (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv2-tokens-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'tokens');
+    fs.writeFileSync(file, '# tokens\n a1 \n\nb2 # second\n#c3\n');
+    assert.deepEqual(readTokensFile(file), ['a1', 'b2']);
+    assert.throws(() => readTokensFile(path.join(dir, 'missing')), ConfigError);
+  });
+});
+
+describe('errorAnswer', () => {
+  it('maps each failure to an HTTP status and a result code, never 500', () => {
+    const cases: [unknown, number, number][] = [
+      [new InvalidInputError('x'), 200, 4],
+      [new TooLargeError('x'), 200, 3],
+      [new BodyTooLargeError('x'), 413, 3],
+      [new NotFoundError('x'), 404, 2],
+      [new UnauthorizedError('x'), 401, 5],
+      [new UnavailableError('x'), 503, 1],
+      [new JudicatorAnswerError(2, 'x'), 200, 2],
+      [Object.assign(new Error('big'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 413, 3],
+      [Object.assign(new Error('big file'), { code: 'FST_REQ_FILE_TOO_LARGE', statusCode: 413 }), 413, 3],
+      [Object.assign(new Error('bad json'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400 }), 400, 4],
+      [Object.assign(new Error('type'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 }), 415, 4],
+      [new TypeError('a bug'), 200, 1],
+    ];
+    for (const [error, status, result] of cases) {
+      const answer = errorAnswer(error);
+      assert.equal(answer.status, status, String(error));
+      assert.equal(answer.result, result, String(error));
+      assert.ok(answer.message.length > 0);
+    }
+  });
+});
+
+describe('kv2 task submit fields', () => {
+  it('zips files by name and directories by content; a lone .zip goes as it is', (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kv2-zip-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    fs.mkdirSync(path.join(dir, 'src', 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'src', 'main.c'), 'int main(){}');
+    fs.writeFileSync(path.join(dir, 'src', 'lib', 'x.h'), '#pragma once');
+    fs.writeFileSync(path.join(dir, 'extra.txt'), 'extra');
+    const zipped = unzipSync(Buffer.from(zipPaths([path.join(dir, 'src'), path.join(dir, 'extra.txt')], '--source')!, 'base64'));
+    assert.deepEqual(Object.keys(zipped).sort(), ['extra.txt', 'lib/x.h', 'main.c']);
+    const zipFile = path.join(dir, 'ready.zip');
+    fs.writeFileSync(zipFile, Buffer.from(zipPaths([path.join(dir, 'extra.txt')], '--data')!, 'base64'));
+    assert.equal(zipPaths([zipFile], '--data'), fs.readFileSync(zipFile).toString('base64'));
+    assert.throws(() => zipPaths([path.join(dir, 'nope')], '--source'), InvalidInputError);
+    assert.equal(zipPaths([], '--source'), undefined);
+  });
+
+  it('maps the flags to the API fields', () => {
+    const fields = submissionFields({ execute: './main', user: ['7'], input: 'World', compileMemory: ['1048576'], network: true });
+    assert.deepEqual(fields, {
+      user: '7',
+      compile_command: '',
+      compile_timeout: '30',
+      execute_command: './main',
+      execute_timeout: '10',
+      execute_input: 'World',
+      execute_standard: '',
+      compile_memory: '1048576',
+      network: true,
+    });
+    assert.throws(() => submissionFields({}), /--execute/);
+  });
+});
