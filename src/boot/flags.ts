@@ -84,17 +84,21 @@ function camel(name: string): string {
  * The value of a flag exactly as typed. The argument parser turns number-like text into numbers
  * ("007" into 7), which is wrong for string flags such as names and prefixes.
  */
-function rawValue(rawArgs: readonly string[], names: readonly string[]): string | undefined {
-  let found: string | undefined;
+function rawValues(rawArgs: readonly string[], names: readonly string[]): string[] {
+  const found: string[] = [];
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
     if (arg === '--') break;
     for (const name of names) {
-      if (arg === `--${name}` && i + 1 < rawArgs.length) found = rawArgs[i + 1];
-      else if (arg.startsWith(`--${name}=`)) found = arg.slice(name.length + 3);
+      if (arg === `--${name}` && i + 1 < rawArgs.length) found.push(rawArgs[i + 1]!);
+      else if (arg.startsWith(`--${name}=`)) found.push(arg.slice(name.length + 3));
     }
   }
   return found;
+}
+
+function hasNumber(value: unknown): boolean {
+  return typeof value === 'number' || (Array.isArray(value) && value.some((v) => typeof v === 'number'));
 }
 
 /**
@@ -111,7 +115,10 @@ export function resolveFlags(
   for (const flag of flags) {
     const names = [flag.name, ...(flag.aliases ?? [])];
     let cliValue = names.map((n) => given[camel(n)]).find((v) => v !== undefined);
-    if (flag.type === 'string' && typeof cliValue === 'number') cliValue = rawValue(rawArgs, names) ?? String(cliValue);
+    if ((flag.type === 'string' || flag.type === 'strings') && hasNumber(cliValue)) {
+      const raw = rawValues(rawArgs, names);
+      if (raw.length) cliValue = flag.type === 'string' ? raw[raw.length - 1] : raw;
+    }
     if (cliValue !== undefined) {
       values[flag.name] = parseFlagValue(flag, cliValue, `--${flag.name}`, UsageError);
       continue;

@@ -1,6 +1,7 @@
 // etcd clients for every kv2 process: gRPC message limits raised so a 15.5 MiB task fits (SPEC §5), and
 // for nodes that are not members (executors, gateways, the CLI) an endpoint list that follows the
 // cluster's member list, so losing the judicator a node was started against does not matter.
+import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
@@ -13,6 +14,11 @@ export interface EtcdClientOptions {
   dialTimeoutMs?: number;
   /** Default deadline of every call, in milliseconds. */
   callTimeoutMs?: number;
+  /**
+   * etcd3's own retries and per-host circuit breaker (on by default). A client of one member that retries
+   * by itself (probing, joining, leaving) turns them off: an open breaker refuses calls for seconds.
+   */
+  faultHandling?: boolean;
 }
 
 /** Normalises `host:port` and `http://host:port` spellings to what the etcd3 client wants. */
@@ -35,6 +41,7 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     // A deadline per call: without one a call to a partitioned member hangs forever. Watches and lease
     // keep-alives are streams and must not get one (etcd3 asks with isStream).
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    ...(options.faultHandling === false ? { faultHandling: { host: () => noop, global: noop } } : {}),
   };
   return new Etcd3(config);
 }

@@ -110,6 +110,10 @@ export async function runEtcdMember({ config, logger, roleDir, signal }: ModuleC
     return;
   }
 
+  if (!ready && etcdAlive(etcd)) {
+    await stopEtcd(etcd, config, logger);
+    return fail(`etcd did not answer within ${config.health.start_timeout} s`);
+  }
   const status = await etcdExit;
   if (removed) {
     logger.warn('this member was removed from the cluster: emptying its data dir so that it joins again on the next start');
@@ -117,7 +121,7 @@ export async function runEtcdMember({ config, logger, roleDir, signal }: ModuleC
     return fail('member removed from the cluster');
   }
   await stopEtcd(etcd, config, logger);
-  return fail(ready ? `etcd exited (${status})` : `etcd did not answer within ${config.health.start_timeout} s`);
+  return fail(ready ? `etcd exited (${status})` : `etcd exited (${status}) before it answered; its last log lines above say why`);
 
   function fail(reason: string): never {
     logger.error({ reason }, `etcd module stopping: ${reason}; the supervisor restarts it`);

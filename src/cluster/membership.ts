@@ -29,6 +29,8 @@ export interface StartPlan {
 
 const PROBE_TIMEOUT_MS = 3_000;
 const FIND_RETRY_MS = 2_000;
+/** How long "nobody answers and I sort first" must hold before a member founds the cluster. */
+const FOUND_SETTLE_MS = 4_000;
 
 /** A cluster reached through `client`, with its member list. */
 interface FoundCluster {
@@ -39,7 +41,7 @@ interface FoundCluster {
 /** Tries each candidate client URL in turn; returns a client of the first that answers a member list. */
 export async function findRunningCluster(candidates: readonly string[], logger: Logger): Promise<FoundCluster | undefined> {
   for (const url of candidates) {
-    const client = createEtcdClient([url], { dialTimeoutMs: PROBE_TIMEOUT_MS, callTimeoutMs: PROBE_TIMEOUT_MS });
+    const client = createEtcdClient([url], { dialTimeoutMs: PROBE_TIMEOUT_MS, callTimeoutMs: PROBE_TIMEOUT_MS, faultHandling: false });
     try {
       await client.cluster.memberList({});
       return { client, via: url };
@@ -82,6 +84,8 @@ export async function joinOrFound(options: {
   candidates: () => Promise<string[]>;
   mayFound: boolean;
   timeoutMs: number;
+  /** Milliseconds the "no cluster, and I am first" finding must hold before this member founds one. */
+  settleMs?: number;
   lockKey: string;
   lockTtl: number;
   logger: Logger;
@@ -90,6 +94,7 @@ export async function joinOrFound(options: {
   const { self, logger, signal } = options;
   const deadline = Date.now() + options.timeoutMs;
   let lastWaitLog = 0;
+  let foundingSince: number | undefined;
   while (!signal.aborted && Date.now() < deadline) {
     const all = [...new Set((await options.candidates()).map(normaliseEndpoint))];
     const others = all.filter((url) => !isOwnUrl(url, self));
@@ -107,9 +112,17 @@ export async function joinOrFound(options: {
     if (options.mayFound) {
       const first = [...others, normaliseEndpoint(self.clientUrl)].sort()[0];
       if (others.length === 0 || first === normaliseEndpoint(self.clientUrl)) {
-        return { state: 'new', initialCluster: `${self.name}=${self.peerUrl}`, how: 'founding a new cluster (no running cluster found among the candidates)' };
+        // Found only if that still holds a moment later: a candidate that founded just before us may
+        // not answer yet (its etcd is starting), and two founders would make two clusters.
+        if (foundingSince === undefined) foundingSince = Date.now();
+        if (Date.now() - foundingSince >= (options.settleMs ?? FOUND_SETTLE_MS)) {
+          return { state: 'new', initialCluster: `${self.name}=${self.peerUrl}`, how: 'founding a new cluster (no running cluster found among the candidates)' };
+        }
+        await sleep(500, signal);
+        continue;
       }
     }
+    foundingSince = undefined;
     if (Date.now() - lastWaitLog > 15_000) {
       lastWaitLog = Date.now();
       logger.info({ candidates: others }, 'no running etcd cluster answers yet; waiting for one (the first candidate founds it)');
@@ -181,10 +194,27 @@ async function joinCluster(
   }
 }
 
+/** How long a leaving member retries while etcd refuses the removal as "unhealthy cluster". */
+const LEAVE_RETRY_MS = 10_000;
+
+/** Seconds etcd may keep refusing a member add as "unhealthy cluster" right after another member joined. */
+const ADD_RETRY_MS = 30_000;
+
 async function addSelf(client: Etcd3, peerUrl: string, logger: Logger): Promise<{ id: string; learner: boolean }> {
+  const deadline = Date.now() + ADD_RETRY_MS;
   try {
-    const response = await client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true });
-    return { id: response.member.ID, learner: true };
+    for (;;) {
+      try {
+        const response = await client.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true });
+        return { id: response.member.ID, learner: true };
+      } catch (error) {
+        // etcd refuses reconfiguration until every member has been connected for a few seconds (strict
+        // reconfig check): the member that joined just before us is still settling. Wait, holding the lock.
+        if (!/unhealthy cluster/i.test(describeError(error)) || Date.now() > deadline) throw error;
+        logger.debug('etcd says the cluster is still settling after the previous join; retrying the member add');
+        await sleep(500);
+      }
+    }
   } catch (error) {
     // etcd before 3.4 has no learners: add as a voting member (the join lock still keeps it one at a time).
     if (!/learner/i.test(describeError(error))) throw error;
@@ -245,8 +275,14 @@ export async function acquireLock(
       await lease.revoke().catch(() => undefined);
       throw new UnavailableError(`timed out waiting for the lock ${key}`);
     }
+    const current = result.responses[0]?.response_range?.kvs[0]?.value.toString();
+    if (current === holder) {
+      // Our own lock, left by an earlier attempt of this member whose release did not reach etcd: names are
+      // unique, so no one else holds it. Take it back instead of waiting out its lease.
+      await client.if(key, 'Value', '==', holder).then(client.delete().key(key)).commit();
+      continue;
+    }
     if (!waitingLogged) {
-      const current = result.responses[0]?.response_range?.kvs[0]?.value.toString();
       logger.info({ key, holder: current }, `waiting for ${current ?? 'another member'} to finish joining`);
       waitingLogged = true;
     }
@@ -259,7 +295,7 @@ export async function acquireLock(
  * the cluster with it). Returns true if the member was removed.
  */
 export async function leaveCluster(localClientUrl: string, selfName: string, logger: Logger): Promise<boolean> {
-  const client = createEtcdClient([localClientUrl], { dialTimeoutMs: 2_000, callTimeoutMs: 5_000 });
+  const client = createEtcdClient([localClientUrl], { dialTimeoutMs: 2_000, callTimeoutMs: 5_000, faultHandling: false });
   try {
     const { members, header } = await client.cluster.memberList({});
     const self = members.find((m) => m.ID === header.member_id) ?? members.find((m) => m.name === selfName);
@@ -269,7 +305,17 @@ export async function leaveCluster(localClientUrl: string, selfName: string, log
       logger.info('this is the last member of the cluster; keeping it (and its data)');
       return false;
     }
-    await client.cluster.memberRemove({ ID: self.ID });
+    const deadline = Date.now() + LEAVE_RETRY_MS;
+    for (;;) {
+      try {
+        await client.cluster.memberRemove({ ID: self.ID });
+        break;
+      } catch (error) {
+        // Right after a membership change etcd refuses another one for a few seconds (strict reconfig).
+        if (!/unhealthy cluster/i.test(describeError(error)) || Date.now() > deadline) throw error;
+        await sleep(500);
+      }
+    }
     logger.info({ id: self.ID, remaining: others.map((m) => m.name) }, 'left the etcd cluster');
     return true;
   } catch (error) {

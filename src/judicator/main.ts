@@ -90,13 +90,13 @@ class ExecutorKeys {
   }
 }
 
-export async function runJudicator({ config, logger, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
+export async function runJudicator({ config, logger, roleDir, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
   const keys = clusterKeys(config.etcd.prefix);
   const etcd = createEtcdClient(config.etcd.endpoints);
   const quorum = new QuorumWatch(etcd, keys.clusterStore, logger);
   const quorumLoop = quorum.run(config.quorum_check_interval * 1000, signal);
 
-  const store = await openJudicatorStore(config, () => etcd, logger, signal);
+  const store = await openJudicatorStore(config, roleDir, () => etcd, logger, signal);
   if (!store) {
     etcd.close();
     return; // shutdown while waiting for etcd

@@ -165,6 +165,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         release?: string[];
         wait_ms?: number;
         key?: string;
+        fresh?: boolean;
       },
       raw,
     ) => {
@@ -186,7 +187,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       const hungUp = new AbortController();
       raw.once('close', () => hungUp.abort());
       const answer = await deps.scheduler.report(
-        { executor: body.executor, complete, executing, vacant: body.vacant, release: body.release ?? [], waitMs: body.wait_ms ?? 0 },
+        { executor: body.executor, complete, executing, vacant: body.vacant, release: body.release ?? [], waitMs: body.wait_ms ?? 0, fresh: body.fresh ?? false },
         hungUp.signal,
       );
       return { result: ReturnCode.OK, cancel: answer.cancel, assign: answer.assign.map(taskToWire) };

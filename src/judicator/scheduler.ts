@@ -14,6 +14,8 @@ export interface ReportInput {
   vacant: number;
   release: string[];
   waitMs: number;
+  /** First report of a new executor process: everything its name held before is lost. */
+  fresh: boolean;
 }
 
 export interface ReportOutput {
@@ -84,6 +86,14 @@ export class Scheduler {
 
     await this.heartbeat(input);
     const cancel = new Set<string>();
+
+    // 0. A new executor process holds nothing, whatever its name held before.
+    if (input.fresh) {
+      const lost = await this.store.requeueHeldBy(executor, { reason: 'unreported', maxRetries: this.settings.maxRetries });
+      if (lost.retried.length || lost.abandoned.length) {
+        this.logger.warn({ executor, retried: lost.retried, abandoned: lost.abandoned }, `executor ${executor} restarted; the tasks it held go back to Retrying`);
+      }
+    }
 
     // 1. Results. Listing a completed task in `cancel` tells the executor it may forget it.
     if (input.complete.length) {

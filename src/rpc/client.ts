@@ -2,6 +2,7 @@
 // a timeout, and on a network failure, a timeout or a judicator that cannot serve (503) tries another.
 // A judicator that failed is avoided for a while. Answers with a result code are final, never retried.
 import { UnavailableError, describeError } from '../common/errors';
+import { sleep } from '../common/processes';
 import { RPC_PATH, type RpcMethod, type RpcRequest, type RpcResponse } from './contract';
 
 export interface JudicatorSource {
@@ -19,6 +20,12 @@ export interface RpcClientOptions {
   attempts?: number;
   /** Milliseconds a failed judicator is skipped for. */
   avoidMs?: number;
+  /**
+   * Milliseconds to keep trying (with a growing pause between rounds) while no judicator can answer:
+   * a judicator dying or etcd electing a new leader makes every judicator refuse for a second or two.
+   * Every method is safe to repeat (add carries a client-chosen id). 0 tries one round only.
+   */
+  retryForMs?: number;
 }
 
 /** A call that reached no judicator able to answer. */
@@ -33,18 +40,39 @@ export class JudicatorRpcClient {
   async call<M extends RpcMethod>(
     method: M,
     body: RpcRequest<M>,
-    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+    options: { timeoutMs?: number; signal?: AbortSignal; retryForMs?: number } = {},
   ): Promise<RpcResponse<M>> {
-    const addresses = await this.options.source.addresses();
+    const deadline = Date.now() + (options.retryForMs ?? this.options.retryForMs ?? 8_000);
+    const failures: string[] = [];
+    for (let round = 0; ; round++) {
+      const answer = await this.tryRound(method, body, options, failures);
+      if (answer) return answer;
+      if (options.signal?.aborted || Date.now() >= deadline) break;
+      await sleep(Math.min(100 * 2 ** round, 1_000, Math.max(deadline - Date.now(), 0)), options.signal);
+    }
+    throw new RpcUnavailableError(`${method} failed on every judicator tried (${failures.slice(-3).join('; ') || 'aborted'})`);
+  }
+
+  /** One pass over the judicators; undefined if none answered. */
+  private async tryRound<M extends RpcMethod>(
+    method: M,
+    body: RpcRequest<M>,
+    options: { timeoutMs?: number; signal?: AbortSignal },
+    failures: string[],
+  ): Promise<RpcResponse<M> | undefined> {
+    const addresses = await this.options.source.addresses().catch((error: unknown) => {
+      failures.push(`cannot list judicators: ${describeError(error)}`);
+      return [] as string[];
+    });
     if (addresses.length === 0) {
-      throw new RpcUnavailableError('no judicator is registered in etcd; is any judicator running (and its etcd reachable)?');
+      failures.push('no judicator is registered in etcd; is any judicator running (and its etcd reachable)?');
+      return undefined;
     }
     const order = this.order(addresses);
     const attempts = Math.min(order.length, Math.max(this.options.attempts ?? 3, 1));
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 10_000;
-    const failures: string[] = [];
     for (const address of order.slice(0, attempts)) {
-      if (options.signal?.aborted) break;
+      if (options.signal?.aborted) return undefined;
       try {
         const answer = await this.post<M>(address, method, body, timeoutMs, options.signal);
         this.preferred = address;
@@ -56,7 +84,7 @@ export class JudicatorRpcClient {
         if (this.preferred === address) this.preferred = undefined;
       }
     }
-    throw new RpcUnavailableError(`${method} failed on every judicator tried (${failures.join('; ') || 'aborted'})`);
+    return undefined;
   }
 
   /** The preferred judicator first (connection reuse), then the others at random, avoided ones last. */

@@ -104,6 +104,12 @@ export const requestSchemas = {
      * carrying another key comes from a second process using the same name, and is refused.
      */
     key: z.string().min(1).max(128).optional(),
+    /**
+     * Addition: set on the first report of a new executor process. Whatever its name held before is
+     * lost (the process restarted), acknowledged or not: it all goes back to Retrying, counting a retry,
+     * so that a task that crashes its executor cannot cycle forever.
+     */
+    fresh: z.boolean().optional(),
     /** Addition: tasks the executor hands back because it is stopping (Retrying, no retry counted). */
     release: z.array(id).max(10_000).optional(),
     /** Addition: how long to hold the call when there is nothing to say (long polling), in ms. */

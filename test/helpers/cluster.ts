@@ -1,7 +1,8 @@
 // Clusters of judicators (the built kv2) on loopback for tests: each node in its own work dir with its
 // own ports, all stopped when the test ends.
 import path from 'node:path';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/cluster/etcd-client';
 import { judicatorPortFlags, judicatorPorts, startNode, waitForJudicator, type JudicatorPorts, type Kv2Node } from './kv2';
 import { makeTempDir } from './temp';
 import { waitFor } from './wait';
@@ -52,7 +53,7 @@ export function restartJudicator(hooks: Hooks, node: ClusterNode): ClusterNode {
 }
 
 export function etcdClient(hooks: Hooks, urls: string[]): Etcd3 {
-  const client = new Etcd3({ hosts: urls, dialTimeout: 2_000 });
+  const client = createEtcdClient(urls, { dialTimeoutMs: 2_000, callTimeoutMs: 3_000 });
   hooks.after(() => client.close());
   return client;
 }
@@ -71,7 +72,7 @@ export async function waitForMembers(client: Etcd3, expected: string[], timeoutM
       seen = (await memberNames(client)).join(',');
       return seen === want;
     },
-    { what: `etcd members to be ${want} (last seen: ${seen})`, timeoutMs, intervalMs: 250 },
+    { what: () => `etcd members to be ${want} (last seen: ${seen})`, timeoutMs, intervalMs: 250 },
   );
 }
 

@@ -16,7 +16,7 @@ test('three judicators started at the same moment end as one three-member cluste
 
 test('a judicator stopped with SIGINT leaves the member list, and joins again when restarted', async (t) => {
   const nodes = await startJudicators(t, 3);
-  const client = etcdClient(t, nodes.map((n) => n.clientUrl));
+  const client = etcdClient(t, nodes.slice(0, 2).map((n) => n.clientUrl));
   await waitForMembers(client, ['j1', 'j2', 'j3']);
   const leaving = nodes[2]!;
   assert.equal(await leaving.node.stop('SIGINT'), 0);

@@ -31,6 +31,8 @@ test('an alias sets the flag, and number-like text stays text for string flags',
   const values = resolveFlags(flags, { etcdEndpoints: 'http://a:2001', mainName: 7 }, {}, ['--main-name', '007']);
   assert.equal(values['etcd-cluster-join-member-client'], 'http://a:2001');
   assert.equal(values['main-name'], '007');
+  const tokens = resolveFlags(flags, { serverToken: [123, 'abc'] }, {}, ['--server-token', '0123', '--server-token=abc']);
+  assert.deepEqual(tokens['server-token'], ['0123', 'abc']);
 });
 
 test('bad values are refused with the flag named', () => {
