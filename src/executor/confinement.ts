@@ -1,0 +1,248 @@
+// How a task's steps are confined: who owns the work dir, what command line actually runs a step
+// (`bash compile.sh` behind cgroup, limit, sandbox and user wrappers), with what environment, and the
+// extra containment (cgroup) around it. The runner asks this. PlainConfinement runs `bash` directly
+// with a clean environment; HostConfinement adds everything the machine allows (issue 5).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { findOnPath } from '../common/assets';
+import { ConfigError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import type { StepLimits, StopReason } from '../task/types';
+import { Cgroups, type CgroupFacts } from './cgroups';
+import { effectiveLimits, prlimitArgs, type LimitSettings, type LimitValues } from './limits';
+import { Sandbox, type SandboxMode } from './sandbox';
+import type { StepContainment, StepEnd } from './step';
+import { TaskUsers, chownTree, setprivArgs } from './task-user';
+import type { StepName, TaskPaths } from './workdir';
+
+export interface StepRequest {
+  step: StepName;
+  slot: number;
+  paths: TaskPaths;
+  /** The script in the work dir: compile.sh or execute.sh. */
+  script: string;
+  /** What the task asked for (bounded by the executor's maxima). */
+  limits: StepLimits | undefined;
+  /** The task asks for network access. */
+  network: boolean;
+  /** The executor's default output cap per stream. */
+  outputLimit: number;
+}
+
+export interface StepPlan {
+  argv: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Bytes kept per stream for this step. */
+  outputLimit: number;
+  containment?: StepContainment;
+  /** Called once the step is over (removes its cgroup...). */
+  dispose?(): Promise<void>;
+}
+
+export interface Confinement {
+  /** Tasks run as other users than the executor's (the data dir must let them reach their dirs). */
+  readonly usesTaskUsers?: boolean;
+  /** Readies a freshly laid out task dir (ownership, modes) before its first step. */
+  prepare(slot: number, paths: TaskPaths): Promise<void>;
+  plan(request: StepRequest): Promise<StepPlan>;
+  /** After the task: anything left of its confinement goes (the dir itself is the runner's). */
+  release(slot: number, taskDir: string): Promise<void>;
+  /** When the executor stops, after its last task. */
+  close?(): Promise<void>;
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * A task's whole environment: PATH, HOME (its work dir) and LANG. Nothing of the executor's
+ * (tokens, cluster addresses) reaches a task.
+ */
+export function taskEnvironment(home: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH || DEFAULT_PATH, HOME: home, LANG: process.env.LANG || 'C.UTF-8' };
+}
+
+/** No user switch, no limits, no sandbox: `bash <script>` in the work dir with a clean environment. */
+export class PlainConfinement implements Confinement {
+  readonly usesTaskUsers = false;
+
+  async prepare(): Promise<void> {}
+
+  async plan(request: StepRequest): Promise<StepPlan> {
+    return {
+      argv: ['bash', request.script],
+      cwd: request.paths.workDir,
+      env: taskEnvironment(request.paths.workDir),
+      outputLimit: Math.min(request.limits?.output ?? request.outputLimit, request.outputLimit),
+    };
+  }
+
+  async release(): Promise<void> {}
+}
+
+/** How often a running step's cgroup is checked against its CPU and process limits. */
+const LIMIT_WATCH_MS = 100;
+/** Exit codes of a shell whose last command died of SIGXCPU / SIGXFSZ (128 + signal). */
+const EXIT_XCPU = 128 + 24;
+const EXIT_XFSZ = 128 + 25;
+
+/**
+ * `sh` that moves itself into the step's cgroups, then runs the step: every process of the step is
+ * born inside them. Exits 125 if it cannot join.
+ */
+const CGROUP_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
+
+export interface HostConfinementOptions {
+  limits: LimitSettings;
+  /** Task users (the executor runs as root); undefined: tasks run as the executor's user. */
+  users?: TaskUsers;
+  setpriv?: string;
+  prlimit?: string;
+  cgroups?: Cgroups;
+  sandbox?: Sandbox;
+  /** Tasks that ask for the network get it (with the sandbox; without one they have it anyway). */
+  allowNetwork: boolean;
+}
+
+/**
+ * The real confinement: the step as the task's user, with rlimits, in its own cgroup and sandbox.
+ * `[sh join cgroups] -> [prlimit] -> [bwrap] -> [setpriv] -> bash <script>`: joining cgroups and making
+ * namespaces need root, so the user switch comes last, inside the sandbox.
+ */
+export class HostConfinement implements Confinement {
+  private steps = 0;
+
+  constructor(private readonly options: HostConfinementOptions) {}
+
+  get usesTaskUsers(): boolean {
+    return this.options.users !== undefined;
+  }
+
+  async prepare(slot: number, paths: TaskPaths): Promise<void> {
+    const identity = this.options.users?.forSlot(slot);
+    if (!identity) return;
+    chownTree(paths.workDir, identity);
+    fs.chmodSync(paths.workDir, 0o700);
+    // Traversable, not listable: the task reaches its own dir by its absolute path (HOME) even without
+    // a sandbox, and sees nothing else of the executor's.
+    fs.chmodSync(paths.taskDir, 0o711);
+  }
+
+  async plan(request: StepRequest): Promise<StepPlan> {
+    const { options } = this;
+    const limits = effectiveLimits(options.limits, request.limits);
+    const identity = options.users?.forSlot(request.slot);
+    const workDir = request.paths.workDir;
+    // Unique per attempt: a task run again by this executor must not meet a cgroup its last run left.
+    const cgroupName = `${path.basename(request.paths.taskDir)}-${request.step}-${++this.steps}`;
+    const cgroup = options.cgroups?.create(cgroupName, { memory: limits.memory, processes: limits.processes });
+    const argv: string[] = [];
+    if (cgroup) argv.push('/bin/sh', '-c', CGROUP_JOIN, 'kv2-join', ...cgroup.procsFiles, '--');
+    if (options.prlimit) {
+      argv.push(
+        options.prlimit,
+        ...prlimitArgs(limits, {
+          // Without a memory cgroup only a task's own memory request is enforced, as address space.
+          addressSpace: cgroup?.memoryLimited || !request.limits?.memory ? 0 : limits.memory,
+          processes: cgroup?.processesLimited || !options.users?.dedicated ? 0 : limits.processes,
+        }),
+        '--',
+      );
+    }
+    if (options.sandbox) argv.push(...options.sandbox.wrap(workDir, options.allowNetwork && request.network));
+    if (identity && options.setpriv) argv.push(...setprivArgs(options.setpriv, identity));
+    argv.push('bash', request.script);
+
+    const containment: StepContainment | undefined = cgroup && {
+      watch: (stop) => {
+        const timer = setInterval(() => {
+          const facts = cgroup.facts();
+          if (facts.processLimitHit) stop('processes');
+          else if (facts.oomKilled) stop('memory');
+          else if (limits.cpu_time > 0 && (facts.cpuMs ?? 0) > limits.cpu_time * 1000) stop('cpu_time');
+        }, LIMIT_WATCH_MS);
+        return () => clearInterval(timer);
+      },
+      killAll: () => cgroup.killAll(),
+      killNow: () => cgroup.killNow(),
+      collect: async (end) => {
+        const facts = cgroup.facts();
+        return { cpuMs: facts.cpuMs, memoryKb: facts.memoryKb, stopped: limitStop(limits, end, facts) };
+      },
+    };
+    return {
+      argv,
+      cwd: workDir,
+      env: taskEnvironment(workDir),
+      outputLimit: limits.output,
+      ...(containment ? { containment } : { containment: rlimitOnly(limits) }),
+      dispose: cgroup ? () => cgroup.remove() : undefined,
+    };
+  }
+
+  async release(): Promise<void> {}
+
+  async close(): Promise<void> {
+    await this.options.cgroups?.close();
+  }
+}
+
+/** Which limit stopped a step, from its cgroup's counters and how it ended. */
+function limitStop(limits: LimitValues, end: StepEnd, facts: CgroupFacts | undefined): StopReason | null {
+  if (facts?.oomKilled) return 'memory';
+  if (facts?.processLimitHit) return 'processes';
+  const code = end.exitCode;
+  if (limits.cpu_time > 0 && (end.signal === 'SIGXCPU' || code === EXIT_XCPU || (facts?.cpuMs ?? 0) > limits.cpu_time * 1000)) return 'cpu_time';
+  if (limits.file_size > 0 && (end.signal === 'SIGXFSZ' || code === EXIT_XFSZ)) return 'file_size';
+  return null;
+}
+
+/** Without a cgroup, only the rlimits' signals tell that a limit stopped the step. */
+function rlimitOnly(limits: LimitValues): StepContainment {
+  return {
+    killAll: async () => undefined,
+    collect: async (end) => ({ cpuMs: null, memoryKb: null, stopped: limitStop(limits, end, undefined) }),
+  };
+}
+
+/** Everything the executor found about confining tasks on this machine, ready to use. */
+export async function createConfinement(
+  settings: { userGroup: string | null; slots: number; sandbox: SandboxMode; allowNetwork: boolean; limits: LimitSettings; executorName: string; roleDir: string },
+  logger: Logger,
+): Promise<HostConfinement> {
+  const asRoot = process.getuid?.() === 0;
+  const prlimit = findOnPath('prlimit');
+  if (!prlimit) logger.warn('prlimit (util-linux) is not installed: no CPU time, file size or address space limits for tasks');
+  const users = TaskUsers.resolve(settings.userGroup, settings.slots, logger);
+  const setpriv = users ? findOnPath('setpriv') : undefined;
+  if (users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run tasks as another user than root; install util-linux');
+  // Named by executor and role dir: two executors with one name on one machine must not share it.
+  const instance = `${settings.executorName}-${createHash('sha256').update(settings.roleDir).digest('hex').slice(0, 8)}`;
+  const cgroups = Cgroups.detect(instance, logger);
+  if (cgroups) {
+    const left = await cgroups.cleanupLeftovers();
+    if (left > 0) logger.info({ cgroups: left }, `removed ${left} cgroup(s) left by a previous run`);
+  }
+  const sandbox = Sandbox.detect(settings.sandbox, settings.roleDir, logger);
+  logger.info(
+    {
+      user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
+      sandbox: sandbox?.describe() ?? 'none',
+      cgroups: cgroups?.describe() ?? 'none',
+      rlimits: prlimit ? 'prlimit' : 'none',
+      limits: settings.limits,
+      network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
+    },
+    'task confinement',
+  );
+  return new HostConfinement({
+    limits: settings.limits,
+    users,
+    setpriv,
+    prlimit,
+    cgroups,
+    sandbox,
+    allowNetwork: settings.allowNetwork,
+  });
+}

@@ -1,0 +1,264 @@
+// The executor's conversation with the judicators: one `report` call at a time carrying finished tasks
+// (complete), running ones (executing) and free slots (vacant), answered with tasks to drop (cancel) and
+// tasks to run (assign). With nothing new to say the call long-polls; any status change aborts the poll
+// and reports at once (the judicator hands again any assignment whose answer was lost, so aborting is
+// safe and assignments are deduplicated by id). Failures keep every result and retry with a backoff.
+import { describeError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import { sleep } from '../common/processes';
+import type { RpcRequest, RpcResponse } from '../rpc/contract';
+import { completedToWire, taskFromWire } from '../rpc/wire';
+import { ReturnCode, type Task } from '../task/types';
+import type { TaskRun } from './runner';
+
+export interface ReportLoopOptions {
+  name: string;
+  /** The random key registered with executor/service/<name>: proves reports come from this process. */
+  key: string;
+  slots: number;
+  /** Long-poll wait and heartbeat, ms. */
+  reportIntervalMs: number;
+  /** Backoff after a failed report: first wait and longest wait, ms. */
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** How long the last report (handing tasks back on shutdown) may try, ms. */
+  finalReportMs: number;
+}
+
+/** Sends one report (the RPC client in production). */
+export type ReportCall = (body: RpcRequest<'report'>, options: { waitMs: number; signal: AbortSignal }) => Promise<RpcResponse<'report'>>;
+
+/** Starts a task in a slot; `onChange` must be called on every status change and when it finishes. */
+export type StartRun = (task: Task, slot: number, onChange: (run: TaskRun) => void) => TaskRun;
+
+export class ReportLoop {
+  private readonly runs = new Map<string, TaskRun>();
+  /** Status of each running task as last reported successfully: a difference is news. */
+  private reported = new Map<string, number>();
+  /** Tasks to hand back at the next report (assigned while draining, or no slot free). */
+  private readonly toRelease = new Set<string>();
+  /** Tasks stopped by our shutdown (not by the judicator): handed back in the final report. */
+  private readonly stoppedByUs = new Set<string>();
+  private accepting = true;
+  /** Until a report succeeds: this process is new, whatever its name held before is lost. */
+  private fresh = true;
+  /** The report call in flight, and whether it is a long poll (which news may abort). */
+  private inflight: AbortController | undefined;
+  private polling = false;
+  private idleWait: AbortController | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly options: ReportLoopOptions,
+    private readonly call: ReportCall,
+    private readonly startRun: StartRun,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Tasks held now (running, or finished and not yet acknowledged). */
+  get held(): readonly TaskRun[] {
+    return [...this.runs.values()];
+  }
+
+  /** Reports until `stop` aborts. */
+  async run(stop: AbortSignal): Promise<void> {
+    let backoff = this.options.retryInitialMs;
+    let failures = 0;
+    const onStop = () => {
+      this.inflight?.abort();
+      this.idleWait?.abort();
+    };
+    stop.addEventListener('abort', onStop, { once: true });
+    try {
+      while (!stop.aborted) {
+        const { body, news } = this.build();
+        const waitMs = news ? 0 : this.options.reportIntervalMs;
+        const poll = new AbortController();
+        this.inflight = poll;
+        this.polling = waitMs > 0;
+        const started = Date.now();
+        let answer: RpcResponse<'report'>;
+        try {
+          answer = await this.call({ ...body, wait_ms: waitMs }, { waitMs, signal: poll.signal });
+          if (answer.result !== ReturnCode.OK) throw new Error(`the judicator answered ${answer.result}${answer.message ? `: ${answer.message}` : ''}`);
+        } catch (error) {
+          this.inflight = undefined;
+          if (stop.aborted) break;
+          if (poll.signal.aborted) continue; // woken: something changed, report it now
+          failures++;
+          const log = failures === 1 || failures % 20 === 0 ? 'warn' : 'debug';
+          this.logger[log]({ err: describeError(error), failures, retryMs: backoff }, `report failed; keeping ${body.complete.length} result(s) and retrying`);
+          await sleep(backoff, stop);
+          backoff = Math.min(backoff * 2, this.options.retryMaxMs);
+          continue;
+        }
+        this.inflight = undefined;
+        if (failures > 0) this.logger.info({ failures }, 'reporting to the judicators again');
+        failures = 0;
+        backoff = this.options.retryInitialMs;
+        this.fresh = false;
+        this.reported = new Map(body.executing.map((e) => [e.id, e.status]));
+        for (const id of body.release ?? []) this.toRelease.delete(id);
+        this.apply(answer);
+        // Results the judicator did not acknowledge are sent again; a judicator that never does must
+        // not get them in a tight loop.
+        if (body.complete.length > 0 && !body.complete.some((c) => answer.cancel.includes(c.id))) {
+          this.logger.warn({ complete: body.complete.map((c) => c.id) }, 'the judicator did not acknowledge any reported result; retrying after a pause');
+          await sleep(this.options.retryInitialMs, stop);
+        }
+        // A judicator that answers a long poll at once with nothing (it may not hold polls without free
+        // slots) must not make us spin: wait out the interval, unless something changes.
+        const elapsed = Date.now() - started;
+        if (waitMs > 0 && answer.cancel.length === 0 && answer.assign.length === 0 && elapsed < waitMs && !this.build().news) {
+          this.idleWait = new AbortController();
+          await sleep(waitMs - elapsed, this.idleWait.signal);
+          this.idleWait = undefined;
+        }
+      }
+    } finally {
+      stop.removeEventListener('abort', onStop);
+    }
+  }
+
+  /** Something changed: report it now (aborting a long poll in flight). */
+  wake(): void {
+    if (this.polling) this.inflight?.abort();
+    this.idleWait?.abort();
+  }
+
+  /** Stops taking tasks (SIGTERM): reports no free slot from now on. */
+  startDrain(): void {
+    if (!this.accepting) return;
+    this.accepting = false;
+    this.wake();
+  }
+
+  /** Resolves when no task is held any more (all finished and acknowledged). */
+  idle(): Promise<void> {
+    if (this.runs.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * The end (SIGINT, or a drain that ran out of time): kills every task, waits for them, and sends a
+   * last report with the results that are ready and every other task handed back (`release`).
+   */
+  async shutdown(): Promise<void> {
+    this.accepting = false;
+    for (const run of this.runs.values()) {
+      if (!run.finished && !run.cancelled && run.result === null) {
+        this.stoppedByUs.add(run.id);
+        run.cancel();
+      }
+    }
+    await Promise.all([...this.runs.values()].map((run) => run.done));
+    const { body } = this.build();
+    const release = [...new Set([...(body.release ?? []), ...this.stoppedByUs])];
+    if (body.complete.length === 0 && release.length === 0) return;
+    const deadline = Date.now() + this.options.finalReportMs;
+    const final: RpcRequest<'report'> = { ...body, executing: [], vacant: 0, release, wait_ms: 0 };
+    let backoff = this.options.retryInitialMs;
+    for (;;) {
+      try {
+        const answer = await this.call(final, { waitMs: 0, signal: AbortSignal.timeout(Math.max(deadline - Date.now(), 1)) });
+        if (answer.result !== ReturnCode.OK) throw new Error(`the judicator answered ${answer.result}${answer.message ? `: ${answer.message}` : ''}`);
+        this.logger.info({ complete: final.complete.length, released: release }, `handed back ${release.length} task(s) to the judicators`);
+        return;
+      } catch (error) {
+        if (Date.now() + backoff >= deadline) {
+          this.logger.warn(
+            { err: describeError(error), complete: final.complete.map((c) => c.id), released: release },
+            'could not tell the judicators about the tasks this executor stopped; they go back to Retrying when the judicators see this executor gone',
+          );
+          return;
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, this.options.retryMaxMs);
+      }
+    }
+  }
+
+  private build(): { body: Omit<RpcRequest<'report'>, 'wait_ms'>; news: boolean } {
+    const complete: RpcRequest<'report'>['complete'] = [];
+    const executing: { id: string; status: number }[] = [];
+    let busy = 0;
+    for (const run of this.runs.values()) {
+      if (!run.finished) busy++;
+      if (run.cancelled) continue;
+      if (run.finished && run.result) complete.push(completedToWire({ id: run.id, status: run.status, result: run.result }));
+      else if (!run.finished) executing.push({ id: run.id, status: run.status });
+    }
+    const release = [...this.toRelease];
+    const vacant = this.accepting ? Math.max(0, this.options.slots - busy) : 0;
+    const news =
+      complete.length > 0 ||
+      release.length > 0 ||
+      executing.length !== this.reported.size ||
+      executing.some((e) => this.reported.get(e.id) !== e.status);
+    const body = {
+      executor: this.options.name,
+      key: this.options.key,
+      complete,
+      executing,
+      vacant,
+      ...(release.length ? { release } : {}),
+      ...(this.fresh ? { fresh: true } : {}),
+    };
+    return { body, news };
+  }
+
+  private apply(answer: RpcResponse<'report'>): void {
+    for (const id of answer.cancel) {
+      const run = this.runs.get(id);
+      if (!run) continue;
+      if (run.finished) {
+        // A finished task in `cancel` is the judicator's acknowledgement (or a task it took back): forget it.
+        this.runs.delete(id);
+      } else {
+        this.logger.info({ task: id, status: run.status }, `judicator cancelled task ${id}; stopping it`);
+        run.cancel();
+      }
+    }
+    for (const wire of answer.assign) {
+      if (this.runs.has(wire.id)) continue; // handed again because an answer was lost: already ours
+      const slot = this.freeSlot();
+      if (!this.accepting || slot === undefined) {
+        this.logger.info({ task: wire.id, accepting: this.accepting }, `handing task ${wire.id} back: ${this.accepting ? 'no free slot' : 'this executor is stopping'}`);
+        this.toRelease.add(wire.id);
+        continue;
+      }
+      let task: Task;
+      try {
+        task = taskFromWire(wire);
+      } catch (error) {
+        this.logger.error({ task: wire.id, err: describeError(error) }, `task ${wire.id} arrived malformed; handing it back`);
+        this.toRelease.add(wire.id);
+        continue;
+      }
+      this.logger.info({ task: task.id, slot, retries: task.retries }, `running task ${task.id} in slot ${slot}`);
+      const run = this.startRun(task, slot, (changed) => this.changed(changed));
+      this.runs.set(task.id, run);
+    }
+    this.checkIdle();
+  }
+
+  private changed(run: TaskRun): void {
+    // A task the judicator took away is forgotten as soon as its processes are gone.
+    if (run.finished && run.cancelled && !this.stoppedByUs.has(run.id)) this.runs.delete(run.id);
+    this.checkIdle();
+    this.wake();
+  }
+
+  private freeSlot(): number | undefined {
+    const used = new Set([...this.runs.values()].filter((r) => !r.finished).map((r) => r.slot));
+    for (let slot = 0; slot < this.options.slots; slot++) if (!used.has(slot)) return slot;
+    return undefined;
+  }
+
+  private checkIdle(): void {
+    if (this.runs.size > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
