@@ -17,8 +17,14 @@ const output = process.env.KV2_BUILD_OUTPUT ? path.resolve(process.env.KV2_BUILD
 const dist = process.env.KV2_BUILD_OUTPUT ? `${output}.dist` : path.join(root, 'dist');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
 
-/** The mongodb driver's optional native helpers: kv2 does not use them, and they cannot be bundled. */
-const EXTERNAL = [
+/**
+ * The mongodb driver's optional helpers: kv2 does not use them, and they cannot be bundled. They are not
+ * left `external` either: inside a single executable any require() of a non-builtin prints a warning, so
+ * each becomes a module that throws "not found", which is what the driver expects of a missing option.
+ */
+const OPTIONAL_MISSING = [
+  // debug's optional colour support (through mongodb-memory-server)
+  'supports-color',
   'kerberos',
   'snappy',
   '@mongodb-js/zstd',
@@ -29,6 +35,20 @@ const EXTERNAL = [
   '@aws-sdk/credential-providers',
   '@aws-sdk/credential-provider-node',
 ];
+
+function missingOptionalPlugin(): esbuild.Plugin {
+  const names = new Set(OPTIONAL_MISSING);
+  return {
+    name: 'missing-optional-dependencies',
+    setup(build) {
+      build.onResolve({ filter: /.*/ }, (args) => (names.has(args.path) ? { path: args.path, namespace: 'kv2-missing' } : undefined));
+      build.onLoad({ filter: /.*/, namespace: 'kv2-missing' }, (args) => ({
+        contents: `const e = new Error(${JSON.stringify(`Cannot find module '${args.path}' (not included in kv2)`)}); e.code = 'MODULE_NOT_FOUND'; throw e;`,
+        loader: 'js',
+      }));
+    },
+  };
+}
 
 function log(message: string): void {
   process.stdout.write(`[build] ${message}\n`);
@@ -66,8 +86,7 @@ async function bundle(): Promise<string> {
     sourcemap: false,
     minifySyntax: true,
     legalComments: 'none',
-    external: EXTERNAL,
-    plugins: [etcd3ProtoPlugin()],
+    plugins: [etcd3ProtoPlugin(), missingOptionalPlugin()],
     logLevel: 'warning',
     // Some dependencies read import.meta.url only to find files we never load from disk.
     define: { 'import.meta.url': '"file:///kv2"' },

@@ -41,6 +41,8 @@ export interface ModuleDefinition<C = unknown> {
    * say, only where the cluster may keep its tasks in MongoDB.
    */
   enabled?(context: RenderContext): boolean | Promise<boolean>;
+  /** Seconds the module needs to stop, when more than the supervisor's grace period (draining). */
+  stopGraceSeconds?(config: C): number;
   /** Loads the module's code lazily, so that other processes do not pay for it. */
   load(): Promise<(context: ModuleContext<C>) => Promise<void>>;
 }

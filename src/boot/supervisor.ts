@@ -31,6 +31,8 @@ export const bootConfigSchema = z.object({
         role_dir: z.string().min(1),
         pid_file: z.string().min(1),
         command: z.array(z.string()).min(1),
+        /** Seconds this module gets to stop, when it needs more than grace_period (an executor draining). */
+        grace_period: z.number().positive().optional(),
       }),
     )
     .min(1),
@@ -47,6 +49,7 @@ interface ManagedModule {
   roleDir: string;
   pidFile: string;
   command: string[];
+  graceSeconds: number;
   lock: PidFileLock;
   child?: ChildProcess;
   startedAt: number;
@@ -75,6 +78,7 @@ export class Supervisor {
         roleDir,
         pidFile,
         command: m.command,
+        graceSeconds: Math.max(m.grace_period ?? 0, config.grace_period),
         lock: new PidFileLock(pidFile, `kv2 ${config.command} supervisor`),
         startedAt: 0,
         failures: 0,
@@ -89,8 +93,11 @@ export class Supervisor {
     return this.modules.flatMap((m) => (m.child?.pid === undefined ? [] : [m.child.pid]));
   }
 
-  /** Runs until `signal` aborts, then stops every module. Resolves when all are stopped and reaped. */
-  async run(signal: AbortSignal): Promise<void> {
+  /**
+   * Runs until `signal` aborts, then stops every module. Resolves when all are stopped and reaped.
+   * `stopSignal()` says what to send them: SIGTERM (a rolling update: executors drain) or SIGINT.
+   */
+  async run(signal: AbortSignal, stopSignal: () => NodeJS.Signals = () => 'SIGINT'): Promise<void> {
     signal.addEventListener('abort', () => this.wake?.(), { once: true });
     this.logger.info({ modules: this.modules.map((m) => m.label) }, `kv2 ${this.config.command} supervisor started`);
     while (!signal.aborted) {
@@ -100,7 +107,7 @@ export class Supervisor {
       }
       await this.waitForNextCheck(signal);
     }
-    await this.stopAll();
+    await this.stopAll(stopSignal());
     this.logger.info(`kv2 ${this.config.command} supervisor exiting`);
   }
 
@@ -188,14 +195,14 @@ export class Supervisor {
     });
   }
 
-  /** Stops modules in reverse start order; each gets SIGINT and the grace period, then SIGKILL. */
-  private async stopAll(): Promise<void> {
+  /** Stops modules in reverse start order; each gets `signal` and its grace period, then SIGKILL. */
+  private async stopAll(signal: NodeJS.Signals): Promise<void> {
     this.stopping = true;
     for (const module of [...this.modules].reverse()) {
       const child = module.child;
       if (!child) continue;
-      this.logger.info({ module: module.label, pid: child.pid }, `stopping ${module.label} (SIGINT, ${this.config.grace_period} s grace)`);
-      await stopChild(child, { signal: 'SIGINT', graceMs: this.config.grace_period * 1000 });
+      this.logger.info({ module: module.label, pid: child.pid }, `stopping ${module.label} (${signal}, ${module.graceSeconds} s grace)`);
+      await stopChild(child, { signal, graceMs: module.graceSeconds * 1000 });
       module.child = undefined;
       this.logger.info({ module: module.label }, `${module.label} stopped`);
     }

@@ -3,7 +3,8 @@
 // find it there (src/mongodb/binary.ts) without --mongodb-download.
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { defaultMongodVersion, downloadMongod, findInCache, mongodDownloadDir, type ProgressListener } from '../mongodb/binary';
+// The MongoDB libraries load only when a download is asked for: every other kv2 command stays light.
+import type { ProgressListener } from '../mongodb/binary';
 
 export const FETCHABLE = ['mongod'] as const;
 
@@ -11,7 +12,7 @@ export function registerFetchCommand(cli: CAC, run: (action: () => Promise<numbe
   cli
     .command('fetch <program> [version]', 'Download a program into the cache: mongod (through mongodb-memory-server; needs internet)')
     .usage('fetch mongod [--version x.y.z]')
-    .option('--version [version]', `mongod version to download (default: ${defaultMongodVersion()})`)
+    .option('--version [version]', "mongod version to download (default: mongodb-memory-server's default)")
     .example('fetch mongod')
     .example('fetch mongod --version 7.0.14')
     // The global boolean `-v, --version` shadows the option in cac's parsing: read it as typed.
@@ -74,6 +75,7 @@ export async function fetchProgram(program: string, options: { version?: unknown
   if (options.version !== undefined && (typeof options.version !== 'string' || !/^\d+\.\d+\.\d+$/.test(options.version))) {
     throw new UsageError(`--version must be a mongod version such as 7.0.14, not ${JSON.stringify(options.version)}`);
   }
+  const { defaultMongodVersion, downloadMongod, findInCache, mongodDownloadDir } = await import('../mongodb/binary');
   const version = (options.version as string | undefined) ?? defaultMongodVersion();
   const cached = await findInCache(version);
   if (cached) {

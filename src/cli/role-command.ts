@@ -69,11 +69,12 @@ export async function prepareRole(command: CommandName, given: Record<string, un
     check_interval: Number(flags['boot-check-interval']),
     grace_period: Number(flags['boot-grace-period']),
     restart_backoff: { initial: 1, max: Number(flags['boot-restart-backoff-max']), reset_after: 60 },
-    modules: rendered.map(({ module, roleDir }) => ({
+    modules: rendered.map(({ module, roleDir, config }) => ({
       name: module.name,
       role_dir: roleDir,
       pid_file: `data/${module.name}.pid`,
       command: [self.command, ...self.args, '__module', module.role, module.name, roleDir],
+      ...(module.stopGraceSeconds ? { grace_period: module.stopGraceSeconds(config) } : {}),
     })),
     log: { ...renderLog('boot', flags), dir: path.join(bootDir, 'log', 'boot') },
   });
@@ -115,9 +116,12 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     const supervisor = new Supervisor(prepared.bootConfig, logger);
     const controller = new AbortController();
     let signals = 0;
+    let stopSignal: NodeJS.Signals = 'SIGINT';
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals === 1) {
+        // SIGTERM (docker stop, systemd, a rolling update) is passed on: executors drain on it.
+        stopSignal = signal;
         logger.info({ signal }, `received ${signal}; stopping every module`);
         controller.abort();
         return;
@@ -129,7 +133,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      await supervisor.run(controller.signal);
+      await supervisor.run(controller.signal, () => stopSignal);
     } catch (error) {
       logger.fatal({ err: describeError(error) }, 'supervisor failed');
       throw error;

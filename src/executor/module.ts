@@ -180,5 +180,7 @@ export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
       log: renderLog('main', flags),
     };
   },
+  // A draining executor (SIGTERM) needs its drain timeout, and a moment to hand back what is left.
+  stopGraceSeconds: (config) => config.drain_timeout + 10,
   load: () => import('./main').then((m) => m.runExecutor),
 };

@@ -1,7 +1,9 @@
 // Which task store this judicator opens: the cluster's, recorded in etcd (cluster/store) by the judicator
 // that created the cluster (SPEC §5; chooseStore). Waits for etcd first: the main module may start before
 // it answers, and for a MongoDB store the replica set may still be forming.
+import fs from 'node:fs';
 import type { Etcd3 } from 'etcd3';
+import { configPath } from '../boot/config-files';
 import { ConfigError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
@@ -17,8 +19,11 @@ export async function openJudicatorStore(
   logger: Logger,
   signal: AbortSignal,
 ): Promise<TaskStore | undefined> {
-  // The mongodb module's config says whether this judicator can run a mongod (no file: it cannot).
-  const mongo = await (await import('../mongodb/store-settings')).readMongodbStoreSettings(roleDir);
+  // The mongodb module's config says whether this judicator can run a mongod (no file: it cannot, and
+  // the MongoDB libraries are not even loaded).
+  const mongo = fs.existsSync(configPath(roleDir, 'mongodb'))
+    ? await (await import('../mongodb/store-settings')).readMongodbStoreSettings(roleDir)
+    : undefined;
   let kind: StoreKind | undefined;
   let warned = 0;
   while (!signal.aborted && kind === undefined) {
