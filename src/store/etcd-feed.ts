@@ -1,0 +1,143 @@
+// The etcd store's change feed: one watch per store on the feed/ keys, whoever wrote them, fanned out to
+// the store's listeners. A put under feed/pending/ means a task became assignable; a put under
+// feed/released/ names the executor a task was taken from. Whenever the watch may have missed events
+// (it reconnected, was cancelled by a compaction, or the etcd client was replaced) listeners get a
+// 'pending' event, so a long-polling report looks again instead of sleeping through work.
+import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
+import { describeError } from '../common/errors';
+import type { Logger } from '../common/logging';
+import type { StoreEvent } from './task-store';
+import { lastSegment, type StoreKeys } from './etcd-keys';
+
+/** How long to wait before watching again after etcd cancelled the watch. */
+export const FEED_RETRY_MS = 1_000;
+
+export class StoreFeed {
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private watcher: Watcher | undefined;
+  private watchedClient: Etcd3 | undefined;
+  /** Set once a watch has been connected: later connections may have missed events. */
+  private connectedBefore = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly client: () => Etcd3,
+    private readonly keys: StoreKeys,
+    private readonly logger: Logger,
+    private readonly retryMs: number = FEED_RETRY_MS,
+  ) {}
+
+  /** Starts watching; resolves once the watch is live or after `timeoutMs` (it keeps trying after that). */
+  async start(timeoutMs: number): Promise<boolean> {
+    this.ensureWatching();
+    const watcher = this.watcher;
+    if (!watcher) return false;
+    if (watcher.id !== null) return true;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        watcher.off('connected', onConnected);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      const onConnected = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      watcher.once('connected', onConnected);
+    });
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    this.ensureWatching();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Watches with the current client; called on every store operation, so a replaced client is noticed. */
+  ensureWatching(): void {
+    if (this.closed) return;
+    const client = this.client();
+    if (this.watcher && this.watchedClient === client) return;
+    const old = this.watcher;
+    if (old) {
+      this.logger.info('etcd client replaced: watching the store change feed through the new one');
+      void old.cancel().catch(() => undefined);
+    }
+    this.watcher = this.attach(client);
+    this.watchedClient = client;
+  }
+
+  private attach(client: Etcd3): Watcher {
+    const watcher = client.watch().prefix(this.keys.feed).only('put').watcher();
+    let disconnected = false;
+    watcher.on('data', (response: IWatchResponse) => this.dispatch(response));
+    watcher.on('connected', () => {
+      // The first watch starts before any caller looks for work; any later one may have missed events.
+      // (A reconnected watch resumes after its last revision, but a wakeup costs little.)
+      if (this.connectedBefore) this.emit({ type: 'pending' });
+      if (disconnected) this.logger.info('store change feed reconnected to etcd');
+      this.connectedBefore = true;
+      disconnected = false;
+    });
+    watcher.on('disconnected', (error) => {
+      if (!disconnected) this.logger.warn({ err: describeError(error) }, 'store change feed disconnected from etcd; reconnecting');
+      disconnected = true;
+    });
+    watcher.on('error', (error) => {
+      // A cancelled watch (its revision was compacted away) does not come back by itself.
+      this.logger.warn({ err: describeError(error) }, 'store change feed was cancelled by etcd; watching again');
+      if (this.watcher !== watcher) return;
+      this.watcher = undefined;
+      this.watchedClient = undefined;
+      this.scheduleRetry();
+    });
+    return watcher;
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.ensureWatching();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  private dispatch(response: IWatchResponse): void {
+    let pending = false;
+    for (const event of response.events ?? []) {
+      const key = event.kv.key.toString();
+      if (key.startsWith(this.keys.pendings)) pending = true;
+      else if (key.startsWith(this.keys.releaseds)) {
+        this.emit({ type: 'released', executor: event.kv.value.toString(), id: lastSegment(key) });
+      }
+    }
+    // One wakeup per watch response: a burst of adds wakes a waiting report once, not once per task.
+    if (pending) this.emit({ type: 'pending' });
+  }
+
+  private emit(event: StoreEvent): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.logger.error({ err: describeError(error), event }, 'a store event listener threw');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    if (watcher) {
+      // Cancelling waits for etcd's answer; a store closing while etcd is gone must not hang on it.
+      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    }
+  }
+}
