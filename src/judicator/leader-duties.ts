@@ -8,7 +8,7 @@ import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
 import type { LeaderFence } from '../cluster/election';
 import { clusterKeys } from '../cluster/keys';
-import type { TaskStore } from '../store/task-store';
+import type { TaskStore, WriteFence } from '../store/task-store';
 
 export interface LeaderSettings {
   prefix: string;
@@ -27,6 +27,8 @@ export interface LeaderSettings {
 
 export class LeaderDuties {
   private readonly keys;
+  /** Every duty write is conditioned on this (SPEC §6). */
+  private fence: WriteFence | undefined;
 
   constructor(
     private readonly etcd: () => Etcd3,
@@ -39,6 +41,7 @@ export class LeaderDuties {
 
   /** Runs the duties every interval until `signal` aborts (leadership lost or shutdown). */
   async run(fence: LeaderFence, signal: AbortSignal): Promise<void> {
+    this.fence = { etcdKey: fence.key, holds: () => this.stillLeading(fence) };
     while (!signal.aborted) {
       const started = Date.now();
       for (const [name, duty] of [
@@ -85,6 +88,7 @@ export class LeaderDuties {
         olderThanMs: gone ? undefined : expiredBefore,
         reason: gone ? 'executor-gone' : 'expired',
         maxRetries: this.settings.maxRetries,
+        fence: this.fence,
       });
       if (outcome.retried.length || outcome.abandoned.length) {
         this.logger.warn(
@@ -102,7 +106,7 @@ export class LeaderDuties {
     const cutoff = Date.now() - this.settings.executorExpiration * 1000;
     for (const executor of await this.store.listExecutors()) {
       if (registered.has(executor.id) || Date.parse(executor.report_time) >= cutoff) continue;
-      await this.store.removeExecutor(executor.id);
+      await this.store.removeExecutor(executor.id, this.fence);
       this.logger.info({ executor: executor.id, lastReport: executor.report_time }, `forgot executor ${executor.id}: gone since ${executor.report_time}`);
     }
   }
@@ -149,7 +153,7 @@ export class LeaderDuties {
 
   async applyRetention(): Promise<void> {
     if (this.settings.retention <= 0) return;
-    const deleted = await this.store.deleteFinishedBefore(Date.now() - this.settings.retention * 1000);
+    const deleted = await this.store.deleteFinishedBefore(Date.now() - this.settings.retention * 1000, undefined, this.fence);
     if (deleted) this.logger.info({ deleted }, `deleted ${deleted} finished tasks older than the retention period`);
   }
 }

@@ -84,6 +84,18 @@ export class Scheduler {
     // An older report of this executor still held open is answered now: the executor moved on.
     for (const waiter of this.waiters) if (waiter.executor === executor) waiter.wake();
 
+    // Registered first, so that a cancel of one of its tasks that lands while this report is being
+    // processed is not missed (it is answered in this report's `cancel`).
+    const waiter = this.makeWaiter(executor, input.vacant > 0, new Set(input.executing.map((t) => t.id)));
+    try {
+      return await this.process(input, generation, waiter, aborted);
+    } finally {
+      this.waiters.delete(waiter);
+    }
+  }
+
+  private async process(input: ReportInput, generation: number, waiter: Waiter, aborted: AbortSignal): Promise<ReportOutput> {
+    const { executor } = input;
     await this.heartbeat(input);
     const cancel = new Set<string>();
 
@@ -118,31 +130,24 @@ export class Scheduler {
       this.logger.warn({ executor, retried: requeued.retried, abandoned: requeued.abandoned }, `executor ${executor} lost tasks it was running; they go back to Retrying`);
     }
 
-    // 5. Work, registering interest first so that a task added meanwhile is not missed.
-    const holding = new Set(running.filter((t) => !cancel.has(t.id)).map((t) => t.id));
-    const waiter = this.makeWaiter(executor, input.vacant > 0, holding);
-    try {
-      let assign = input.vacant > 0 ? await this.assign(executor, input.vacant, reported) : [];
-      const deadline = Date.now() + Math.min(input.waitMs, this.settings.maxWaitMs);
-      // 6. Nothing to say: hold the call until something happens, the wait ends, or the executor hangs up.
-      while (assign.length === 0 && cancel.size === 0 && Date.now() < deadline && !aborted.aborted) {
-        if (!waiter.woken) await this.waitFor(waiter, deadline - Date.now(), aborted);
-        if (aborted.aborted || this.generation.get(executor) !== generation) break;
-        for (const id of waiter.released) cancel.add(id);
-        const wantedWork = waiter.woken && waiter.wantsWork;
-        waiter.woken = false;
-        waiter.released.clear();
-        if (wantedWork) assign = await this.assign(executor, input.vacant, reported);
-      }
-      if (aborted.aborted && assign.length) {
-        // The executor hung up before hearing about these: they stay unacknowledged and are handed to it
-        // again on its next report (or requeued by the leader if it never comes back).
-        this.logger.debug({ executor, tasks: assign.map((t) => t.id) }, 'report abandoned after assignment; tasks will be redelivered');
-      }
-      return { cancel: [...cancel], assign };
-    } finally {
-      this.waiters.delete(waiter);
+    // 5. Work (the waiter registered at the start catches a task added meanwhile).
+    let assign = input.vacant > 0 ? await this.assign(executor, input.vacant, reported) : [];
+    const deadline = Date.now() + Math.min(input.waitMs, this.settings.maxWaitMs);
+    // 6. Nothing to say: hold the call until something happens, the wait ends, or the executor hangs up.
+    while (assign.length === 0 && cancel.size === 0 && waiter.released.size === 0 && Date.now() < deadline && !aborted.aborted) {
+      if (!waiter.woken) await this.waitFor(waiter, deadline - Date.now(), aborted);
+      if (aborted.aborted || this.generation.get(executor) !== generation) break;
+      const wantedWork = waiter.woken && waiter.wantsWork;
+      waiter.woken = false;
+      if (wantedWork) assign = await this.assign(executor, input.vacant, reported);
     }
+    for (const id of waiter.released) cancel.add(id);
+    if (aborted.aborted && assign.length) {
+      // The executor hung up before hearing about these: they stay unacknowledged and are handed to it
+      // again on its next report (or requeued by the leader if it never comes back).
+      this.logger.debug({ executor, tasks: assign.map((t) => t.id) }, 'report abandoned after assignment; tasks will be redelivered');
+    }
+    return { cancel: [...cancel], assign };
   }
 
   private async heartbeat(input: ReportInput): Promise<void> {

@@ -48,6 +48,7 @@ import type {
   StoreEvent,
   StoreOptions,
   TaskStore,
+  WriteFence,
 } from './task-store';
 
 /** updateExecuting leaves a task alone when nothing changed and its report time is younger than this. */
@@ -529,8 +530,11 @@ export class EtcdTaskStore implements TaskStore {
     return out;
   }
 
-  async removeExecutor(name: string): Promise<void> {
-    await etcdCall('remove the executor', () => this.client().kv.deleteRange({ key: Buffer.from(this.keys.executor(name)) }));
+  async removeExecutor(name: string, fence?: WriteFence): Promise<void> {
+    const remove = { request_delete_range: { key: Buffer.from(this.keys.executor(name)) } };
+    await etcdCall('remove the executor', () =>
+      this.client().kv.txn({ compare: fence ? [cmp.exists(fence.etcdKey)] : [], success: [remove] }),
+    );
     this.heartbeats.delete(name);
   }
 
@@ -554,7 +558,10 @@ export class EtcdTaskStore implements TaskStore {
     return [...byExecutor.values()];
   }
 
-  async requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number }): Promise<RequeueOutcome> {
+  async requeueHeldBy(
+    executor: string,
+    options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number; fence?: WriteFence },
+  ): Promise<RequeueOutcome> {
     const cutoff = options.olderThanMs;
     const due = (meta: TaskMeta) => cutoff === undefined || meta.report_ms < cutoff;
     const tasks = (await this.heldBy(executor, true)).filter((task) => !task.meta || due(task.meta));
@@ -566,10 +573,11 @@ export class EtcdTaskStore implements TaskStore {
       // The executor may still be alive (it only stopped reporting these): the feed tells it.
       announce: true,
       due,
+      fence: options.fence,
     });
   }
 
-  async deleteFinishedBefore(beforeMs: number, batch: number = DEFAULT_DELETE_BATCH): Promise<number> {
+  async deleteFinishedBefore(beforeMs: number, batch: number = DEFAULT_DELETE_BATCH, fence?: WriteFence): Promise<number> {
     const k = this.keys;
     const size = Math.max(1, Math.min(Math.floor(batch), this.limits.maxSteps));
     const end = Buffer.from(k.finishedAt(beforeMs));
@@ -588,9 +596,10 @@ export class EtcdTaskStore implements TaskStore {
         return {
           // A task added again under the same id (a client's own id) after this one finished was created
           // after this finished entry: leave it, and drop only the stale entry.
-          compare: [cmp.createdBefore(k.task(id), String(BigInt(kv.create_revision) + 1n))],
+          compare: [cmp.createdBefore(k.task(id), String(BigInt(kv.create_revision) + 1n)), ...(fence ? [cmp.exists(fence.etcdKey)] : [])],
           success: ops,
-          failure: [op.del(key)],
+          // Without the fence nothing happens at all; otherwise a failed compare means a stale entry.
+          failure: fence ? [] : [op.del(key)],
           requestBytes: OP_OVERHEAD * ops.length,
           responseBytes: 0,
         };
@@ -804,9 +813,10 @@ export class EtcdTaskStore implements TaskStore {
   private async sendBack(
     executor: string,
     tasks: readonly string[] | readonly Loaded[],
-    options: { countRetry: boolean; reason: RequeueReason; maxRetries: number; announce: boolean; due: (meta: TaskMeta) => boolean },
+    options: { countRetry: boolean; reason: RequeueReason; maxRetries: number; announce: boolean; due: (meta: TaskMeta) => boolean; fence?: WriteFence },
   ): Promise<RequeueOutcome> {
     const k = this.keys;
+    const fenced = options.fence ? [cmp.exists(options.fence.etcdKey)] : undefined;
     const preloaded = typeof tasks[0] === 'object' ? (tasks as readonly Loaded[]) : undefined;
     const ids = preloaded ? preloaded.map((task) => task.id) : (tasks as readonly string[]);
     type Outcome = 'retried' | 'abandoned' | 'skipped';
@@ -818,12 +828,13 @@ export class EtcdTaskStore implements TaskStore {
       const retries = meta.retries + (options.countRetry ? 1 : 0);
       if (retries > options.maxRetries) {
         const result = errorResult(giveUpMessage(meta.retries, options.reason));
-        return { outcome: 'abandoned', write: this.finishOps(id, meta, TaskStatus.UNKNOWN_ERROR, now, result, options.announce), held: null };
+        const write = this.finishOps(id, meta, TaskStatus.UNKNOWN_ERROR, now, result, options.announce);
+        return { outcome: 'abandoned', write: fenced ? { ...write, compare: [...(write.compare ?? []), ...fenced] } : write, held: null };
       }
       const next = JSON.stringify({ ...meta, status: TaskStatus.RETRYING, executor: null, retries, acked: false, report_ms: now } satisfies TaskMeta);
       const ops = [op.put(k.task(id), next), op.del(k.held(executor, id)), op.put(k.pending(id), next), ...this.statusMove(id, meta.status, TaskStatus.RETRYING)];
       if (options.announce) ops.push(op.put(k.released(id), executor));
-      return { outcome: 'retried', write: { ops }, held: null };
+      return { outcome: 'retried', write: fenced ? { ops, compare: fenced } : { ops }, held: null };
     };
     const results = await this.perTask(ids, 'send tasks back to the queue', { from: 'held', executor }, plan, preloaded);
     const outcome: RequeueOutcome = { retried: [], abandoned: [] };

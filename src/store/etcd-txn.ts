@@ -52,6 +52,10 @@ export const cmp = {
   absent(key: string): ICompare {
     return { key: Buffer.from(key), target: 'Version', result: 'Equal', version: 0 };
   },
+  /** The key exists (a leader's election key: the write is fenced on it). */
+  exists(key: string): ICompare {
+    return { key: Buffer.from(key), target: 'Create', result: 'Greater', create_revision: '0' };
+  },
   /** The key was created before revision `revision` (or does not exist: its create revision is 0). */
   createdBefore(key: string, revision: string): ICompare {
     return { key: Buffer.from(key), target: 'Create', result: 'Less', create_revision: revision };

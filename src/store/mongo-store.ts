@@ -49,6 +49,7 @@ import type {
   StoreEvent,
   StoreOptions,
   TaskStore,
+  WriteFence,
 } from './task-store';
 import { errorResult, giveUpMessage, notFinalResult, tooLargeResult } from './store-results';
 
@@ -541,7 +542,8 @@ export class MongoTaskStore implements TaskStore {
     }
   }
 
-  async removeExecutor(name: string): Promise<void> {
+  async removeExecutor(name: string, fence?: WriteFence): Promise<void> {
+    await checkFence(fence);
     try {
       await this.executors.deleteOne({ _id: name });
     } catch (error) {
@@ -564,7 +566,11 @@ export class MongoTaskStore implements TaskStore {
     }
   }
 
-  async requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number }): Promise<RequeueOutcome> {
+  async requeueHeldBy(
+    executor: string,
+    options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number; fence?: WriteFence },
+  ): Promise<RequeueOutcome> {
+    await checkFence(options.fence);
     const filter: Filter<TaskDoc> = { executor, done: false };
     if (options.olderThanMs !== undefined) filter.report_time = { $lt: new Date(options.olderThanMs) };
     try {
@@ -615,7 +621,8 @@ export class MongoTaskStore implements TaskStore {
     return outcome;
   }
 
-  async deleteFinishedBefore(beforeMs: number, batch = 1000): Promise<number> {
+  async deleteFinishedBefore(beforeMs: number, batch = 1000, fence?: WriteFence): Promise<number> {
+    await checkFence(fence);
     let deleted = 0;
     try {
       for (;;) {
@@ -823,4 +830,12 @@ export async function openMongoStore(options: MongoStoreOptions, signal?: AbortS
       await sleep(options.openRetryMs ?? 1_000, signal);
     }
   }
+}
+
+/**
+ * MongoDB writes cannot be conditioned on an etcd key: the leader's fence is checked right before its
+ * duty writes instead (each of which is also conditioned on the task's own state, so a late one is harmless).
+ */
+async function checkFence(fence: WriteFence | undefined): Promise<void> {
+  if (fence && !(await fence.holds())) throw new UnavailableError('no longer the leader: its election key is gone; leader duties stop here');
 }

@@ -46,6 +46,18 @@ export interface RequeueOutcome {
   abandoned: string[];
 }
 
+/**
+ * The leader's proof that it still leads, for its writes (SPEC §6: leader duties are fenced). The etcd3
+ * client notices a lost lease only after two TTLs while etcd expires it after one, so a cut-off leader
+ * may still believe it leads: every duty write is conditioned on its election key still existing.
+ */
+export interface WriteFence {
+  /** The leader's election key in etcd: the etcd store adds "this key exists" to each transaction. */
+  etcdKey: string;
+  /** Whether the key still exists: stores that cannot join the check to their writes ask before each. */
+  holds(): Promise<boolean>;
+}
+
 /** What changed in the store, cluster-wide (any judicator's writes): wakes long-polling reports. */
 export type StoreEvent =
   | { type: 'pending' } // a task became assignable (added, or back to Retrying)
@@ -115,7 +127,7 @@ export interface TaskStore {
   listExecutors(): Promise<ExecutorInfo[]>;
 
   /** Forgets an executor record (the leader removes executors that are gone). */
-  removeExecutor(name: string): Promise<void>;
+  removeExecutor(name: string, fence?: WriteFence): Promise<void>;
 
   // ---- leader duties (idempotent: two leaders at once, or one changing mid-way, do no harm) ----
 
@@ -126,10 +138,13 @@ export interface TaskStore {
    * Sends back to Retrying every task of `executor` (gone), or only those whose report time is older
    * than `olderThanMs` (stopped reporting them). Past `maxRetries` a task ends as Unknown error.
    */
-  requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number }): Promise<RequeueOutcome>;
+  requeueHeldBy(
+    executor: string,
+    options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number; fence?: WriteFence },
+  ): Promise<RequeueOutcome>;
 
   /** Deletes done tasks whose report (finish) time is before `beforeMs`; returns how many. */
-  deleteFinishedBefore(beforeMs: number, batch?: number): Promise<number>;
+  deleteFinishedBefore(beforeMs: number, batch?: number, fence?: WriteFence): Promise<number>;
 
   /** Counts of tasks by status (metrics, `kv2 status`). */
   countByStatus(): Promise<Partial<Record<TaskStatus, number>>>;

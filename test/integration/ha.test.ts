@@ -133,6 +133,18 @@ test('disaster recovery as the maintenance page describes it, scripted with kv2 
   await killNode(nodes[2]!);
   const survivor = nodes[0]!;
 
+  // Alone, it has no etcd quorum: it stops serving and says so (clients go elsewhere).
+  const refusal = await waitFor(
+    async () => {
+      const response = await fetch(`http://127.0.0.1:${survivor.ports.rpc}/health`);
+      return response.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
+    },
+    { what: 'the lone judicator to report that it lost quorum', timeoutMs: 30_000 },
+  );
+  assert.match(refusal.reason, /quorum|etcd does not answer|not registered/);
+  const add = await fetch(`http://127.0.0.1:${survivor.ports.rpc}/rpc/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(add.status, 503);
+
   // Lock all pid files, stop the modules, set the cluster to init, exit the shell.
   const etcdConfig = path.join(survivor.dir, 'judicator', 'config', 'etcd.json');
   const backup = fs.readFileSync(etcdConfig, 'utf8');

@@ -656,6 +656,19 @@ for (const factory of factories) {
       assert.deepEqual((await a!.holders()).map((h) => [h.executor, h.tasks]), [['e1', 1]]);
     });
 
+    test('leader duties are fenced: with the leader\'s election key gone, they change nothing', async (t) => {
+      const [a] = await open(t, 1);
+      const held = await a!.add(makeTask());
+      await a!.assign('e1', 1);
+      // A key that was never created stands for an election key whose lease etcd expired.
+      const lost = { etcdKey: `kv2-conformance-fence/${Math.random().toString(16).slice(2)}`, holds: async () => false };
+      await assert.rejects(a!.requeueHeldBy('e1', { reason: 'executor-gone', maxRetries: 3, fence: lost }));
+      assert.equal((await a!.get(held))!.executor, 'e1', 'a deposed leader did not take the task back');
+      await a!.recordHeartbeat('e9', { vacant: 1 });
+      await a!.removeExecutor('e9', lost).catch(() => undefined);
+      assert.ok((await a!.listExecutors()).some((e) => e.id === 'e9'), 'a deposed leader did not forget the executor');
+    });
+
     test('deleteFinishedBefore deletes only done tasks finished before the cutoff, once', async (t) => {
       let clock = Date.now();
       const [a, b] = await open(t, 2, { now: () => clock });
