@@ -2,10 +2,12 @@
 import { cac } from 'cac';
 import { VERSION } from './common/version';
 import { UsageError, describeError, exitCodeFor } from './common/errors';
+import { registerBackupCommand } from './cli/backup';
 import { registerFetchCommand } from './cli/fetch';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { registerRoleCommands } from './cli/role-command';
+import { registerRestoreCommand } from './cli/restore';
 import { registerScaleCommand } from './cli/scale';
 import { registerStatusCommand } from './cli/status';
 import { registerSwarmCommand } from './cli/swarm';
@@ -25,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
   registerFetchCommand(cli, run);
   registerScaleCommand(cli, run);
   registerSwarmCommand(cli, run);
+  registerBackupCommand(cli, run);
+  registerRestoreCommand(cli, run);
   registerTaskCommand(cli, run);
   registerStatusCommand(cli, run);
   cli.option('-v, --version', 'print the version of kv2 and of the programs it embeds');

@@ -20,6 +20,7 @@ import {
   writeKnownPeers,
 } from './etcd-data';
 import { localClientUrl, type EtcdConfig } from './etcd-module';
+import { MAX_TXN_OPS } from './etcd-server-settings';
 import { clusterKeys } from './keys';
 import { joinOrFound, leaveCluster, serviceCandidates, type SelfUrls, type StartPlan } from './membership';
 
@@ -190,7 +191,7 @@ export function etcdArgs(config: EtcdConfig, self: SelfUrls, dataDir: string, pl
     '--max-request-bytes', String(config.max_request_bytes),
     '--quota-backend-bytes', String(config.quota_backend_bytes),
     // Batched scheduling transactions carry several operations per task.
-    '--max-txn-ops', '10000',
+    '--max-txn-ops', String(MAX_TXN_OPS),
     '--auto-compaction-mode', 'periodic',
     '--auto-compaction-retention', `${config.compaction_retention_hours}h`,
     '--logger', 'zap',

@@ -13,6 +13,7 @@ import {
   type FlagSpec,
 } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from './etcd-server-settings';
 import { DEFAULT_PREFIX } from './keys';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
@@ -85,8 +86,8 @@ export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-cluster-service', type: 'string', description: 'docker swarm: find the other members through DNS tasks.<service>', placeholder: 'service' },
   { name: 'etcd-cluster-service-port', ...PORT, default: 2001, description: "the swarm members' client port" },
   { name: 'etcd-strict-reconfig', type: 'boolean', default: true, description: 'refuse membership changes that could lose quorum' },
-  { name: 'etcd-max-request-bytes', type: 'int', min: 1024 * 1024, default: 16 * 1024 * 1024, description: 'largest request etcd accepts, in bytes' },
-  { name: 'etcd-quota-backend-bytes', type: 'int', min: 64 * 1024 * 1024, default: 8 * 1024 * 1024 * 1024, description: "etcd's storage quota, in bytes" },
+  { name: 'etcd-max-request-bytes', type: 'int', min: 1024 * 1024, default: DEFAULT_MAX_REQUEST_BYTES, description: 'largest request etcd accepts, in bytes' },
+  { name: 'etcd-quota-backend-bytes', type: 'int', min: 64 * 1024 * 1024, default: DEFAULT_QUOTA_BACKEND_BYTES, description: "etcd's storage quota, in bytes" },
   { name: 'etcd-health-interval', type: 'number', min: 0.1, default: 5, description: 'seconds between liveness checks of etcd' },
   { name: 'etcd-health-failures', type: 'int', min: 1, default: 3, description: 'failed liveness checks in a row before etcd is restarted' },
   { name: 'etcd-start-timeout', type: 'number', min: 1, default: 120, description: 'seconds etcd gets to become ready after it starts' },

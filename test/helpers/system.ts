@@ -120,5 +120,6 @@ export interface GatewayTask {
   executor: string | null;
   add_time: string;
   report_time: string;
+  retries?: number;
   result: { compile_output: string; compile_error: string; execute_output: string; execute_error: string; accepted?: boolean | null } | null;
 }
