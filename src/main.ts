@@ -1,6 +1,5 @@
 // The kv2 command: one line per command; the commands themselves live in src/cli/.
 import { cac } from 'cac';
-import { VERSION } from './common/version';
 import { UsageError, describeError, exitCodeFor } from './common/errors';
 import { registerBackupCommand } from './cli/backup';
 import { registerFetchCommand } from './cli/fetch';

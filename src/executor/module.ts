@@ -2,11 +2,9 @@
 // config/main.json and its schema.
 import { z } from 'zod';
 import { logSchema, renderLog } from '../boot/config-files';
-import { checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../boot/flags';
-import type { ModuleDefinition, RenderContext } from '../boot/module-definition';
-import { UsageError } from '../common/errors';
-import { localClientUrl } from '../cluster/etcd-module';
-import { DEFAULT_PREFIX } from '../cluster/keys';
+import { checkNodeName, hostnameDefault, resolveNodeName, type FlagSpec, type FlagValues } from '../boot/flags';
+import type { ModuleDefinition } from '../boot/module-definition';
+import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
 import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
 
 const MiB = 1024 * 1024;
@@ -72,8 +70,6 @@ export const executorConfigSchema = z.object({
 });
 export type ExecutorConfig = z.infer<typeof executorConfigSchema>;
 
-const ENDPOINTS_FLAG = 'etcd-cluster-join-member-client';
-
 export const executorMainFlags: FlagSpec[] = [
   { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
   { name: 'main-task-vacant', type: 'int', min: 1, max: 1024, default: 3, description: 'tasks this executor runs at once (its slots)' },
@@ -82,15 +78,7 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-task-output-limit', type: 'int', min: 1, default: MiB, description: 'bytes kept of each step\'s stdout and stderr; beyond it the step is stopped' },
   { name: 'main-task-max-unpacked-size', type: 'int', min: 1, default: 256 * MiB, description: "bytes a task's zips may unpack to" },
   { name: 'main-task-max-files', type: 'int', min: 1, default: 10_000, description: "files and directories a task's zips may hold" },
-  {
-    name: ENDPOINTS_FLAG,
-    aliases: ['etcd-endpoints'],
-    type: 'string',
-    description: "client URLs of the judicators' etcd, comma-separated (http://judicator:2001)",
-    placeholder: 'urls',
-  },
-  { name: 'etcd-prefix', type: 'string', default: DEFAULT_PREFIX, description: 'prefix of every kv2 key in etcd', placeholder: 'prefix' },
-  { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'token every RPC call carries (the judicators must have the same)', placeholder: 'token' },
+  ...clusterClientFlags,
   { name: 'task-max-size', type: 'int', min: 1024, max: 16 * MiB, default: DEFAULT_TASK_MAX_SIZE, description: 'largest stored task (sources, data, input, commands, outputs, compressed), bytes' },
   { name: 'drain-timeout', type: 'number', min: 0, default: 30, description: 'seconds running tasks get to finish after SIGTERM before they are handed back' },
   { name: 'main-task-sandbox', type: 'string', default: 'auto', choices: ['auto', 'none', 'bwrap'], description: 'run each step in a bubblewrap sandbox (auto: where bwrap works)' },
@@ -107,30 +95,6 @@ export const executorMainFlags: FlagSpec[] = [
 ];
 
 /** The judicators' etcd: the local judicator's in `kv2 standalone`, the endpoints flag otherwise. */
-export function executorEndpoints(context: Pick<RenderContext, 'command' | 'flags'>): string[] {
-  const { flags } = context;
-  if (context.command === 'standalone') {
-    return [
-      localClientUrl({
-        listen: {
-          address: resolveAddress(String(flags['etcd-listen-address'] ?? '127.0.0.1')),
-          peer_port: Number(flags['etcd-listen-peer-port'] ?? 2000),
-          client_port: Number(flags['etcd-listen-client-port'] ?? 2001),
-        },
-      }),
-    ];
-  }
-  const given = flags[ENDPOINTS_FLAG];
-  const endpoints = String(given ?? '')
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean);
-  if (endpoints.length === 0) {
-    throw new UsageError('kv2 executor needs the judicators\' etcd: give --etcd-endpoints http://<judicator host>:2001 (alias --etcd-cluster-join-member-client)');
-  }
-  return endpoints;
-}
-
 function optionalString(flags: FlagValues, name: string): string | null {
   const value = flags[name];
   return value === undefined || value === '' ? null : String(value);
@@ -155,7 +119,7 @@ export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
         max_files: Number(flags['main-task-max-files']),
         max_size: Number(flags['task-max-size'] ?? DEFAULT_TASK_MAX_SIZE),
       },
-      etcd: { endpoints: executorEndpoints(context), prefix: String(flags['etcd-prefix']), refresh_interval: 10 },
+      etcd: { endpoints: clientEndpoints(context, 'executor'), prefix: String(flags['etcd-prefix']), refresh_interval: 10 },
       cluster_token: optionalString(flags, 'cluster-token'),
       register: { ttl: 10 },
       rpc: { timeout: 10, retry_initial: 0.5, retry_max: 5, final_report_timeout: 5 },

@@ -5,8 +5,7 @@ import { z } from 'zod';
 import { logSchema, renderLog } from '../boot/config-files';
 import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
-import { DEFAULT_PREFIX } from '../cluster/keys';
-import { UsageError } from '../common/errors';
+import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
 import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
@@ -65,29 +64,10 @@ export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-host', aliases: ['uwsgi-host'], type: 'string', default: '0.0.0.0', description: 'address the HTTP API and web UI listen on (ALL, or an interface name in capitals)', placeholder: 'address' },
   { name: 'server-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this gateway's name in etcd (ENV: read $NAME)", placeholder: 'name' },
   { name: 'server-advertise-address', type: 'string', default: 'localhost', description: 'address clients use to reach this gateway (registered in etcd)', placeholder: 'address' },
-  {
-    name: 'etcd-cluster-join-member-client',
-    aliases: ['etcd-endpoints'],
-    type: 'string',
-    description: "client URLs of the judicators' etcd (comma-separated); required for kv2 gateway",
-    placeholder: 'urls',
-  },
-  { name: 'etcd-prefix', type: 'string', default: DEFAULT_PREFIX, description: 'prefix of every kv2 key in etcd', placeholder: 'prefix' },
-  { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'token the judicators require on every RPC call', placeholder: 'token' },
+  ...clusterClientFlags,
   { name: 'server-token', type: 'strings', description: 'API token (repeatable); with any token set, every /api call needs Authorization: Bearer <token>', placeholder: 'token' },
   { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, one a line (# starts a comment)', placeholder: 'file' },
 ];
-
-/** The etcd endpoints a gateway bootstraps from: the local judicator's in standalone, else the flag. */
-function renderEndpoints(command: string, flags: Record<string, unknown>): string[] {
-  if (command === 'standalone') return [`http://127.0.0.1:${Number(flags['etcd-listen-client-port'])}`];
-  const given = flags['etcd-cluster-join-member-client'];
-  const endpoints = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean) : [];
-  if (endpoints.length === 0) {
-    throw new UsageError("kv2 gateway needs --etcd-cluster-join-member-client (alias --etcd-endpoints): the judicators' etcd client URLs, e.g. http://judicator1:2001");
-  }
-  return endpoints;
-}
 
 export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
   name: 'server',
@@ -102,7 +82,7 @@ export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
       name: resolveNodeName(String(flags['server-name'])),
       listen: { address: resolveAddress(String(flags['server-host'])), port: listenPort },
       advertise: { address: resolveAddress(String(flags['server-advertise-address'])), port: listenPort },
-      etcd: { endpoints: renderEndpoints(command, flags), prefix: String(flags['etcd-prefix']), refresh_ms: 10_000 },
+      etcd: { endpoints: clientEndpoints({ command, flags }, 'gateway'), prefix: String(flags['etcd-prefix']), refresh_ms: 10_000 },
       cluster_token: typeof token === 'string' && token ? token : null,
       tokens: Array.isArray(flags['server-token']) ? flags['server-token'] : [],
       // Resolved against the directory kv2 was started from: the module runs in its role dir.

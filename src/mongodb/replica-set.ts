@@ -227,7 +227,7 @@ export class ReplicaSetManager {
   // ---- detached: a config we are not part of ----
 
   private async whenDetached(): Promise<void> {
-    const { logger, config } = this.deps;
+    const { config } = this.deps;
     const now = Date.now();
     this.detachedSince ??= now;
     const waited = now - this.detachedSince;
