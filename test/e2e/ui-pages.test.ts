@@ -114,8 +114,9 @@ describe('web UI', { skip: !available }, () => {
     await page.goto(`${base}/search`);
     await page.fill('#search-user', '3141');
     await page.click('#search-button');
-    await page.locator('#tasks-table tbody tr').first().waitFor();
-    assert.equal(await page.locator('#tasks-table tbody tr').count(), 1);
+    // The page first lists every task; wait for the filtered list rather than the first row seen.
+    await page.waitForURL(/search\?user=3141/);
+    await waitFor(async () => (await page.locator('#tasks-table tbody tr').count()) === 1, { what: 'the search by user to show one task' });
     await page.locator('#tasks-table .badge', { hasText: 'Success' }).waitFor();
     assert.match(page.url(), /search\?user=3141/);
     await shot(page, 'search');
