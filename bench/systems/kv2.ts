@@ -1,0 +1,167 @@
+// kv2 under test, through its gateway's HTTP API exactly as a user submits: `kv2 standalone` (judicator +
+// executor + gateway under one supervisor, etcd store) or a cluster of 3 judicators, 2 executors and a
+// gateway, all of the same binary on loopback ports. Results are read by polling GET /api/task: the
+// gateway has no long-poll or wait route, so the client asks again at once until the task is done.
+import { judicatorPortFlags, judicatorPorts, startNode, type Kv2Node } from '../../test/helpers/kv2';
+import { startJudicators } from '../../test/helpers/cluster';
+import { startExecutor, startGateway } from '../../test/helpers/system';
+import { freePort } from '../../test/helpers/ports';
+import { waitFor } from '../../test/helpers/wait';
+import { hooks, tempDir } from '../lib/cleanup';
+import { sleep, wallNs } from '../lib/clock';
+import { HttpClient } from '../lib/http';
+import { kv2Label, treeMemory, type ProcessMemory } from '../lib/memory';
+import { CLOCK_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type Held, type TaskSpec } from './system';
+
+/** Flags every kv2 node of the benchmark gets: the etcd store (not MongoDB, even where a mongod is found). */
+const STORE_FLAGS = ['--store', 'etcd'];
+/** Tasks run unsandboxed, as the other systems run them. */
+const EXECUTOR_FLAGS = ['--main-task-sandbox', 'none'];
+/**
+ * Pause between polls of a task that is not done, when many tasks are being collected (ms). Only the
+ * oldest task not done is polled; once it is, the next ones are asked at once. Polling harder would load
+ * the gateway and judicator (each GET is an RPC and an etcd read) and slow the very tasks being counted,
+ * while the last result is seen at most this late (under 1% of a burst's time).
+ */
+const BURST_POLL_MS = 20;
+/** Pause between polls of a single task (the sequential workload): none, as issue 9 asks, by default. */
+const SINGLE_POLL_MS = Number(process.env.BENCH_KV2_POLL_MS ?? 0);
+/** Each step's timeout, seconds (the tasks take milliseconds). */
+const STEP_TIMEOUT_S = 30;
+
+interface GatewayTaskAnswer {
+  result: number;
+  task: { done: boolean; status: number; result: { execute_output: string; compile_error: string; execute_error: string } | null } | null;
+  message?: string;
+}
+
+/** The gateway's form fields for a task kind. kv2 runs `bash execute.sh`, so `echo hello` is the same one shell as the others' `sh -c 'echo hello'`. */
+function formFields(spec: TaskSpec): Record<string, string> {
+  const fields: Record<string, string> = {
+    user: '1',
+    compile_command: '',
+    compile_timeout: String(STEP_TIMEOUT_S),
+    execute_input: '',
+    execute_command: spec.kind === 'hello' ? 'echo hello' : spec.kind === 'clock' ? CLOCK_COMMAND : PAYLOAD_COMMAND,
+    execute_timeout: String(STEP_TIMEOUT_S),
+    execute_standard: '',
+  };
+  if (spec.kind === 'payload') {
+    fields.compile_source_name = PAYLOAD_FILE;
+    fields.compile_source_str = spec.source;
+  }
+  return fields;
+}
+
+export class Kv2System implements BenchSystem<string> {
+  private readonly client: HttpClient;
+
+  private constructor(
+    readonly name: string,
+    readonly url: string,
+    /** Supervisor pids by role name, for memory figures. */
+    private readonly roots: { role: string; node: Kv2Node }[],
+  ) {
+    this.client = new HttpClient(new URL(url), 128);
+  }
+
+  /** `kv2 standalone` with `slots` slots, on free loopback ports. */
+  static async standalone(binary: string, slots: number): Promise<Kv2System> {
+    const dir = tempDir('kv2-bench-standalone-');
+    const ports = await judicatorPorts();
+    const serverPort = await freePort();
+    const args = [
+      'standalone',
+      ...judicatorPortFlags(ports),
+      '--server-port', String(serverPort),
+      '--server-host', '127.0.0.1',
+      '--etcd-name', 'bench',
+      '--main-name', 'bench',
+      '--main-task-vacant', String(slots),
+      ...STORE_FLAGS,
+      ...EXECUTOR_FLAGS,
+    ];
+    const node = startNode(hooks, dir, args, { binary });
+    const system = new Kv2System('kv2', `http://127.0.0.1:${serverPort}`, [{ role: 'standalone', node }]);
+    await system.ready(1, () => node.exited, () => node.tail());
+    return system;
+  }
+
+  /** 3 judicators, 2 executors sharing `slots` slots, one gateway: each its own supervisor. */
+  static async cluster(slots: number): Promise<Kv2System> {
+    const judicators = await startJudicators(hooks, 3, STORE_FLAGS);
+    const endpoints = judicators.map((j) => j.clientUrl).join(',');
+    const perExecutor = Math.max(1, Math.floor(slots / 2));
+    const executors = [1, 2].map((i) => startExecutor(hooks, `e${i}`, endpoints, ['--main-task-vacant', String(perExecutor), ...EXECUTOR_FLAGS]));
+    const gateway = await startGateway(hooks, endpoints);
+    const roots = [
+      ...judicators.map((j) => ({ role: `judicator ${j.name}`, node: j.node })),
+      ...executors.map((e) => ({ role: `executor ${e.name}`, node: e.node })),
+      { role: 'gateway', node: gateway.node },
+    ];
+    const system = new Kv2System('kv2 3j+2e', gateway.url, roots);
+    const all = () => roots.map((r) => r.node);
+    await system.ready(2, () => all().some((n) => n.exited), () => all().map((n) => n.tail(10)).join('\n'));
+    return system;
+  }
+
+  /** Healthy gateway and `executors` executors registered. */
+  private async ready(executors: number, exited: () => boolean, tail: () => string): Promise<void> {
+    await waitFor(
+      async () => {
+        if (exited()) throw new Error(`kv2 exited while starting:\n${tail()}`);
+        const health = await this.client.json<{ healthy?: boolean }>('GET', '/api/health').catch(() => undefined);
+        if (!health?.healthy) return false;
+        const list = await this.client.json<{ executors?: unknown[] }>('GET', '/api/executors');
+        return (list.executors?.length ?? 0) >= executors;
+      },
+      { what: `${this.name} to be healthy with ${executors} executor(s)`, timeoutMs: 120_000, intervalMs: 200 },
+    );
+  }
+
+  async submit(spec: TaskSpec): Promise<string> {
+    const answer = await this.client.json<{ result: number; id: string | null; message?: string }>('POST', '/api/task', new URLSearchParams(formFields(spec)).toString());
+    if (answer.result !== 0 || !answer.id) throw new Error(`kv2 refused a task: result ${answer.result} ${answer.message ?? ''}`);
+    return answer.id;
+  }
+
+  /**
+   * Polls the tasks in submission order (they finish in about that order): one alone is polled back to
+   * back (SINGLE_POLL_MS); among many, a task not done yet is asked again after BURST_POLL_MS.
+   */
+  async collect(tickets: readonly Promise<string>[]): Promise<Held[]> {
+    const held: Held[] = [];
+    const pauseMs = tickets.length === 1 ? SINGLE_POLL_MS : BURST_POLL_MS;
+    for (const ticket of tickets) {
+      const id = await ticket;
+      for (;;) {
+        const answer = await this.client.json<GatewayTaskAnswer>('GET', `/api/task?id=${id}&no_truncate=1`);
+        const task = answer.task;
+        if (answer.result !== 0 || !task) throw new Error(`kv2 lost task ${id}: result ${answer.result} ${answer.message ?? ''}`);
+        if (task.done) {
+          const now = wallNs();
+          if (task.status !== 5 || !task.result) throw new Error(`kv2 task ${id} ended with status ${task.status}: ${task.result?.compile_error ?? ''}${task.result?.execute_error ?? ''}`);
+          held.push({ output: task.result.execute_output, heldNs: now });
+          break;
+        }
+        if (pauseMs > 0) await sleep(pauseMs);
+      }
+    }
+    return held;
+  }
+
+  /** Every kv2 process (supervisors, modules, etcd), labelled by role and module. */
+  memory(): ProcessMemory[] {
+    return this.roots.flatMap(({ role, node }) =>
+      node.process.pid === undefined ? [] : treeMemory(node.process.pid, (cmdline) => {
+        const label = kv2Label(cmdline);
+        return label === undefined ? undefined : this.roots.length === 1 ? label : `${role}: ${label}`;
+      }),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.client.close();
+    await Promise.all(this.roots.map(({ node }) => node.stop('SIGINT').catch(() => node.stop('SIGKILL'))));
+  }
+}
