@@ -85,6 +85,10 @@ async function bundle(): Promise<string> {
     format: 'cjs',
     sourcemap: false,
     minifySyntax: true,
+    // Whitespace too: V8 keeps each process's whole bundle source in memory.
+    minifyWhitespace: true,
+    // Non-ASCII text escaped: one such character makes V8 keep the whole source as a two-byte string.
+    charset: 'ascii',
     legalComments: 'none',
     plugins: [etcd3ProtoPlugin(), missingOptionalPlugin()],
     logLevel: 'warning',
