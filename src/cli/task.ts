@@ -4,11 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CAC, Command } from 'cac';
-import { zipSync, type Zippable } from 'fflate';
 import { InvalidInputError, UsageError, UnavailableError } from '../common/errors';
 import { parseTime } from '../common/time';
 import { DEFAULT_GATEWAY, GatewayClient } from '../gateway/client';
 import type { PresentedBrief, PresentedTask } from '../gateway/present';
+import { writeZip, type ZipEntry } from '../gateway/zip-write';
 import { STATUS_NAMES, TaskStatus } from '../task/types';
 
 /** Exit codes of `kv2 task submit --wait` and `kv2 task wait` (2 stays "usage", as everywhere). */
@@ -122,10 +122,10 @@ export function zipPaths(paths: readonly string[], what: string): string | undef
   if (paths.length === 1 && paths[0]!.toLowerCase().endsWith('.zip') && fs.statSync(paths[0]!, { throwIfNoEntry: false })?.isFile()) {
     return fs.readFileSync(paths[0]!).toString('base64');
   }
-  const entries: Zippable = {};
+  const entries = new Map<string, ZipEntry>();
   const add = (file: string, name: string) => {
-    if (name in entries) throw new InvalidInputError(`${what}: two files would both be ${name} in the zip`);
-    entries[name] = fs.readFileSync(file);
+    if (entries.has(name)) throw new InvalidInputError(`${what}: two files would both be ${name} in the zip`);
+    entries.set(name, { name, data: fs.readFileSync(file) });
   };
   const walk = (dir: string, prefix: string) => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -141,7 +141,7 @@ export function zipPaths(paths: readonly string[], what: string): string | undef
     if (stat.isDirectory()) walk(given, '');
     else add(given, path.basename(given));
   }
-  return Buffer.from(zipSync(entries, { level: 6 })).toString('base64');
+  return writeZip([...entries.values()]).toString('base64');
 }
 
 function readTextOption(value: unknown, file: unknown, flag: string): string | undefined {
@@ -200,37 +200,54 @@ export function exitCodeOf(task: PresentedTask): number {
   }
 }
 
-/** Polls until the task is done; a progress line on stderr meanwhile (rewritten in place on a terminal). */
+/** Seconds one waiting request asks the gateway to hold it: below the 60 s proxies commonly allow. */
+export const WAIT_REQUEST_S = 30;
+
+/**
+ * Waits until the task is done, or `timeoutMs` (0: no end). Each request is held by the gateway until
+ * the task is done (GET /api/task?wait=), so the result is seen as soon as it exists, at the cost of one
+ * request per WAIT_REQUEST_S. A gateway that answers a waiting request at once (one older than `wait`) is
+ * polled every `intervalMs` instead. A progress line on stderr meanwhile (on a terminal, rewritten in
+ * place with a clock that ticks).
+ */
 async function waitForTask(client: GatewayClient, id: string, options: { intervalMs: number; timeoutMs: number; quiet: boolean }): Promise<PresentedTask | undefined> {
   const started = Date.now();
-  const tty = process.stderr.isTTY;
+  const tty = process.stderr.isTTY && !options.quiet;
+  const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
   let last = '';
-  for (;;) {
-    let task: PresentedTask | undefined;
-    try {
-      task = await client.get(id);
-    } catch (error) {
-      // A gateway restarting, or a judicator failing over: keep waiting, say so.
-      if (!(error instanceof UnavailableError)) throw error;
-      if (!options.quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}task ${id}: ${error.message}; still waiting${tty ? '' : '\n'}`);
-    }
-    if (task) {
-      const line = `task ${id}: ${statusName(task.status)}${task.executor ? ` on ${task.executor}` : ''}`;
-      if (!options.quiet) {
-        if (tty) process.stderr.write(`\r\x1b[K${line} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-        else if (line !== last) process.stderr.write(`${line}\n`);
+  let longPoll = true;
+  // Until the first answer (which may be the last: it comes when the task is done), the line says so.
+  let ticking = `task ${id}: waiting for it to be done`;
+  const ticker = tty ? setInterval(() => process.stderr.write(`\r\x1b[K${ticking} (${seconds()} s)`), 1_000) : undefined;
+  try {
+    for (;;) {
+      const left = options.timeoutMs > 0 ? options.timeoutMs - (Date.now() - started) : Number.POSITIVE_INFINITY;
+      const waitS = longPoll ? Math.max(0, Math.min(WAIT_REQUEST_S, left / 1000)) : 0;
+      const asked = Date.now();
+      let task: PresentedTask | undefined;
+      try {
+        task = longPoll ? await client.wait(id, waitS) : await client.get(id);
+      } catch (error) {
+        // A gateway restarting, or a judicator failing over: keep waiting, say so.
+        if (!(error instanceof UnavailableError)) throw error;
+        if (!options.quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}task ${id}: ${error.message}; still waiting${tty ? '' : '\n'}`);
       }
-      last = line;
-      if (task.done) {
-        if (tty && !options.quiet) process.stderr.write('\n');
-        return client.get(id, { noTruncate: true });
+      if (task) {
+        const line = `task ${id}: ${statusName(task.status)}${task.executor ? ` on ${task.executor}` : ''}`;
+        if (tty) process.stderr.write(`\r\x1b[K${line} (${seconds()} s)`);
+        else if (!options.quiet && line !== last) process.stderr.write(`${line}\n`);
+        last = line;
+        ticking = line;
+        // A waiting request answers with the whole text; a poll's is cut, so the result is asked again.
+        if (task.done) return longPoll ? task : await client.get(id, { noTruncate: true });
+        if (longPoll && waitS >= 1 && Date.now() - asked < (waitS * 1000) / 2) longPoll = false;
       }
+      if (options.timeoutMs > 0 && Date.now() - started >= options.timeoutMs) return undefined;
+      if (!longPoll || !task) await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
     }
-    if (options.timeoutMs > 0 && Date.now() - started > options.timeoutMs) {
-      if (tty && !options.quiet) process.stderr.write('\n');
-      return undefined;
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
+  } finally {
+    clearInterval(ticker);
+    if (tty) process.stderr.write('\n');
   }
 }
 
@@ -394,7 +411,7 @@ export function registerTaskCommand(cli: CAC, run: (action: () => Promise<number
     .option('--network', 'submit: the task needs network access')
     .option('--wait', 'submit: wait for the result, print it, and exit with the task outcome')
     .option('--wait-timeout <seconds>', 'submit --wait/wait: give up after this long (exit 8; default: never)', { type: [String] })
-    .option('--poll-interval <seconds>', 'submit --wait/wait: seconds between checks (default: 0.5)', { type: [String] })
+    .option('--poll-interval <seconds>', 'submit --wait/wait: seconds between checks of a gateway that cannot hold a request until the task is done (older), or cannot be reached (default: 0.5)', { type: [String] })
     .option('--file <name>', 'get: print one field raw (compile_output, execute_output, compile_source, ...)', { type: [String] })
     .option('--full', 'get: show long text whole instead of its first 1000 characters (the API\'s no_truncate)')
     .option('--id <id>', 'list: only this task', { type: [String] })

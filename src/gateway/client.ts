@@ -46,10 +46,12 @@ export class GatewayClient {
     return this.base;
   }
 
-  private async request(method: string, path: string, query: Query = {}, body?: unknown): Promise<Response> {
+  /** `extraMs`: on top of the request timeout (a request the gateway holds on purpose). */
+  private async request(method: string, path: string, query: Query = {}, body?: unknown, extraMs = 0): Promise<Response> {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') params.set(key, String(value));
     const url = `${this.base}${path}${params.size ? `?${params}` : ''}`;
+    const timeoutMs = (this.options.timeoutMs ?? 30_000) + extraMs;
     try {
       return await fetch(url, {
         method,
@@ -59,17 +61,17 @@ export class GatewayClient {
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${(this.options.timeoutMs ?? 30_000) / 1000} s` : describeError((error as { cause?: unknown }).cause ?? error);
+      const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : describeError((error as { cause?: unknown }).cause ?? error);
       throw new UnavailableError(`cannot reach the gateway at ${this.base} (${reason}); is it running? (--gateway or KV2_GATEWAY)`);
     }
   }
 
   /** The JSON answer of an OK result; anything else thrown with the server's message. */
-  private async json<T>(method: string, path: string, query: Query = {}, body?: unknown): Promise<T> {
-    const response = await this.request(method, path, query, body);
+  private async json<T>(method: string, path: string, query: Query = {}, body?: unknown, extraMs = 0): Promise<T> {
+    const response = await this.request(method, path, query, body, extraMs);
     const text = await response.text();
     let answer: { result?: number; message?: string };
     try {
@@ -91,6 +93,15 @@ export class GatewayClient {
 
   async get(id: string, options: { noTruncate?: boolean } = {}): Promise<PresentedTask> {
     return (await this.json<{ task: PresentedTask }>('GET', '/api/task', { id, no_truncate: options.noTruncate ? 1 : undefined })).task;
+  }
+
+  /**
+   * The task once it is done, or as it is after `seconds` (GET /api/task?wait=, whole text). A gateway
+   * older than `wait` answers at once: the caller sees a task not done long before the wait was up.
+   */
+  async wait(id: string, seconds: number): Promise<PresentedTask> {
+    const query = { id, no_truncate: 1, wait: seconds > 0 ? Number(seconds.toFixed(3)) : undefined };
+    return (await this.json<{ task: PresentedTask }>('GET', '/api/task', query, undefined, seconds * 1000)).task;
   }
 
   /** The raw bytes of one field of a task (`compile_output`, `compile_source`, ...). */

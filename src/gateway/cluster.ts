@@ -5,7 +5,6 @@ import { UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { ClusterConnection } from '../cluster/etcd-client';
 import { JudicatorDirectory } from '../cluster/judicator-directory';
-import { clusterKeys } from '../cluster/keys';
 import { currentLeader } from '../cluster/leader';
 import { JudicatorRpcClient, RpcUnavailableError } from '../rpc/client';
 
@@ -31,6 +30,11 @@ export class GatewayCluster {
   readonly connection: ClusterConnection;
   readonly directory: JudicatorDirectory;
   readonly rpc: JudicatorRpcClient;
+  /**
+   * For `wait` calls, which a judicator holds until a task is done: a client with connections of its own,
+   * so that waits never take the ones adds and gets go through.
+   */
+  readonly waitRpc: JudicatorRpcClient;
 
   constructor(
     private readonly options: GatewayClusterOptions,
@@ -43,14 +47,16 @@ export class GatewayCluster {
       dialTimeoutMs: Math.min(3_000, etcdTimeoutMs),
     });
     this.directory = new JudicatorDirectory(this.connection, options.prefix, logger);
-    this.rpc = new JudicatorRpcClient({
+    const rpcOptions = {
       source: { addresses: () => this.addresses() },
       ...(options.clusterToken ? { token: options.clusterToken } : {}),
       timeoutMs: options.rpc.timeout_ms,
       attempts: options.rpc.attempts,
       avoidMs: options.rpc.avoid_ms,
       ...(options.rpc.retry_for_ms !== undefined ? { retryForMs: options.rpc.retry_for_ms } : {}),
-    });
+    };
+    this.rpc = new JudicatorRpcClient(rpcOptions);
+    this.waitRpc = new JudicatorRpcClient(rpcOptions);
   }
 
   private async addresses(): Promise<string[]> {
@@ -61,18 +67,15 @@ export class GatewayCluster {
     }
   }
 
-  /** The registered judicators, read from etcd now (as the original did), with the leader marked. */
+  /**
+   * The registered judicators, with the leader marked: the watched directory (what the RPC client picks
+   * from, read again whenever its watch reconnects), and who leads read from etcd now. The original read
+   * both each time; /api/judicators and every /metrics scrape ask.
+   */
   async judicators(): Promise<JudicatorListing[]> {
-    const prefix = clusterKeys(this.options.prefix).judicatorServices;
     try {
-      const client = this.connection.current();
-      const [all, leader] = await Promise.all([client.getAll().prefix(prefix).strings(), currentLeader(client, this.options.prefix)]);
-      return Object.entries(all)
-        .map(([key, address]) => {
-          const name = key.slice(prefix.length);
-          return { name, address, leader: name === leader };
-        })
-        .sort((a, b) => a.name.localeCompare(b.name));
+      const [entries, leader] = await Promise.all([this.directory.ensure(), currentLeader(this.connection.current(), this.options.prefix)]);
+      return entries.map(({ name, address }) => ({ name, address, leader: name === leader })).sort((a, b) => a.name.localeCompare(b.name));
     } catch (error) {
       throw new UnavailableError(`cannot read the judicator list from etcd (${this.options.endpoints.join(', ')}): ${describeError(error)}`);
     }
@@ -87,6 +90,8 @@ export class GatewayCluster {
   }
 
   close(): void {
+    this.rpc.close();
+    this.waitRpc.close();
     this.connection.close();
   }
 }

@@ -1,13 +1,14 @@
 // What a client submits (the original's form fields, as a multipart or urlencoded form or as a JSON
 // object) turned into a TaskInput, or refused with an InvalidInputError / TooLargeError that says which
 // field is wrong and why. Also the validation of the query parameters of the other routes.
-import { unzipSync, zipSync } from 'fflate';
+import { unzipSync } from 'fflate';
 import { InvalidInputError, TooLargeError } from '../common/errors';
 import { ID_PATTERN } from '../common/ids';
 import { parseTime } from '../common/time';
 import { MAX_INT, stepLimitsSchema } from '../rpc/contract';
 import { inputSize, packText } from '../task/codec';
 import type { StepLimits, TaskInput } from '../task/types';
+import { writeZip } from './zip-write';
 
 /** A submission as it arrived: text fields, uploaded files, and whether it came as JSON. */
 export interface Submission {
@@ -57,6 +58,20 @@ export function parseFlag(value: unknown, what: string, fallback = false): boole
   throw new InvalidInputError(`${what} must be 1, true, 0 or false, not ${describe(value)}`);
 }
 
+/**
+ * GET /api/task's `wait`: seconds (a decimal number, such as 30 or 0.5) to hold the answer until the task
+ * is done; absent or '' is 0 (answer at once). More than `maxSeconds` is cut to it: the client asks again.
+ * Returns milliseconds.
+ */
+export function parseWait(value: unknown, maxSeconds: number): number {
+  if (value === undefined || value === null || value === '') return 0;
+  const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\+?(\d{1,9}(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new InvalidInputError(`wait must be a number of seconds from 0 to ${maxSeconds} (how long to wait for the task to be done), not ${describe(value)}`);
+  }
+  return Math.round(Math.min(seconds, maxSeconds) * 1000);
+}
+
 /** A task id (24 lower-case hex characters). */
 export function parseId(value: unknown, what = 'id'): string {
   if (typeof value === 'string' && ID_PATTERN.test(value)) return value;
@@ -79,7 +94,7 @@ export function checkFileName(name: string, what: string): string {
 
 /** A zip holding one file: the original's name+text pairs (CRLF turned into LF, as it did). */
 export function zipOneFile(name: string, text: string): Buffer {
-  return Buffer.from(zipSync({ [name]: [Buffer.from(text.replace(/\r\n/g, '\n'), 'utf8'), { level: 6 }] }));
+  return writeZip([{ name, data: Buffer.from(text.replace(/\r\n/g, '\n'), 'utf8') }]);
 }
 
 /**

@@ -19,11 +19,13 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
   );
   const { app } = await createGatewayServer({
     rpc: cluster.rpc,
+    waitRpc: cluster.waitRpc,
     judicators: () => cluster.judicators(),
     logger,
     limits: config.limits,
     tokens,
     ui: uiFiles({ dir: config.ui_dir, logger }),
+    rpcTimeoutMs: config.rpc.timeout_ms,
   });
   try {
     await app.listen({ host: config.listen.address, port: config.listen.port });

@@ -7,6 +7,7 @@ import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, 
 import type { ModuleDefinition } from '../boot/module-definition';
 import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
 import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
+import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from './api/wait';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 
@@ -48,6 +49,10 @@ export const gatewayConfigSchema = z.object({
     batch_max: z.number().int().min(1).max(10_000),
     /** Adds of one batch sent to the judicators at once. */
     batch_concurrency: z.number().int().min(1).max(100),
+    /** Longest GET /api/task?wait= a request may ask for, seconds (more is cut to it); default 60. */
+    wait_max_s: z.number().min(1).max(600).optional(),
+    /** Waiting requests answered by one held `wait` call each, at once; more are polled (default 48). */
+    wait_max_held: z.number().int().min(0).max(60).optional(),
   }),
   register: z.object({
     /** Seconds the gateway/service key outlives a gateway that died. */
@@ -88,7 +93,7 @@ export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
       // Resolved against the directory kv2 was started from: the module runs in its role dir.
       tokens_file: typeof tokensFile === 'string' && tokensFile ? path.resolve(tokensFile) : null,
       rpc: { timeout_ms: 10_000, attempts: 3, avoid_ms: 5_000, retry_for_ms: 5_000 },
-      limits: { body_bytes: 24 * 1024 * 1024, task_max_size: DEFAULT_TASK_MAX_SIZE, batch_max: 100, batch_concurrency: 8 },
+      limits: { body_bytes: 24 * 1024 * 1024, task_max_size: DEFAULT_TASK_MAX_SIZE, batch_max: 100, batch_concurrency: 8, wait_max_s: DEFAULT_WAIT_MAX_S, wait_max_held: DEFAULT_WAIT_MAX_HELD },
       register: { ttl: 10 },
       ui_dir: null,
       log: renderLog('server', flags),

@@ -14,6 +14,7 @@ import type { ApiContext } from './api/context';
 import { sendError } from './api/errors';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
+import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
 import type { JudicatorListing } from './cluster';
 import { GatewayMetrics, type ClusterSnapshot } from './metrics';
 import type { GatewayConfig } from './module';
@@ -22,12 +23,16 @@ import type { UiFiles } from './ui-files';
 
 export interface GatewayServerOptions {
   rpc: RpcCaller;
+  /** For held `wait` calls: an RPC client with connections of its own (default: `rpc`). */
+  waitRpc?: RpcCaller;
   judicators(): Promise<JudicatorListing[]>;
   logger: Logger;
   limits: GatewayConfig['limits'];
   /** API tokens; empty: the API is open. */
   tokens: readonly string[];
   ui: UiFiles;
+  /** Milliseconds one judicator RPC may take (rpc.timeout_ms); a waiting call gets its wait on top. */
+  rpcTimeoutMs?: number;
 }
 
 export interface GatewayServer {
@@ -49,12 +54,22 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   // The scrape's cluster snapshot makes calls, and calls are timed into the metrics: the closure breaks the loop.
   const metrics: GatewayMetrics = new GatewayMetrics((): Promise<ClusterSnapshot> => clusterSnapshot(calls, options.judicators));
   const calls: JudicatorCalls = new JudicatorCalls(options.rpc, metrics);
-  const context: ApiContext = { calls, judicators: options.judicators, limits, metrics, logger };
+  const waits = new TaskWaits({
+    calls,
+    waitCalls: options.waitRpc ? new JudicatorCalls(options.waitRpc, metrics) : calls,
+    rpcTimeoutMs: options.rpcTimeoutMs ?? 10_000,
+    maxHeld: limits.wait_max_held ?? DEFAULT_WAIT_MAX_HELD,
+    logger,
+  });
+  const context: ApiContext = { calls, waits, judicators: options.judicators, limits, metrics, logger };
+  // Closing waits for the requests under way: waiting ones are ended first, not left to run their minute.
+  app.addHook('preClose', async () => waits.close());
   const tokens = new TokenCheck(options.tokens);
 
   await app.register(formbody, { bodyLimit: limits.body_bytes });
   await app.register(multipart, { limits: { fileSize: limits.body_bytes, fieldSize: limits.body_bytes } });
 
+  app.decorateRequest('metricsRoute', null);
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error, logger));
   app.setNotFoundHandler((request, reply) => {
     if (request.url.startsWith('/api/') || request.url === '/api') {
@@ -68,7 +83,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     if (request.url === '/api' || request.url.startsWith('/api/')) tokens.check(request.headers.authorization);
   });
   app.addHook('onResponse', async (request, reply) => {
-    const route = request.routeOptions.url ?? 'unmatched';
+    // A waiting GET /api/task takes as long as its task: counted apart, so the route's latency stays meaningful.
+    const route = request.metricsRoute ?? request.routeOptions.url ?? 'unmatched';
     const started = (request as unknown as { started?: bigint }).started;
     metrics.httpRequests.inc({ method: request.method, route, code: String(reply.statusCode) });
     if (started) metrics.httpDuration.observe({ method: request.method, route }, Number(process.hrtime.bigint() - started) / 1e9);

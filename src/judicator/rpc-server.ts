@@ -8,11 +8,12 @@ import { describeError, TooLargeError } from '../common/errors';
 import { idTime } from '../common/ids';
 import type { Logger } from '../common/logging';
 import { parseTime } from '../common/time';
-import { RPC_PATH, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
+import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
 import { briefToWire, inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
 import { ReturnCode, type TaskInput, type TaskStatus } from '../task/types';
 import { Scheduler } from './scheduler';
+import { waitForTask } from './wait';
 
 export interface RpcServerSettings {
   /** Cluster token; when set, every RPC must carry it. */
@@ -49,6 +50,7 @@ function refusal<M extends RpcMethod>(method: M, result: ReturnCode, message: st
     cancel: {},
     search: { pages: 0, tasks: [] },
     get: { task: null },
+    wait: { task: null },
     report: { cancel: [], assign: [] },
     executors: { executors: [] },
   };
@@ -83,7 +85,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
   app.post<{ Params: { method: string } }>(`${RPC_PATH}/:method`, async (request, reply) => {
     const method = request.params.method as RpcMethod;
     if (!(method in requestSchemas)) {
-      return reply.code(404).send({ result: ReturnCode.INVALID_INPUT, message: `no RPC method "${request.params.method}"` });
+      return reply.code(404).send({ result: ReturnCode.INVALID_INPUT, message: UNKNOWN_METHOD(request.params.method) });
     }
     if (tokenBuffer && !tokenMatches(request.headers.authorization, tokenBuffer)) {
       return reply.code(401).send(refusal(method, ReturnCode.UNAUTHORIZED, 'missing or wrong cluster token (--cluster-token)'));
@@ -156,6 +158,14 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       return task ? { result: ReturnCode.OK, task: taskToWire(task) } : { result: ReturnCode.NOT_EXIST, task: null, message: `task ${body.id} does not exist` };
     },
 
+    wait: async (body: { id: string; timeout_ms: number }, _raw, reply) => {
+      // The caller hanging up (the gateway's client left) ends the wait: the response's socket closing says so.
+      const hungUp = new AbortController();
+      reply.raw.once('close', () => hungUp.abort());
+      const task = await waitForTask(deps.store, body.id, body.timeout_ms, hungUp.signal);
+      return task ? { result: ReturnCode.OK, task: taskToWire(task) } : { result: ReturnCode.NOT_EXIST, task: null, message: `task ${body.id} does not exist` };
+    },
+
     report: async (
       body: {
         executor: string;
@@ -167,7 +177,8 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         key?: string;
         fresh?: boolean;
       },
-      raw,
+      _raw,
+      reply,
     ) => {
       const complete = body.complete.map((t) => ({ id: t.id, status: t.status as TaskStatus, result: resultFromWire(t.result) }));
       const executing = body.executing.map((t) => ({ id: t.id, status: t.status as TaskStatus }));
@@ -183,9 +194,10 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       if (settings.clusterToken && registeredKey !== body.key) {
         return refusal('report', ReturnCode.UNAUTHORIZED, `report for executor ${body.executor} does not carry that executor's key`);
       }
-      // The executor hanging up (it has news, or it stopped) ends a held report at once.
+      // The executor hanging up (it has news, or it stopped) ends a held report at once. The response's
+      // 'close' says so (the request's fires as soon as its body has been read).
       const hungUp = new AbortController();
-      raw.once('close', () => hungUp.abort());
+      reply.raw.once('close', () => hungUp.abort());
       const answer = await deps.scheduler.report(
         { executor: body.executor, complete, executing, vacant: body.vacant, release: body.release ?? [], waitMs: body.wait_ms ?? 0, fresh: body.fresh ?? false },
         hungUp.signal,

@@ -207,6 +207,7 @@ export class Scheduler {
   }
 
   private onStoreEvent(event: StoreEvent): void {
+    if (event.type !== 'pending' && event.type !== 'released') return; // 'done' is for waits on results
     try {
       for (const waiter of this.waiters) {
         if (event.type === 'pending' && waiter.wantsWork) waiter.wake();

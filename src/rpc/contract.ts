@@ -1,6 +1,8 @@
 // The judicator RPC contract (HTTP/JSON): `POST /rpc/<method>` with a JSON body, answered with JSON that
 // always carries `result` (a ReturnCode) and, when it is not OK, `message` saying why. Binary fields travel
-// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors).
+// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors), and
+// `wait` (addition). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
+// UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
 // Requests are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
 import { ID_PATTERN } from '../common/ids';
@@ -11,6 +13,10 @@ export const RPC_PATH = '/rpc';
 export const TOKEN_HEADER = 'authorization';
 
 export const MAX_INT = 2_147_483_647;
+/** Longest a `wait` call may ask to be held, ms. */
+export const MAX_TASK_WAIT_MS = 120_000;
+/** The message of a judicator's answer to a method it does not know (judicators before `wait` too). */
+export const UNKNOWN_METHOD = (method: string) => `no RPC method "${method}"`;
 const int = z.number().int().min(0).max(MAX_INT);
 const id = z.string().regex(ID_PATTERN, 'must be 24 lower-case hex characters');
 /** base64 text; an empty string is empty bytes. */
@@ -116,6 +122,11 @@ export const requestSchemas = {
     wait_ms: z.number().int().min(0).max(120_000).optional(),
   }),
   executors: z.object({}).passthrough(),
+  /**
+   * Addition: the task once it is done, or as it is after `timeout_ms` (long polling; 0 answers at once,
+   * as `get`). A client waiting for a result asks this instead of polling `get`.
+   */
+  wait: z.object({ id, timeout_ms: z.number().int().min(0).max(MAX_TASK_WAIT_MS) }),
 } as const;
 
 export type RpcMethod = keyof typeof requestSchemas;
@@ -142,6 +153,7 @@ export interface RpcResponses {
   cancel: Answer;
   search: Answer & { pages: number; tasks: WireBrief[] };
   get: Answer & { task: WireTask | null };
+  wait: Answer & { task: WireTask | null };
   report: Answer & { cancel: string[]; assign: WireTask[] };
   executors: Answer & {
     executors: {

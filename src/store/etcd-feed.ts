@@ -1,13 +1,15 @@
-// The etcd store's change feed: one watch per store on the feed/ keys, whoever wrote them, fanned out to
-// the store's listeners. A put under feed/pending/ means a task became assignable; a put under
-// feed/released/ names the executor a task was taken from. Whenever the watch may have missed events
-// (it reconnected, was cancelled by a compaction, or the etcd client was replaced) listeners get a
-// 'pending' event, so a long-polling report looks again instead of sleeping through work.
+// The etcd store's change feed: one watch per store on the feed/ and finished/ keys, whoever wrote them,
+// fanned out to the store's listeners. A put under feed/pending/ means a task became assignable; a put
+// under feed/released/ names the executor a task was taken from; a put under finished/<ms>/<id> (made by
+// the transaction that ends a task, for retention) means the task is done, at no extra write. Whenever
+// the watch may have missed events (it reconnected, was cancelled by a compaction, or the etcd client was
+// replaced) listeners get a 'pending' event, so a long-polling report looks again instead of sleeping
+// through work (a client waiting for a result looks again on a timer of its own: judicator/wait.ts).
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import type { StoreEvent } from './task-store';
-import { lastSegment, type StoreKeys } from './etcd-keys';
+import { lastSegment, prefixEnd, type StoreKeys } from './etcd-keys';
 
 /** How long to wait before watching again after etcd cancelled the watch. */
 export const FEED_RETRY_MS = 1_000;
@@ -71,7 +73,10 @@ export class StoreFeed {
   }
 
   private attach(client: Etcd3): Watcher {
-    const watcher = client.watch().prefix(this.keys.feed).only('put').watcher();
+    // One range from feed/ to the end of finished/: nothing else of the store's layout lies between the
+    // two (etcd-keys.ts), and one watcher keeps one reconnection story.
+    const range = { start: this.keys.feed, end: prefixEnd(this.keys.finisheds) };
+    const watcher = client.watch().inRange(range).only('put').watcher();
     let disconnected = false;
     watcher.on('data', (response: IWatchResponse) => this.dispatch(response));
     watcher.on('connected', () => {
@@ -113,6 +118,8 @@ export class StoreFeed {
       if (key.startsWith(this.keys.pendings)) pending = true;
       else if (key.startsWith(this.keys.releaseds)) {
         this.emit({ type: 'released', executor: event.kv.value.toString(), id: lastSegment(key) });
+      } else if (key.startsWith(this.keys.finisheds)) {
+        this.emit({ type: 'done', id: lastSegment(key) });
       }
     }
     // One wakeup per watch response: a burst of adds wakes a waiting report once, not once per task.

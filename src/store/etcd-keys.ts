@@ -24,8 +24,9 @@
 // so no request may carry one, whatever --max-request-bytes allows (etcd-blob.ts). The token names
 // one upload, so the chunks of two racing uploads of the same task never mix.
 //
-// Only writes under feed/ are the change feed: one watch on that prefix tells every judicator when a
-// task becomes assignable or is taken from its executor. Newest-first orders have keys of their own
+// Only writes under feed/ and finished/ are the change feed: one watch on the range from feed/ to the end
+// of finished/ (no other prefix may sort between them) tells every judicator when a task becomes
+// assignable, is taken from its executor, or is done. Newest-first orders have keys of their own
 // because etcd sorts a range by reading all of it; an inverted id (each hex digit d -> 15-d) sorts the
 // other way round, so both directions are plain ascending ranges with a limit.
 

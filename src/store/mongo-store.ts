@@ -689,6 +689,8 @@ export class MongoTaskStore implements TaskStore {
       events.push({ type: 'released', executor: slash > 0 ? fields.released.slice(0, slash) : fields.released, id: id.toHexString() });
     }
     if ('executor' in fields && fields.executor === null && fields.done !== true) events.push({ type: 'pending' });
+    // Only the update that ends a task sets done (complete, cancel, give-up); nothing sets it back.
+    if (fields.done === true && id instanceof ObjectId) events.push({ type: 'done', id: id.toHexString() });
     return events;
   }
 

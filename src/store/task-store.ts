@@ -58,10 +58,15 @@ export interface WriteFence {
   holds(): Promise<boolean>;
 }
 
-/** What changed in the store, cluster-wide (any judicator's writes): wakes long-polling reports. */
+/**
+ * What changed in the store, cluster-wide (any judicator's writes): wakes long-polling reports, and clients
+ * waiting for a task's result (judicator/wait.ts). A feed that may have missed events (it reconnected)
+ * sends 'pending'; it does not repeat 'done' events, so a waiter also looks again now and then.
+ */
 export type StoreEvent =
   | { type: 'pending' } // a task became assignable (added, or back to Retrying)
-  | { type: 'released'; executor: string; id: string }; // a task was taken from an executor (cancel, expiry)
+  | { type: 'released'; executor: string; id: string } // a task was taken from an executor (cancel, expiry)
+  | { type: 'done'; id: string }; // a task became done (completed, cancelled, or given up)
 
 export interface TaskStore {
   readonly kind: StoreKind;

@@ -9,6 +9,7 @@ import { TooLargeError } from '../../src/common/errors';
 import { idPrefix, idTime, isId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';
 import { isoTime } from '../../src/common/time';
+import { waitForTask } from '../../src/judicator/wait';
 import { EtcdTaskStore } from '../../src/store/etcd-store';
 import { openMongoStore } from '../../src/store/mongo-store';
 import type { StoreEvent, TaskStore } from '../../src/store/task-store';
@@ -738,6 +739,57 @@ for (const factory of factories) {
       await b!.add(makeTask());
       await waitFor(() => other.some((e) => e.type === 'pending'), { what: 'a pending event on the other subscriber', timeoutMs: 10_000 });
       assert.equal(events.length, seen);
+    });
+
+    test('the change feed announces every way a task becomes done, to every judicator, and nothing else as done', async (t) => {
+      const [a, b] = await open(t, 2);
+      const events = recorder(b!, t);
+      const done = (id: string) => events.some((e) => e.type === 'done' && e.id === id);
+      const [completed, cancelledQueued, cancelledHeld, abandoned, running] = [await a!.add(makeTask()), await a!.add(makeTask()), await a!.add(makeTask()), await a!.add(makeTask()), await a!.add(makeTask())];
+      await a!.cancel(cancelledQueued);
+      assert.deepEqual((await a!.assign('e1', 4)).map((task) => task.id), [completed, cancelledHeld, abandoned, running]);
+      await a!.updateExecuting('e1', [{ id: running, status: TaskStatus.RUNNING }, { id: abandoned, status: TaskStatus.RUNNING }]);
+      await a!.complete('e1', [{ id: completed, status: TaskStatus.SUCCESS, result: makeResult('ok') }]);
+      await a!.cancel(cancelledHeld);
+      // Lost with no retries left: given up (Unknown error), which is done too.
+      assert.deepEqual(await a!.requeueUnreported('e1', new Set([running]), 0), { retried: [], abandoned: [abandoned] });
+      await waitFor(() => [completed, cancelledQueued, cancelledHeld, abandoned].every(done), { what: 'a done event for each finished task', timeoutMs: 10_000 });
+      // A task that only changed status, and one merely assigned, are not announced as done.
+      await a!.add(makeTask());
+      await waitFor(() => events.some((e) => e.type === 'pending'), { what: 'the pending event of a later add', timeoutMs: 10_000 });
+      assert.ok(!done(running), 'a running task was announced as done');
+      assert.equal(events.filter((e) => e.type === 'done').length, 4);
+    });
+
+    test("waitForTask (the judicator's wait RPC) answers when another judicator finishes the task, or when the wait ends", async (t) => {
+      const [a, b] = await open(t, 2);
+      const id = await a!.add(makeTask());
+      const never = new AbortController().signal;
+      // A wait that ends first: the task as it is then.
+      const started = Date.now();
+      const pending = await waitForTask(b!, id, 300, never);
+      assert.ok(Date.now() - started >= 290, `answered after ${Date.now() - started} ms`);
+      assert.equal(pending!.status, TaskStatus.PENDING);
+      assert.equal(await waitForTask(b!, idAt(Date.now(), 3), 5_000, never), undefined);
+      // The feed, not the recheck timer (an hour here), ends a wait.
+      await a!.assign('e1', 1);
+      const waiting = waitForTask(b!, id, 30_000, never, 3_600_000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const finished = Date.now();
+      await a!.complete('e1', [{ id, status: TaskStatus.SUCCESS, result: makeResult('waited') }]);
+      const task = await waiting;
+      assert.equal(task!.done, true);
+      assert.equal(unpackText(task!.result!.execute_output), 'waited');
+      assert.ok(Date.now() - finished < 2_000, `the wait ended ${Date.now() - finished} ms after the result`);
+      // Already done: at once. A caller that hangs up ends its wait.
+      assert.equal((await waitForTask(b!, id, 30_000, never))!.status, TaskStatus.SUCCESS);
+      const other = await a!.add(makeTask());
+      const hangUp = new AbortController();
+      const abandoned = waitForTask(b!, other, 30_000, hangUp.signal, 3_600_000);
+      setTimeout(() => hangUp.abort(), 100);
+      const hungUpAt = Date.now();
+      assert.equal((await abandoned)!.done, false);
+      assert.ok(Date.now() - hungUpAt < 2_000);
     });
 
     test('the change feed comes back after its service restarts', async (t) => {

@@ -44,7 +44,7 @@ test('a task survives the trip through BSON: binaries, limits, Dates from the id
   assert.deepEqual(toTask(raw).compile.source, input().compile.source);
 });
 
-test('change events: inserts and requeues wake waiting reports, a released mark names the executor', () => {
+test('change events: inserts and requeues wake waiting reports, a released mark names the executor, done is announced', () => {
   const _id = new ObjectId();
   const base = { _id: { _data: 'token' }, documentKey: { _id }, ns: { db: 'judicator', coll: 'task' } };
   const insert = { ...base, operationType: 'insert' } as unknown as ChangeStreamDocument<TaskDoc>;
@@ -60,7 +60,14 @@ test('change events: inserts and requeues wake waiting reports, a released mark 
     operationType: 'update',
     updateDescription: { updatedFields: { executor: null, done: true, released: 'exec-2/ffff' }, removedFields: [] },
   } as unknown as ChangeStreamDocument<TaskDoc>;
-  assert.deepEqual(MongoTaskStore.eventsOf(cancel), [{ type: 'released', executor: 'exec-2', id: _id.toHexString() }]);
+  assert.deepEqual(MongoTaskStore.eventsOf(cancel), [{ type: 'released', executor: 'exec-2', id: _id.toHexString() }, { type: 'done', id: _id.toHexString() }]);
+  // A result: the task is done (waiting clients are told), and nobody else needs waking.
+  const complete = {
+    ...base,
+    operationType: 'update',
+    updateDescription: { updatedFields: { executor: null, done: true, status: 5 }, removedFields: [] },
+  } as unknown as ChangeStreamDocument<TaskDoc>;
+  assert.deepEqual(MongoTaskStore.eventsOf(complete), [{ type: 'done', id: _id.toHexString() }]);
   const running = {
     ...base,
     operationType: 'update',

@@ -4,9 +4,19 @@ import type { JudicatorListing } from '../cluster';
 import type { GatewayConfig } from '../module';
 import type { GatewayMetrics } from '../metrics';
 import type { JudicatorCalls } from './judicator';
+import type { TaskWaits } from './wait';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The route's name in the HTTP metrics when it is not the route's URL (a waiting GET /api/task). */
+    metricsRoute: string | null;
+  }
+}
 
 export interface ApiContext {
   calls: JudicatorCalls;
+  /** GET /api/task?wait=. */
+  waits: TaskWaits;
   /** The judicators registered in etcd now, the leader marked; throws UnavailableError. */
   judicators(): Promise<JudicatorListing[]>;
   limits: GatewayConfig['limits'];

@@ -10,6 +10,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Milliseconds to keep retrying while no judicator can answer (0: one round). */
   retryForMs?: number;
+  /** Abandons the call (the HTTP client hung up). */
+  signal?: AbortSignal;
 }
 
 export interface RpcCaller {
@@ -67,10 +69,14 @@ export class JudicatorCalls {
 
   /** The judicator's answer to `method` when it is OK; otherwise its code and message, thrown. */
   async ok<M extends RpcMethod>(method: M, body: RpcRequest<M>, options: CallOptions = {}): Promise<RpcResponse<M>> {
-    const response = await this.answer(method, body, options);
-    if (response.result !== ReturnCode.OK) {
-      throw new JudicatorAnswerError(response.result, response.message ?? DEFAULT_MESSAGES[response.result] ?? `result ${response.result}`);
-    }
-    return response;
+    return checked(await this.answer(method, body, options));
   }
+}
+
+/** `response` when it is OK; otherwise its code and message, thrown as a JudicatorAnswerError. */
+export function checked<R extends { result: ReturnCode; message?: string }>(response: R): R {
+  if (response.result !== ReturnCode.OK) {
+    throw new JudicatorAnswerError(response.result, response.message ?? DEFAULT_MESSAGES[response.result] ?? `result ${response.result}`);
+  }
+  return response;
 }

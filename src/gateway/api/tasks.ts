@@ -1,16 +1,18 @@
 // The task routes of the original (POST/DELETE/GET /api/task, GET /api/task/list) with its JSON shapes,
-// and the helpers the batch route shares: reading a submission from any body and adding it with an id
-// chosen here, so an add retried on another judicator after a lost answer adds the task once.
+// GET /api/task's `wait` (addition: long polling for a result), and the helpers the batch route shares:
+// reading a submission from any body and adding it with an id chosen here, so an add retried on another
+// judicator after a lost answer adds the task once.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InvalidInputError, NotFoundError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { inputToWire, taskFromWire } from '../../rpc/wire';
 import { ReturnCode, type TaskInput } from '../../task/types';
-import { parseFlag, parseId, parseSearchQuery, parseSubmission, type Submission } from '../forms';
+import { parseFlag, parseId, parseSearchQuery, parseSubmission, parseWait, type Submission } from '../forms';
 import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
 import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
-import { outcomeName } from './judicator';
+import { checked, outcomeName } from './judicator';
+import { DEFAULT_WAIT_MAX_S } from './wait';
 
 const ARCHIVE_FIELDS = new Set(['compile_source', 'execute_data']);
 
@@ -87,15 +89,36 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     return { result: ReturnCode.OK, pages: answer.pages, tasks: answer.tasks.map(presentBrief) };
   });
 
+  /**
+   * GET /api/task?id=<id>[&no_truncate=1][&file=<name>][&wait=<seconds>]. With `wait` (addition, a number
+   * of seconds up to limits.wait_max_s, 60 by default; more is cut to it, a bad value is INVALID_INPUT)
+   * the answer is held until the task is done, or sent with the task as it is when the wait ends: a
+   * client waiting for a result asks again only if `task.done` is still false. Same JSON either way.
+   */
   app.get('/api/task', { config: { failure: { task: null } } }, async (request, reply) => {
     const query = request.query as Record<string, unknown>;
     const id = parseId(first(query.id));
     const file = first(query.file);
     const noTruncate = parseFlag(first(query.no_truncate), 'no_truncate');
+    const waitMs = parseWait(first(query.wait), context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S);
     const wanted = typeof file === 'string' && file !== '' ? file : undefined;
     let answer;
     try {
-      answer = await context.calls.ok('get', { id });
+      if (waitMs > 0) {
+        request.metricsRoute = '/api/task?wait';
+        // The client hanging up ends the wait (its response's socket closes), and the judicator's with it.
+        const hungUp = new AbortController();
+        reply.raw.once('close', () => hungUp.abort());
+        const waited = await context.waits.wait(id, waitMs, hungUp.signal).catch((error: unknown) => {
+          if (!hungUp.signal.aborted) throw error;
+          return undefined;
+        });
+        // Nobody is left to answer: no error to log either.
+        if (!waited) return { result: ReturnCode.ERROR, task: null, message: 'the client left before the wait ended' };
+        answer = checked(waited);
+      } else {
+        answer = await context.calls.ok('get', { id });
+      }
     } catch (error) {
       // A download of a task that does not exist is a 404, as in the original.
       if (wanted && error instanceof JudicatorAnswerError && error.result === ReturnCode.NOT_EXIST) throw new NotFoundError(error.message);
