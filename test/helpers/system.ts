@@ -70,7 +70,25 @@ export async function startSystem(
     startExecutor(hooks, `e${i + 1}`, endpoints, ['--main-task-vacant', String(options.slots ?? 3), ...(options.executorFlags ?? [])]),
   );
   const gateways = [await startGateway(hooks, endpoints, options.gatewayFlags ?? [])];
+  // A test that spreads tasks over executors needs them all polling before it submits: one started
+  // late on a loaded machine would find every task taken by the others.
+  await waitForExecutors(gateways[0]!.url, executors);
   return { judicators, executors, gateways, endpoints };
+}
+
+/** Waits until the gateway lists every executor as registered (its lease alive). */
+export async function waitForExecutors(gatewayUrl: string, executors: ExecutorNode[]): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const executor of executors) if (executor.node.exited) throw new Error(`executor ${executor.name} exited:\n${executor.node.tail()}`);
+      const response = await fetch(`${gatewayUrl}/api/executors`, { signal: AbortSignal.timeout(2_000) });
+      if (!response.ok) return false;
+      const { executors: listed } = (await response.json()) as { executors: { id: string; alive?: boolean }[] };
+      const alive = new Set(listed.filter((e) => e.alive !== false).map((e) => e.id));
+      return executors.every((e) => alive.has(e.name));
+    },
+    { what: `executors ${executors.map((e) => e.name).join(', ')} to register`, timeoutMs: 60_000 },
+  );
 }
 
 /** Kills every process of a node at once (a lost machine) and waits for its supervisor to be reaped. */
