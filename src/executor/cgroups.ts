@@ -4,6 +4,13 @@
 // cgroup v1 (memory, pids, cpuacct hierarchies) and v2 (a unified tree with the memory and pids
 // controllers delegated to us) are both handled; the step's wrapper joins by writing its pid into the
 // listed cgroup.procs files before it execs the step.
+// A fresh cgroup per step, not one per slot reused: only a new memory cgroup starts with nothing charged
+// (the page cache a step leaves stays charged to its cgroup, and would count in the next step's peak and
+// limit; removing the cgroup hands those charges to the parent). The cost of making and removing them is
+// kept off the task's path and off the event loop: mkdir and rmdir (which can wait on the kernel for
+// milliseconds on a busy machine) are asynchronous, each slot's next cgroup is made ahead, and a used one
+// is removed in the background. Reading and writing a cgroup's small files is synchronous: the kernel
+// answers from memory in microseconds, less than an asynchronous call costs.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeError } from '../common/errors';
@@ -14,6 +21,9 @@ import { sleep } from '../common/processes';
 const KILL_POLL_MS = 10;
 /** How long killing a cgroup's processes may take before we give up on it (a process stuck in the kernel). */
 const KILL_DEADLINE_MS = 10_000;
+/** Attempts at removing a cgroup that is still busy (its processes are being torn down), and the pause between. */
+const REMOVE_ATTEMPTS = 50;
+const REMOVE_RETRY_MS = 20;
 
 export interface CgroupLimits {
   /** Bytes; 0 = none. */
@@ -36,16 +46,19 @@ export interface StepCgroup {
   procsFiles: string[];
   memoryLimited: boolean;
   processesLimited: boolean;
-  /** CPU time used so far, ms (null when not measured). */
-  cpuMs(): number | null;
   facts(): CgroupFacts;
+  /** Kills every process in the cgroup and waits until none is left. */
   killAll(): Promise<void>;
   /** Kills synchronously, without waiting (process exit). */
   killNow(): void;
-  remove(): Promise<void>;
 }
 
-function read(file: string): string | undefined {
+/**
+ * Reads a small cgroup file. Synchronously: the kernel answers from memory in microseconds, while an
+ * asynchronous read costs four thread-pool round trips (open, stat, read, close) and more CPU than the
+ * read itself. (Making and removing cgroups, which can wait on the kernel, is asynchronous.)
+ */
+function readSync(file: string): string | undefined {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch {
@@ -54,7 +67,7 @@ function read(file: string): string | undefined {
 }
 
 function readNumber(file: string): number | undefined {
-  const text = read(file)?.trim();
+  const text = readSync(file)?.trim();
   if (text === undefined || text === '' || text === 'max') return undefined;
   const value = Number(text);
   return Number.isFinite(value) ? value : undefined;
@@ -62,14 +75,14 @@ function readNumber(file: string): number | undefined {
 
 /** A `key value` line of a flat-keyed file (memory.events, cpu.stat, memory.oom_control, pids.events). */
 function readKey(file: string, key: string): number | undefined {
-  const line = read(file)
+  const line = readSync(file)
     ?.split('\n')
     .find((l) => l.startsWith(`${key} `));
   return line ? Number(line.slice(key.length + 1)) : undefined;
 }
 
-function pidsIn(dir: string): number[] {
-  return (read(path.join(dir, 'cgroup.procs')) ?? '')
+function parsePids(text: string | undefined): number[] {
+  return (text ?? '')
     .split('\n')
     .filter(Boolean)
     .map(Number)
@@ -90,16 +103,10 @@ function killPids(pids: number[]): void {
 async function emptyCgroups(dirs: string[]): Promise<void> {
   const deadline = Date.now() + KILL_DEADLINE_MS;
   for (;;) {
-    const pids = [...new Set(dirs.flatMap(pidsIn))];
+    const pids = [...new Set(dirs.flatMap((dir) => parsePids(readSync(path.join(dir, 'cgroup.procs')))))];
     if (pids.length === 0 || Date.now() > deadline) return;
-    for (const dir of dirs) {
-      // v2 (kernel 5.14+) kills the whole subtree atomically.
-      try {
-        fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1');
-      } catch {
-        // v1, or an older kernel: by pid
-      }
-    }
+    // v2 (kernel 5.14+) kills the whole subtree atomically; v1, or an older kernel: by pid.
+    for (const dir of dirs) writeOptional(path.join(dir, 'cgroup.kill'), '1');
     killPids(pids);
     await sleep(KILL_POLL_MS);
   }
@@ -107,17 +114,26 @@ async function emptyCgroups(dirs: string[]): Promise<void> {
 
 async function removeDir(dir: string): Promise<void> {
   // rmdir of a cgroup fails while it has processes, or (briefly) while the kernel tears them down.
-  for (let attempt = 0; attempt < 50; attempt++) {
+  for (let attempt = 0; attempt < REMOVE_ATTEMPTS; attempt++) {
     try {
-      fs.rmdirSync(dir);
+      await fs.promises.rmdir(dir);
       return;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY') throw error;
       await emptyCgroups([dir]);
-      await sleep(20);
+      await sleep(REMOVE_RETRY_MS);
     }
+  }
+}
+
+/** Writes a cgroup knob that this kernel may not have (swap accounting, cgroup.kill). */
+function writeOptional(file: string, value: string): void {
+  try {
+    fs.writeFileSync(file, value);
+  } catch {
+    // not here
   }
 }
 
@@ -129,7 +145,7 @@ interface Mount {
 
 function cgroupMounts(): Mount[] {
   const mounts: Mount[] = [];
-  for (const line of (read('/proc/self/mountinfo') ?? '').split('\n')) {
+  for (const line of (readSync('/proc/self/mountinfo') ?? '').split('\n')) {
     const [left, right] = line.split(' - ');
     if (!left || !right) continue;
     const [type, , superOptions] = right.split(' ');
@@ -143,7 +159,7 @@ function cgroupMounts(): Mount[] {
 /** This process's cgroup path in each v1 hierarchy (by controller) and in v2 (key ''). */
 function ownCgroups(): Map<string, string> {
   const own = new Map<string, string>();
-  for (const line of (read('/proc/self/cgroup') ?? '').split('\n')) {
+  for (const line of (readSync('/proc/self/cgroup') ?? '').split('\n')) {
     const match = /^\d+:([^:]*):(.*)$/.exec(line);
     if (!match) continue;
     const [, controllers, where] = match;
@@ -160,7 +176,18 @@ interface Layout {
   bases: Map<string, string>;
 }
 
+/** The cgroup dirs of one step, by controller (v1) or under 'unified' (v2). */
+type StepDirs = Map<string, string>;
+
 export class Cgroups {
+  /** Each slot's next step cgroups, made ahead of time: `dirs` once they are made. */
+  private readonly spares = new Map<number, { made: Promise<unknown>; dirs?: StepDirs }>();
+  /** Removals running in the background; close() waits for them. */
+  private readonly removals = new Set<Promise<void>>();
+  private made = 0;
+  /** Tells this run's cgroup names from any a previous run could not remove. */
+  private readonly run = Date.now().toString(36);
+
   private constructor(
     private readonly layout: Layout,
     private readonly logger: Logger,
@@ -225,7 +252,7 @@ export class Cgroups {
    * its cgroup (not a delegated one), cgroups are not used.
    */
   private static delegateV2(own: string, leaf: string, logger: Logger): string | undefined {
-    const available = (read(path.join(own, 'cgroup.controllers')) ?? '').split(/\s+/);
+    const available = (readSync(path.join(own, 'cgroup.controllers')) ?? '').split(/\s+/);
     if (!available.includes('memory') || !available.includes('pids')) {
       logger.debug({ own, available }, 'cgroup v2: memory or pids controller not available here');
       return undefined;
@@ -257,7 +284,7 @@ export class Cgroups {
     for (const base of this.layout.bases.values()) {
       let children: string[];
       try {
-        children = fs.readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => path.join(base, d.name));
+        children = (await fs.promises.readdir(base, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => path.join(base, d.name));
       } catch {
         continue;
       }
@@ -270,50 +297,107 @@ export class Cgroups {
     return count;
   }
 
-  /** Removes this executor's base cgroups (when empty): at a clean stop nothing of it stays. */
+  /** Removes this executor's cgroups (when empty): at a clean stop nothing of it stays. */
   async close(): Promise<void> {
+    await Promise.all([...this.spares.values()].map((spare) => spare.made));
+    this.spares.clear();
+    await Promise.all([...this.removals]);
     await this.cleanupLeftovers();
     for (const base of this.layout.bases.values()) {
       try {
-        fs.rmdirSync(base);
+        await fs.promises.rmdir(base);
       } catch (error) {
         this.logger.debug({ cgroup: base, err: describeError(error) }, 'cannot remove the executor cgroup');
       }
     }
   }
 
-  /** Makes the cgroup(s) of one step with its limits. */
-  create(name: string, limits: CgroupLimits): StepCgroup {
-    const dirs = new Map<string, string>();
-    for (const [controller, base] of this.layout.bases) {
-      const dir = path.join(base, name);
-      fs.mkdirSync(dir);
-      dirs.set(controller, dir);
+  /** Makes one step's cgroup in every hierarchy (named by slot, this run and a counter: never reused). */
+  private async makeDirs(slot: number): Promise<StepDirs> {
+    const name = `slot${slot}-${this.run}-${++this.made}`;
+    const dirs: StepDirs = new Map();
+    try {
+      for (const [controller, base] of this.layout.bases) {
+        const dir = path.join(base, name);
+        await fs.promises.mkdir(dir);
+        dirs.set(controller, dir);
+      }
+    } catch (error) {
+      this.retire([...dirs.values()]);
+      throw error;
     }
+    return dirs;
+  }
+
+  /**
+   * Takes the slot's cgroup made ahead (see `retire`) if it is ready; else (a slot's first step, or a
+   * step right after another whose cgroup is still being removed) makes one now.
+   */
+  private async takeDirs(slot: number): Promise<StepDirs> {
+    const spare = this.spares.get(slot);
+    if (spare?.dirs) {
+      this.spares.delete(slot);
+      return spare.dirs;
+    }
+    return this.makeDirs(slot);
+  }
+
+  /**
+   * Once a step is over (its processes gone): removes its cgroup and makes the slot's next one, in the
+   * background, so that neither delays a task.
+   */
+  retire(dirs: string[], slot?: number): void {
+    const removal = (async () => {
+      await emptyCgroups(dirs);
+      for (const dir of dirs) await removeDir(dir);
+    })()
+      .catch((error) => this.logger.warn({ cgroups: dirs, err: describeError(error) }, 'cannot remove a step cgroup; the next executor start removes it'))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+    if (slot !== undefined && !this.spares.has(slot)) {
+      const spare: { made: Promise<unknown>; dirs?: StepDirs } = { made: Promise.resolve() };
+      spare.made = removal
+        .then(() => this.makeDirs(slot))
+        .then(
+          (made) => {
+            spare.dirs = made;
+          },
+          (error) => {
+            this.spares.delete(slot);
+            this.logger.warn({ slot, err: describeError(error) }, 'cannot make the next step cgroup ahead of time');
+          },
+        );
+      this.spares.set(slot, spare);
+    }
+  }
+
+  /** The cgroup(s) of one step in `slot`, with its limits. Call `retire` with its dirs and slot once the step is over. */
+  async create(slot: number, limits: CgroupLimits): Promise<StepCgroup & { dirs: string[] }> {
+    const dirs = await this.takeDirs(slot);
     const all = [...dirs.values()];
     const v2 = this.layout.version === 2 ? dirs.get('unified') : undefined;
     const memoryDir = v2 ?? dirs.get('memory');
     const pidsDir = v2 ?? dirs.get('pids');
     const cpuDir = v2 ?? dirs.get('cpuacct');
-    if (limits.memory > 0 && memoryDir) {
-      if (v2) {
-        fs.writeFileSync(path.join(v2, 'memory.max'), String(Math.floor(limits.memory)));
-        try {
-          fs.writeFileSync(path.join(v2, 'memory.swap.max'), '0');
-        } catch {
-          // no swap accounting: memory.max alone
-        }
-      } else {
-        fs.writeFileSync(path.join(memoryDir, 'memory.limit_in_bytes'), String(Math.floor(limits.memory)));
-        try {
-          // Memory plus swap: without it a step could swap its way past the limit.
-          fs.writeFileSync(path.join(memoryDir, 'memory.memsw.limit_in_bytes'), String(Math.floor(limits.memory)));
-        } catch {
-          // no swap accounting on this kernel
+    try {
+      // Writes to a new cgroup's knobs are answered from memory: synchronous, as the reads.
+      if (limits.memory > 0 && memoryDir) {
+        const bytes = String(Math.floor(limits.memory));
+        if (v2) {
+          fs.writeFileSync(path.join(v2, 'memory.max'), bytes);
+          writeOptional(path.join(v2, 'memory.swap.max'), '0');
+        } else {
+          fs.writeFileSync(path.join(memoryDir, 'memory.limit_in_bytes'), bytes);
+          // Memory plus swap too: without it a step could swap its way past the limit (set after memory:
+          // memsw may never be below it).
+          writeOptional(path.join(memoryDir, 'memory.memsw.limit_in_bytes'), bytes);
         }
       }
+      if (limits.processes > 0 && pidsDir) fs.writeFileSync(path.join(pidsDir, 'pids.max'), String(Math.floor(limits.processes)));
+    } catch (error) {
+      this.retire(all);
+      throw error;
     }
-    if (limits.processes > 0 && pidsDir) fs.writeFileSync(path.join(pidsDir, 'pids.max'), String(Math.floor(limits.processes)));
 
     const cpuMs = (): number | null => {
       if (!cpuDir) return null;
@@ -325,29 +409,23 @@ export class Cgroups {
       return ns === undefined ? null : Math.round(ns / 1e6);
     };
     return {
+      dirs: all,
       procsFiles: all.map((dir) => path.join(dir, 'cgroup.procs')),
       memoryLimited: limits.memory > 0 && memoryDir !== undefined,
       processesLimited: limits.processes > 0 && pidsDir !== undefined,
-      cpuMs,
       facts: () => {
-        let memoryKb: number | null = null;
-        let oomKilled = false;
-        let processLimitHit = false;
-        if (memoryDir) {
-          const peak = v2 ? readNumber(path.join(v2, 'memory.peak')) : readNumber(path.join(memoryDir, 'memory.max_usage_in_bytes'));
-          memoryKb = peak === undefined ? null : Math.round(peak / 1024);
-          const kills = v2 ? readKey(path.join(v2, 'memory.events'), 'oom_kill') : readKey(path.join(memoryDir, 'memory.oom_control'), 'oom_kill');
-          oomKilled = (kills ?? 0) > 0;
-        }
-        if (pidsDir) processLimitHit = (readKey(path.join(pidsDir, 'pids.events'), 'max') ?? 0) > 0;
-        return { cpuMs: cpuMs(), memoryKb, oomKilled, processLimitHit };
+        const peak = memoryDir ? readNumber(path.join(memoryDir, v2 ? 'memory.peak' : 'memory.max_usage_in_bytes')) : undefined;
+        const kills = memoryDir ? readKey(path.join(memoryDir, v2 ? 'memory.events' : 'memory.oom_control'), 'oom_kill') : undefined;
+        const processLimit = pidsDir ? readKey(path.join(pidsDir, 'pids.events'), 'max') : undefined;
+        return {
+          cpuMs: cpuMs(),
+          memoryKb: memoryDir && peak !== undefined ? Math.round(peak / 1024) : null,
+          oomKilled: (kills ?? 0) > 0,
+          processLimitHit: (processLimit ?? 0) > 0,
+        };
       },
       killAll: () => emptyCgroups(all),
-      killNow: () => killPids([...new Set(all.flatMap(pidsIn))]),
-      remove: async () => {
-        await emptyCgroups(all);
-        for (const dir of all) await removeDir(dir);
-      },
+      killNow: () => killPids([...new Set(all.flatMap((dir) => parsePids(readSync(path.join(dir, 'cgroup.procs')))))]),
     };
   }
 }

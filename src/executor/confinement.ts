@@ -1,7 +1,8 @@
 // How a task's steps are confined: who owns the work dir, what command line actually runs a step
 // (`bash compile.sh` behind cgroup, limit, sandbox and user wrappers), with what environment, and the
 // extra containment (cgroup) around it. The runner asks this. PlainConfinement runs `bash` directly
-// with a clean environment; HostConfinement adds everything the machine allows (issue 5).
+// with a clean environment; HostConfinement adds everything the machine allows (issue 5), with as few
+// programs started per step as that allows: each exec costs milliseconds.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import type { StepLimits, StopReason } from '../task/types';
 import { Cgroups, type CgroupFacts } from './cgroups';
-import { effectiveLimits, prlimitArgs, type LimitSettings, type LimitValues } from './limits';
+import { effectiveLimits, prlimitArgs, ShellUlimit, type LimitSettings, type LimitValues } from './limits';
 import { Sandbox, type SandboxMode } from './sandbox';
 import type { StepContainment, StepEnd } from './step';
 import { TaskUsers, chownTree, setprivArgs } from './task-user';
@@ -87,11 +88,21 @@ const LIMIT_WATCH_MS = 100;
 const EXIT_XCPU = 128 + 24;
 const EXIT_XFSZ = 128 + 25;
 
+/** The shell that starts every step (its `ulimit` is probed at start). */
+const STEP_SHELL = '/bin/sh';
+/** Exit code of the step shell when it cannot join the step's cgroups or set its limits. */
+const EXIT_SETUP = 125;
+
 /**
- * `sh` that moves itself into the step's cgroups, then runs the step: every process of the step is
- * born inside them. Exits 125 if it cannot join.
+ * The script of the `sh` that starts a step: moves itself into the step's cgroups (the cgroup.procs
+ * files before `--`: every process of the step is born inside them), sets the step's rlimits with its
+ * ulimit builtin (`limits`, when given), then execs the rest of the command line. Exits 125 if it cannot.
  */
-const CGROUP_JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
+function stepShellScript(limits: string | undefined): string {
+  const join = `while [ "$1" != -- ]; do echo $$ > "$1" || exit ${EXIT_SETUP}; shift; done; shift`;
+  const ulimit = limits ? `; ${limits} || { echo "kv2: cannot set the step's resource limits" >&2; exit ${EXIT_SETUP}; }` : '';
+  return `${join}${ulimit}; exec "$@"`;
+}
 
 export interface HostConfinementOptions {
   limits: LimitSettings;
@@ -99,6 +110,10 @@ export interface HostConfinementOptions {
   users?: TaskUsers;
   setpriv?: string;
   prlimit?: string;
+  /** The step shell's ulimit, when it can set the rlimits (else prlimit does). */
+  ulimit?: ShellUlimit;
+  /** Absolute path of bash (found once, not searched on PATH at every step). */
+  bash?: string;
   cgroups?: Cgroups;
   sandbox?: Sandbox;
   /** Tasks that ask for the network get it (with the sandbox; without one they have it anyway). */
@@ -107,12 +122,11 @@ export interface HostConfinementOptions {
 
 /**
  * The real confinement: the step as the task's user, with rlimits, in its own cgroup and sandbox.
- * `[sh join cgroups] -> [prlimit] -> [bwrap] -> [setpriv] -> bash <script>`: joining cgroups and making
- * namespaces need root, so the user switch comes last, inside the sandbox.
+ * `sh (joins the cgroups, sets the rlimits) -> [bwrap] -> [setpriv] -> bash <script>`: joining cgroups
+ * and making namespaces need root, so the user switch comes last, inside the sandbox. prlimit joins the
+ * chain only where the shell's ulimit cannot set a limit exactly.
  */
 export class HostConfinement implements Confinement {
-  private steps = 0;
-
   constructor(private readonly options: HostConfinementOptions) {}
 
   get usesTaskUsers(): boolean {
@@ -134,25 +148,19 @@ export class HostConfinement implements Confinement {
     const limits = effectiveLimits(options.limits, request.limits);
     const identity = options.users?.forSlot(request.slot);
     const workDir = request.paths.workDir;
-    // Unique per attempt: a task run again by this executor must not meet a cgroup its last run left.
-    const cgroupName = `${path.basename(request.paths.taskDir)}-${request.step}-${++this.steps}`;
-    const cgroup = options.cgroups?.create(cgroupName, { memory: limits.memory, processes: limits.processes });
+    const cgroup = options.cgroups && (await options.cgroups.create(request.slot, { memory: limits.memory, processes: limits.processes }));
+    const rlimitExtras = {
+      // Without a memory cgroup only a task's own memory request is enforced, as address space.
+      addressSpace: cgroup?.memoryLimited || !request.limits?.memory ? 0 : limits.memory,
+      processes: cgroup?.processesLimited || !options.users?.dedicated ? 0 : limits.processes,
+    };
+    const ulimit = options.ulimit?.commands(limits, rlimitExtras, options.prlimit !== undefined);
     const argv: string[] = [];
-    if (cgroup) argv.push('/bin/sh', '-c', CGROUP_JOIN, 'kv2-join', ...cgroup.procsFiles, '--');
-    if (options.prlimit) {
-      argv.push(
-        options.prlimit,
-        ...prlimitArgs(limits, {
-          // Without a memory cgroup only a task's own memory request is enforced, as address space.
-          addressSpace: cgroup?.memoryLimited || !request.limits?.memory ? 0 : limits.memory,
-          processes: cgroup?.processesLimited || !options.users?.dedicated ? 0 : limits.processes,
-        }),
-        '--',
-      );
-    }
+    if (cgroup || ulimit) argv.push(STEP_SHELL, '-c', stepShellScript(ulimit), 'kv2-step', ...(cgroup?.procsFiles ?? []), '--');
+    if (!ulimit && options.prlimit) argv.push(options.prlimit, ...prlimitArgs(limits, rlimitExtras), '--');
     if (options.sandbox) argv.push(...options.sandbox.wrap(workDir, options.allowNetwork && request.network));
     if (identity && options.setpriv) argv.push(...setprivArgs(options.setpriv, identity));
-    argv.push('bash', request.script);
+    argv.push(options.bash ?? 'bash', request.script);
 
     const containment: StepContainment | undefined = cgroup && {
       watch: (stop) => {
@@ -177,7 +185,8 @@ export class HostConfinement implements Confinement {
       env: taskEnvironment(workDir),
       outputLimit: limits.output,
       ...(containment ? { containment } : { containment: rlimitOnly(limits) }),
-      dispose: cgroup ? () => cgroup.remove() : undefined,
+      // Removed in the background: the task's result does not wait for the kernel to tear it down.
+      dispose: cgroup ? async () => options.cgroups!.retire(cgroup.dirs, request.slot) : undefined,
     };
   }
 
@@ -212,8 +221,10 @@ export async function createConfinement(
   logger: Logger,
 ): Promise<HostConfinement> {
   const asRoot = process.getuid?.() === 0;
+  const ulimit = ShellUlimit.probe(STEP_SHELL);
   const prlimit = findOnPath('prlimit');
-  if (!prlimit) logger.warn('prlimit (util-linux) is not installed: no CPU time, file size or address space limits for tasks');
+  if (!prlimit && !ulimit) logger.warn(`prlimit (util-linux) is not installed and ${STEP_SHELL}'s ulimit cannot set the limits: no CPU time, file size or address space limits for tasks`);
+  const bash = findOnPath('bash');
   const users = TaskUsers.resolve(settings.userGroup, settings.slots, logger);
   const setpriv = users ? findOnPath('setpriv') : undefined;
   if (users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run tasks as another user than root; install util-linux');
@@ -230,7 +241,7 @@ export async function createConfinement(
       user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
       sandbox: sandbox?.describe() ?? 'none',
       cgroups: cgroups?.describe() ?? 'none',
-      rlimits: prlimit ? 'prlimit' : 'none',
+      rlimits: ulimit ? `${ulimit.describe()}${prlimit ? ', prlimit for limits it cannot say to the byte' : ''}` : prlimit ? 'prlimit' : 'none',
       limits: settings.limits,
       network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
     },
@@ -241,6 +252,8 @@ export async function createConfinement(
     users,
     setpriv,
     prlimit,
+    ulimit,
+    bash,
     cgroups,
     sandbox,
     allowNetwork: settings.allowNetwork,

@@ -122,6 +122,7 @@ async function serve(
       key,
       slots: config.slots,
       reportIntervalMs: config.report_interval * 1000,
+      statusDelayMs: config.status_delay * 1000,
       retryInitialMs: config.rpc.retry_initial * 1000,
       retryMaxMs: config.rpc.retry_max * 1000,
       finalReportMs: config.rpc.final_report_timeout * 1000,

@@ -10,6 +10,9 @@ import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** Seconds a running task's status change must last before it is reported on its own (results: at once). */
+const DEFAULT_STATUS_DELAY = 0.1;
+
 /** A limit: seconds of CPU or bytes or processes; 0 means none. */
 const limit = z.number().min(0);
 
@@ -19,6 +22,11 @@ export const executorConfigSchema = z.object({
   slots: z.number().int().min(1).max(1024),
   /** Seconds: the long-poll wait of a report with nothing to say, and so the heartbeat. */
   report_interval: z.number().positive(),
+  /**
+   * Seconds a running task's status change (Compiling, Running) must last before it is reported on its
+   * own; results are reported at once. A task shorter than this costs one report: its result.
+   */
+  status_delay: z.number().min(0).max(60).default(DEFAULT_STATUS_DELAY),
   /** Where task dirs are made (relative to the role dir); wiped at every start. */
   data_dir: z.string().min(1),
   task: z.object({
@@ -74,6 +82,7 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
   { name: 'main-task-vacant', type: 'int', min: 1, max: 1024, default: 3, description: 'tasks this executor runs at once (its slots)' },
   { name: 'main-report-interval', type: 'number', min: 0.1, max: 60, default: 5, description: 'seconds a report waits for work when there is nothing to say (long poll), and so the heartbeat' },
+  { name: 'main-report-status-delay', type: 'number', min: 0, max: 60, default: DEFAULT_STATUS_DELAY, description: "seconds a running task's status change must last before it is reported on its own (results are reported at once)" },
   { name: 'main-task-user-group', type: 'string', description: 'user:group tasks run as when the executor runs as root', placeholder: 'user:group' },
   { name: 'main-task-output-limit', type: 'int', min: 1, default: MiB, description: 'bytes kept of each step\'s stdout and stderr; beyond it the step is stopped' },
   { name: 'main-task-max-unpacked-size', type: 'int', min: 1, default: 256 * MiB, description: "bytes a task's zips may unpack to" },
@@ -111,6 +120,7 @@ export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
       name: resolveNodeName(String(flags['main-name'])),
       slots: Number(flags['main-task-vacant']),
       report_interval: Number(flags['main-report-interval']),
+      status_delay: Number(flags['main-report-status-delay'] ?? DEFAULT_STATUS_DELAY),
       data_dir: 'data/main',
       task: {
         user_group: optionalString(flags, 'main-task-user-group'),

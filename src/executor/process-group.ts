@@ -108,8 +108,16 @@ export interface GroupRecord {
   boot: string;
 }
 
+/** This boot's id, read once: it does not change while the executor runs. */
+let thisBoot: string | undefined;
+
+/**
+ * Synchronous: a small write to a local file takes microseconds, less than the thread-pool round trips of
+ * an asynchronous one.
+ */
 export function recordGroup(file: string, pgid: number): void {
-  const record: GroupRecord = { pgid, start: readStat(pgid)?.startTime ?? '', boot: bootId() };
+  thisBoot ??= bootId();
+  const record: GroupRecord = { pgid, start: readStat(pgid)?.startTime ?? '', boot: thisBoot };
   fs.writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
 }
 

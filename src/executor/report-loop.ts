@@ -1,8 +1,11 @@
 // The executor's conversation with the judicators: one `report` call at a time carrying finished tasks
 // (complete), running ones (executing) and free slots (vacant), answered with tasks to drop (cancel) and
-// tasks to run (assign). With nothing new to say the call long-polls; any status change aborts the poll
-// and reports at once (the judicator hands again any assignment whose answer was lost, so aborting is
-// safe and assignments are deduplicated by id). Failures keep every result and retry with a backoff.
+// tasks to run (assign). Every call is a long poll for work. A finished task, a task handed back or a
+// slot freed is reported at once (aborting a poll that is only waiting); a running task's status change
+// (Compiling, Running) only once it has lasted `statusDelayMs`, so a short task costs no report but its
+// completion, which is also the next poll for work. (The judicator hands again any assignment whose answer
+// was lost, so aborting is safe, and assignments are deduplicated by id.) Failures keep every result and
+// retry with a backoff.
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
@@ -18,6 +21,8 @@ export interface ReportLoopOptions {
   slots: number;
   /** Long-poll wait and heartbeat, ms. */
   reportIntervalMs: number;
+  /** A running task's status change is reported once it has lasted this long, ms (completions at once). */
+  statusDelayMs: number;
   /** Backoff after a failed report: first wait and longest wait, ms. */
   retryInitialMs: number;
   retryMaxMs: number;
@@ -42,7 +47,15 @@ export class ReportLoop {
   private accepting = true;
   /** Until a report succeeds: this process is new, whatever its name held before is lost. */
   private fresh = true;
-  /** The report call in flight, and whether it is a long poll (which news may abort). */
+  /** Free slots as last reported successfully: a slot freed since is news. */
+  private reportedVacant = -1;
+  /** Since when the running tasks' statuses differ from what was reported (undefined: they do not). */
+  private statusSince: number | undefined;
+  /** Wakes the loop when a status change has lasted statusDelayMs. */
+  private statusTimer: NodeJS.Timeout | undefined;
+  /** Something must be reported now whatever the rest says (the drain started). */
+  private forced = false;
+  /** The report call in flight, and whether it only waits (news may abort it; results in flight are not aborted). */
   private inflight: AbortController | undefined;
   private polling = false;
   private idleWait: AbortController | undefined;
@@ -71,11 +84,23 @@ export class ReportLoop {
     stop.addEventListener('abort', onStop, { once: true });
     try {
       while (!stop.aborted) {
-        const { body, news } = this.build();
-        const waitMs = news ? 0 : this.options.reportIntervalMs;
+        const { urgent, statusNews } = this.state();
+        // Status changes that have not lasted yet: wait for them (or for something urgent) before reporting.
+        const statusDueIn = statusNews && this.statusSince !== undefined ? this.statusSince + this.options.statusDelayMs - Date.now() : 0;
+        if (!urgent && statusDueIn > 0) {
+          await this.pause(statusDueIn);
+          continue;
+        }
+        const { body } = this.build();
+        this.forced = false;
+        // This report carries every status as it is now: changes from here on start a new clock.
+        this.statusSince = undefined;
+        clearTimeout(this.statusTimer);
+        const waitMs = this.options.reportIntervalMs;
         const poll = new AbortController();
         this.inflight = poll;
-        this.polling = waitMs > 0;
+        // A call carrying results is answered at once (the judicator acknowledges them): let it finish.
+        this.polling = body.complete.length === 0 && (body.release?.length ?? 0) === 0;
         const started = Date.now();
         let answer: RpcResponse<'report'>;
         try {
@@ -98,8 +123,11 @@ export class ReportLoop {
         backoff = this.options.retryInitialMs;
         this.fresh = false;
         this.reported = new Map(body.executing.map((e) => [e.id, e.status]));
+        this.reportedVacant = body.vacant;
         for (const id of body.release ?? []) this.toRelease.delete(id);
         this.apply(answer);
+        // Tasks just assigned are news too: reported with their status once it has lasted, or with their result.
+        if (this.state().statusNews) this.noteStatusChange();
         // Results the judicator did not acknowledge are sent again; a judicator that never does must
         // not get them in a tight loop.
         if (body.complete.length > 0 && !body.complete.some((c) => answer.cancel.includes(c.id))) {
@@ -109,15 +137,31 @@ export class ReportLoop {
         // A judicator that answers a long poll at once with nothing (it may not hold polls without free
         // slots) must not make us spin: wait out the interval, unless something changes.
         const elapsed = Date.now() - started;
-        if (waitMs > 0 && answer.cancel.length === 0 && answer.assign.length === 0 && elapsed < waitMs && !this.build().news) {
-          this.idleWait = new AbortController();
-          await sleep(waitMs - elapsed, this.idleWait.signal);
-          this.idleWait = undefined;
+        if (answer.cancel.length === 0 && answer.assign.length === 0 && elapsed < waitMs && !this.state().urgent && this.statusSince === undefined) {
+          await this.pause(waitMs - elapsed);
         }
       }
     } finally {
       stop.removeEventListener('abort', onStop);
+      clearTimeout(this.statusTimer);
     }
+  }
+
+  /** Waits `ms`, or until woken. */
+  private async pause(ms: number): Promise<void> {
+    this.idleWait = new AbortController();
+    await sleep(ms, this.idleWait.signal);
+    this.idleWait = undefined;
+  }
+
+  /** A running task's status changed: report it once it has lasted statusDelayMs. */
+  private noteStatusChange(): void {
+    if (this.statusSince !== undefined) return;
+    this.statusSince = Date.now();
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.wake();
+    }, this.options.statusDelayMs);
   }
 
   /** Something changed: report it now (aborting a long poll in flight). */
@@ -130,6 +174,7 @@ export class ReportLoop {
   startDrain(): void {
     if (!this.accepting) return;
     this.accepting = false;
+    this.forced = true;
     this.wake();
   }
 
@@ -178,33 +223,40 @@ export class ReportLoop {
     }
   }
 
-  private build(): { body: Omit<RpcRequest<'report'>, 'wait_ms'>; news: boolean } {
-    const complete: RpcRequest<'report'>['complete'] = [];
+  /**
+   * What the next report would say; `urgent`: something the judicator must hear now (results, tasks
+   * handed back, a slot freed, the drain); `statusNews`: running tasks differ from what it last heard.
+   */
+  private state(): { finished: TaskRun[]; executing: { id: string; status: number }[]; release: string[]; vacant: number; urgent: boolean; statusNews: boolean } {
+    const finished: TaskRun[] = [];
     const executing: { id: string; status: number }[] = [];
     let busy = 0;
     for (const run of this.runs.values()) {
       if (!run.finished) busy++;
       if (run.cancelled) continue;
-      if (run.finished && run.result) complete.push(completedToWire({ id: run.id, status: run.status, result: run.result }));
+      if (run.finished && run.result) finished.push(run);
       else if (!run.finished) executing.push({ id: run.id, status: run.status });
     }
     const release = [...this.toRelease];
     const vacant = this.accepting ? Math.max(0, this.options.slots - busy) : 0;
-    const news =
-      complete.length > 0 ||
-      release.length > 0 ||
-      executing.length !== this.reported.size ||
-      executing.some((e) => this.reported.get(e.id) !== e.status);
+    const urgent = finished.length > 0 || release.length > 0 || vacant > this.reportedVacant || this.forced;
+    const statusNews = executing.length !== this.reported.size || executing.some((e) => this.reported.get(e.id) !== e.status);
+    return { finished, executing, release, vacant, urgent, statusNews };
+  }
+
+  /** The next report's body (results encoded for the wire: only when it is sent). */
+  private build(): { body: Omit<RpcRequest<'report'>, 'wait_ms'>; urgent: boolean; statusNews: boolean } {
+    const { finished, executing, release, vacant, urgent, statusNews } = this.state();
     const body = {
       executor: this.options.name,
       key: this.options.key,
-      complete,
+      complete: finished.map((run) => completedToWire({ id: run.id, status: run.status, result: run.result! })),
       executing,
       vacant,
       ...(release.length ? { release } : {}),
       ...(this.fresh ? { fresh: true } : {}),
     };
-    return { body, news };
+    return { body, urgent, statusNews };
   }
 
   private apply(answer: RpcResponse<'report'>): void {
@@ -246,7 +298,9 @@ export class ReportLoop {
     // A task the judicator took away is forgotten as soon as its processes are gone.
     if (run.finished && run.cancelled && !this.stoppedByUs.has(run.id)) this.runs.delete(run.id);
     this.checkIdle();
-    this.wake();
+    // A result, or a slot freed, goes out at once; a status change once it has lasted.
+    if (run.finished) this.wake();
+    else this.noteStatusChange();
   }
 
   private freeSlot(): number | undefined {

@@ -1,7 +1,8 @@
 // The executor in a real cluster: the built kv2 running a judicator and an executor, tasks added and
 // read over the real judicator RPC. Tasks are assigned, run and completed; a cancel stops a running
 // step at once; slots are respected; SIGINT hands tasks back (Retrying, no retry counted) and SIGTERM
-// lets them finish; a module killed with SIGKILL leaves no step running once it is back.
+// lets them finish; a module killed with SIGKILL leaves no step running once it is back. A short task
+// costs the judicator no report but its result; a longer one's statuses are seen while it runs.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -116,13 +117,53 @@ test('a task is assigned, compiled, executed and completed over the real RPC', a
   await executor.node.stop();
 });
 
+/** Report calls the judicator answered so far (its metrics). */
+async function reportCalls(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${judicator.ports.rpc}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('kv2_rpc_calls_total{') && line.includes('method="report"'))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
+test('a short task costs one report besides the poll that brought it: its result', async (t) => {
+  // Status changes that must last 5 s before they are reported: none of these tasks lasts that long.
+  const executor = startExecutor(t, 'exec-g', ['--main-report-status-delay', '5']);
+  await waitForExecutor('exec-g');
+  const tasks = 10;
+  const before = await reportCalls();
+  const started = Date.now();
+  for (let i = 0; i < tasks; i++) {
+    const id = await add(input({ compile: 'true', execute: `echo ${i}` }));
+    assert.equal(wireText((await waitStatus(id, [TaskStatus.SUCCESS])).result!.execute_output), `${i}\n`);
+  }
+  const calls = (await reportCalls()) - before;
+  // Per task: the poll that brought it, and its result; besides, one heartbeat per report interval (1 s)
+  // and the poll waiting at each end. (Each status change aborting the poll made it about 5 per task.)
+  const allowed = 2 * tasks + Math.ceil((Date.now() - started) / 1000) + 2;
+  t.diagnostic(`${calls} report calls for ${tasks} tasks`);
+  assert.ok(calls <= allowed, `${calls} report calls for ${tasks} tasks (at most ${allowed})`);
+  await executor.node.stop();
+});
+
+test('a task that runs for a while is seen Compiling, then Running, before its result', async (t) => {
+  const executor = startExecutor(t, 'exec-h');
+  await waitForExecutor('exec-h');
+  const id = await add(input({ compile: 'sleep 1.5', execute: 'sleep 1.5; echo late' }));
+  await waitStatus(id, [TaskStatus.COMPILING]);
+  await waitStatus(id, [TaskStatus.RUNNING]);
+  assert.equal(wireText((await waitStatus(id, [TaskStatus.SUCCESS])).result!.execute_output), 'late\n');
+  await executor.node.stop();
+});
+
 test('a cancel stops a running compile at once, background children included', async (t) => {
   const executor = startExecutor(t, 'exec-b');
   await waitForExecutor('exec-b');
   const mark = marker();
   const id = await add(input({ compile: `sleep ${mark} & sleep ${mark}`, compileTimeout: 100 }));
   await waitFor(() => processesMentioning(`sleep ${mark}`).length === 2, { what: 'the compile step to run' });
-  assert.equal((await get(id)).status, TaskStatus.COMPILING);
+  // Reported once it has lasted --main-report-status-delay (0.1 s).
+  await waitStatus(id, [TaskStatus.COMPILING], 5_000);
   const answer = await rpc.call('cancel', { id });
   assert.equal(answer.result, 0);
   await waitFor(() => processesMentioning(`sleep ${mark}`).length === 0, { what: 'the cancelled step to be killed', timeoutMs: 3_000, intervalMs: 20 });

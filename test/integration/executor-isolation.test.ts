@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { findOnPath } from '../../src/common/assets';
 import { newId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';
 import { isoTime } from '../../src/common/time';
@@ -223,6 +224,14 @@ test('limits a task asks for are bounded by the executor maxima', async (t) => {
   assert.equal(run.status, TaskStatus.SUCCESS, err(run));
   // ulimit -f counts 1024-byte blocks: the 1 TiB asked for is capped at the 1 GiB maximum.
   assert.equal(out(run), `${(1024 * MiB) / 1024}\n5\n`);
+});
+
+test('limits are set to the byte, also those the shell\'s ulimit cannot say in its units', async (t) => {
+  if (!findOnPath('prlimit')) return t.skip('no prlimit here: a limit that is not a whole number of blocks is rounded down');
+  const e = await executor(t);
+  const run = await e.run({ execute: 'grep -E "^Max (file size|cpu time|core file size)" /proc/self/limits | tr -s " "', executeLimits: { file_size: 1000, cpu_time: 2 } });
+  assert.equal(run.status, TaskStatus.SUCCESS, err(run));
+  assert.equal(out(run), 'Max cpu time 2 3 seconds \nMax file size 1000 1000 bytes \nMax core file size 0 0 bytes \n');
 });
 
 test('in the sandbox a task has no network, a private /tmp, and can write only its own directory', async (t) => {
