@@ -1,14 +1,14 @@
 // kv2 under test, through its gateway's HTTP API exactly as a user submits: `kv2 standalone` (judicator +
 // executor + gateway under one supervisor, etcd store) or a cluster of 3 judicators, 2 executors and a
-// gateway, all of the same binary on loopback ports. Results are read by polling GET /api/task: the
-// gateway has no long-poll or wait route, so the client asks again at once until the task is done.
+// gateway, all of the same binary on loopback ports. Results are read with the gateway's wait route
+// (`GET /api/task?id=..&wait=s`), which answers the moment the task is done.
 import { judicatorPortFlags, judicatorPorts, startNode, type Kv2Node } from '../../test/helpers/kv2';
 import { startJudicators } from '../../test/helpers/cluster';
 import { startExecutor, startGateway } from '../../test/helpers/system';
 import { freePort } from '../../test/helpers/ports';
 import { waitFor } from '../../test/helpers/wait';
 import { hooks, tempDir } from '../lib/cleanup';
-import { sleep, wallNs } from '../lib/clock';
+import { wallNs } from '../lib/clock';
 import { HttpClient } from '../lib/http';
 import { kv2Label, treeMemory, type ProcessMemory } from '../lib/memory';
 import { CLOCK_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type Held, type TaskSpec } from './system';
@@ -17,15 +17,8 @@ import { CLOCK_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type He
 const STORE_FLAGS = ['--store', 'etcd'];
 /** Tasks run unsandboxed, as the other systems run them. */
 const EXECUTOR_FLAGS = ['--main-task-sandbox', 'none'];
-/**
- * Pause between polls of a task that is not done, when many tasks are being collected (ms). Only the
- * oldest task not done is polled; once it is, the next ones are asked at once. Polling harder would load
- * the gateway and judicator (each GET is an RPC and an etcd read) and slow the very tasks being counted,
- * while the last result is seen at most this late (under 1% of a burst's time).
- */
-const BURST_POLL_MS = 20;
-/** Pause between polls of a single task (the sequential workload): none, as issue 9 asks, by default. */
-const SINGLE_POLL_MS = Number(process.env.BENCH_KV2_POLL_MS ?? 0);
+/** Seconds one wait call may hold (the gateway's maximum is 60); a task not done by then is asked again. */
+const WAIT_S = 30;
 /** Each step's timeout, seconds (the tasks take milliseconds). */
 const STEP_TIMEOUT_S = 30;
 
@@ -126,16 +119,15 @@ export class Kv2System implements BenchSystem<string> {
   }
 
   /**
-   * Polls the tasks in submission order (they finish in about that order): one alone is polled back to
-   * back (SINGLE_POLL_MS); among many, a task not done yet is asked again after BURST_POLL_MS.
+   * Waits for the tasks in submission order (they finish in about that order): each wait call returns the
+   * moment its task is done, at once for one done already.
    */
   async collect(tickets: readonly Promise<string>[]): Promise<Held[]> {
     const held: Held[] = [];
-    const pauseMs = tickets.length === 1 ? SINGLE_POLL_MS : BURST_POLL_MS;
     for (const ticket of tickets) {
       const id = await ticket;
       for (;;) {
-        const answer = await this.client.json<GatewayTaskAnswer>('GET', `/api/task?id=${id}&no_truncate=1`);
+        const answer = await this.client.json<GatewayTaskAnswer>('GET', `/api/task?id=${id}&no_truncate=1&wait=${WAIT_S}`);
         const task = answer.task;
         if (answer.result !== 0 || !task) throw new Error(`kv2 lost task ${id}: result ${answer.result} ${answer.message ?? ''}`);
         if (task.done) {
@@ -144,7 +136,6 @@ export class Kv2System implements BenchSystem<string> {
           held.push({ output: task.result.execute_output, heldNs: now });
           break;
         }
-        if (pauseMs > 0) await sleep(pauseMs);
       }
     }
     return held;
