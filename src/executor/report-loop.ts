@@ -51,6 +51,13 @@ export class ReportLoop {
   private reportedVacant = -1;
   /** Since when the running tasks' statuses differ from what was reported (undefined: they do not). */
   private statusSince: number | undefined;
+  /**
+   * statusDelayMs, but never more than the report interval: no report goes out while a status change
+   * waits, so a longer delay would stop the heartbeat and let the judicator take running tasks away.
+   * (For the same reason a task added during that wait reaches a free slot of this executor up to the
+   * delay late: the price of not reporting every short task's statuses.)
+   */
+  private readonly statusDelayMs: number;
   /** Wakes the loop when a status change has lasted statusDelayMs. */
   private statusTimer: NodeJS.Timeout | undefined;
   /** Something must be reported now whatever the rest says (the drain started). */
@@ -66,7 +73,9 @@ export class ReportLoop {
     private readonly call: ReportCall,
     private readonly startRun: StartRun,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.statusDelayMs = Math.min(options.statusDelayMs, options.reportIntervalMs);
+  }
 
   /** Tasks held now (running, or finished and not yet acknowledged). */
   get held(): readonly TaskRun[] {
@@ -86,9 +95,9 @@ export class ReportLoop {
       while (!stop.aborted) {
         const { urgent, statusNews } = this.state();
         // Status changes that have not lasted yet: wait for them (or for something urgent) before reporting.
-        const statusDueIn = statusNews && this.statusSince !== undefined ? this.statusSince + this.options.statusDelayMs - Date.now() : 0;
+        const statusDueIn = statusNews && this.statusSince !== undefined ? this.statusSince + this.statusDelayMs - performance.now() : 0;
         if (!urgent && statusDueIn > 0) {
-          await this.pause(statusDueIn);
+          await this.pause(Math.min(statusDueIn, this.statusDelayMs));
           continue;
         }
         const { body } = this.build();
@@ -101,7 +110,7 @@ export class ReportLoop {
         this.inflight = poll;
         // A call carrying results is answered at once (the judicator acknowledges them): let it finish.
         this.polling = body.complete.length === 0 && (body.release?.length ?? 0) === 0;
-        const started = Date.now();
+        const started = performance.now();
         let answer: RpcResponse<'report'>;
         try {
           answer = await this.call({ ...body, wait_ms: waitMs }, { waitMs, signal: poll.signal });
@@ -136,7 +145,7 @@ export class ReportLoop {
         }
         // A judicator that answers a long poll at once with nothing (it may not hold polls without free
         // slots) must not make us spin: wait out the interval, unless something changes.
-        const elapsed = Date.now() - started;
+        const elapsed = performance.now() - started;
         if (answer.cancel.length === 0 && answer.assign.length === 0 && elapsed < waitMs && !this.state().urgent && this.statusSince === undefined) {
           await this.pause(waitMs - elapsed);
         }
@@ -157,11 +166,12 @@ export class ReportLoop {
   /** A running task's status changed: report it once it has lasted statusDelayMs. */
   private noteStatusChange(): void {
     if (this.statusSince !== undefined) return;
-    this.statusSince = Date.now();
+    // Monotonic: a wall clock stepped back must not hold the statuses (and the heartbeat) back.
+    this.statusSince = performance.now();
     this.statusTimer = setTimeout(() => {
       this.statusTimer = undefined;
       this.wake();
-    }, this.options.statusDelayMs);
+    }, this.statusDelayMs);
   }
 
   /** Something changed: report it now (aborting a long poll in flight). */
