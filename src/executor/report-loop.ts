@@ -36,6 +36,16 @@ export type ReportCall = (body: RpcRequest<'report'>, options: { waitMs: number;
 /** Starts a task in a slot; `onChange` must be called on every status change and when it finishes. */
 export type StartRun = (task: Task, slot: number, onChange: (run: TaskRun) => void) => TaskRun;
 
+/** What the next report would say (ReportLoop.state). */
+interface ReportState {
+  finished: TaskRun[];
+  executing: { id: string; status: number }[];
+  release: string[];
+  vacant: number;
+  urgent: boolean;
+  statusNews: boolean;
+}
+
 export class ReportLoop {
   private readonly runs = new Map<string, TaskRun>();
   /** Status of each running task as last reported successfully: a difference is news. */
@@ -93,14 +103,15 @@ export class ReportLoop {
     stop.addEventListener('abort', onStop, { once: true });
     try {
       while (!stop.aborted) {
-        const { urgent, statusNews } = this.state();
+        const state = this.state();
+        const { urgent, statusNews } = state;
         // Status changes that have not lasted yet: wait for them (or for something urgent) before reporting.
         const statusDueIn = statusNews && this.statusSince !== undefined ? this.statusSince + this.statusDelayMs - performance.now() : 0;
         if (!urgent && statusDueIn > 0) {
           await this.pause(Math.min(statusDueIn, this.statusDelayMs));
           continue;
         }
-        const { body } = this.build();
+        const body = this.build(state);
         this.forced = false;
         // This report carries every status as it is now: changes from here on start a new clock.
         this.statusSince = undefined;
@@ -207,7 +218,7 @@ export class ReportLoop {
       }
     }
     await Promise.all([...this.runs.values()].map((run) => run.done));
-    const { body } = this.build();
+    const body = this.build(this.state());
     const release = [...new Set([...(body.release ?? []), ...this.stoppedByUs])];
     if (body.complete.length === 0 && release.length === 0) return;
     const deadline = Date.now() + this.options.finalReportMs;
@@ -237,7 +248,7 @@ export class ReportLoop {
    * What the next report would say; `urgent`: something the judicator must hear now (results, tasks
    * handed back, a slot freed, the drain); `statusNews`: running tasks differ from what it last heard.
    */
-  private state(): { finished: TaskRun[]; executing: { id: string; status: number }[]; release: string[]; vacant: number; urgent: boolean; statusNews: boolean } {
+  private state(): ReportState {
     const finished: TaskRun[] = [];
     const executing: { id: string; status: number }[] = [];
     let busy = 0;
@@ -254,10 +265,9 @@ export class ReportLoop {
     return { finished, executing, release, vacant, urgent, statusNews };
   }
 
-  /** The next report's body (results encoded for the wire: only when it is sent). */
-  private build(): { body: Omit<RpcRequest<'report'>, 'wait_ms'>; urgent: boolean; statusNews: boolean } {
-    const { finished, executing, release, vacant, urgent, statusNews } = this.state();
-    const body = {
+  /** The report's body for `state` (results encoded for the wire: only when it is sent). */
+  private build({ finished, executing, release, vacant }: ReportState): Omit<RpcRequest<'report'>, 'wait_ms'> {
+    return {
       executor: this.options.name,
       key: this.options.key,
       complete: finished.map((run) => completedToWire({ id: run.id, status: run.status, result: run.result! })),
@@ -266,7 +276,6 @@ export class ReportLoop {
       ...(release.length ? { release } : {}),
       ...(this.fresh ? { fresh: true } : {}),
     };
-    return { body, urgent, statusNews };
   }
 
   private apply(answer: RpcResponse<'report'>): void {

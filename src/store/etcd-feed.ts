@@ -76,6 +76,10 @@ export class StoreFeed {
     // One range from feed/ to the end of finished/: nothing else of the store's layout lies between the
     // two (etcd-keys.ts), and one watcher keeps one reconnection story.
     const range = { start: this.keys.feed, end: prefixEnd(this.keys.finisheds) };
+    // only('put'): every event the feed announces is a write (a task queued, released or finished); a
+    // delete (a queued task taken, a finished one past retention) tells nobody anything.
+    // watcher(), not create(): it returns at once and connects in the background; start() waits for
+    // 'connected' with its own timeout, and the handlers below are attached before any event.
     const watcher = client.watch().inRange(range).only('put').watcher();
     let disconnected = false;
     watcher.on('data', (response: IWatchResponse) => this.dispatch(response));

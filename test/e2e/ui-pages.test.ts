@@ -12,17 +12,14 @@ import { REPO_ROOT } from '../helpers/kv2';
 import { startSystem, type System } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 const available = fs.existsSync(CHROMIUM);
 if (!available) process.stdout.write(`skipping the browser tests: ${CHROMIUM} is not installed (apt-get install chromium)\n`);
 
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 let system: System;
 let base: string;

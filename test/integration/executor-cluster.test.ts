@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { before, test, type TestContext } from 'node:test';
 import { JudicatorRpcClient } from '../../src/rpc/client';
 import type { WireTask } from '../../src/rpc/contract';
 import { inputToWire } from '../../src/rpc/wire';
@@ -18,12 +18,9 @@ import { processesMentioning } from '../helpers/process-table';
 import { executorArgs } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 let judicator: ClusterNode;
 let rpc: JudicatorRpcClient;

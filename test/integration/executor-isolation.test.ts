@@ -10,15 +10,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { findOnPath } from '../../src/common/assets';
-import { newId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';
-import { isoTime } from '../../src/common/time';
-import { packText, unpackText } from '../../src/task/codec';
-import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type StepLimits, type Task } from '../../src/task/types';
+import { unpackText } from '../../src/task/codec';
+import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type Task } from '../../src/task/types';
 import { Cgroups } from '../../src/executor/cgroups';
 import { createConfinement, type HostConfinement } from '../../src/executor/confinement';
 import { TaskRun, type RunnerSettings } from '../../src/executor/runner';
 import { Sandbox } from '../../src/executor/sandbox';
+import { makeTask, type TaskSpec } from '../helpers/task';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 
@@ -26,45 +25,15 @@ const logger = createLogger('executor-test', { maxBytes: 1 << 20, keep: 0, print
 const MiB = 1024 * 1024;
 const isRoot = process.getuid?.() === 0;
 
-interface Spec {
-  compile?: string;
-  execute?: string;
-  executeTimeout?: number;
-  executeLimits?: StepLimits;
-  network?: boolean;
-}
-
-function makeTask(spec: Spec): Task {
-  const now = isoTime();
-  return {
-    id: newId(),
-    user: 0,
-    add_time: now,
-    done: false,
-    status: TaskStatus.PENDING,
-    executor: 'test',
-    report_time: now,
-    retries: 0,
-    result: null,
-    compile: { source: Buffer.alloc(0), command: packText(spec.compile ?? ''), timeout: 0 },
-    execute: {
-      input: packText(''),
-      data: Buffer.alloc(0),
-      command: packText(spec.execute ?? ''),
-      timeout: spec.executeTimeout ?? 30,
-      standard: Buffer.alloc(0),
-      ...(spec.executeLimits ? { limits: spec.executeLimits } : {}),
-    },
-    ...(spec.network !== undefined ? { network: spec.network } : {}),
-  };
-}
+/** The tasks here run for a while: 30 s for the execute step unless a test says otherwise. */
+const withTimeout = (spec: TaskSpec): Task => makeTask({ ...spec, executeTimeout: spec.executeTimeout ?? 30 });
 
 interface Executor {
   roleDir: string;
   dataDir: string;
   confinement: HostConfinement;
-  start(spec: Spec, slot?: number): TaskRun;
-  run(spec: Spec, slot?: number): Promise<TaskRun>;
+  start(spec: TaskSpec, slot?: number): TaskRun;
+  run(spec: TaskSpec, slot?: number): Promise<TaskRun>;
 }
 
 async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | 'bwrap'; allowNetwork?: boolean } = {}): Promise<Executor> {
@@ -97,7 +66,7 @@ async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | '
     taskMaxSize: DEFAULT_TASK_MAX_SIZE,
     confinement,
   };
-  const start = (spec: Spec, slot = 0) => new TaskRun(makeTask(spec), slot, settings, logger, () => undefined);
+  const start = (spec: TaskSpec, slot = 0) => new TaskRun(withTimeout(spec), slot, settings, logger, () => undefined);
   return {
     roleDir,
     dataDir,

@@ -10,60 +10,18 @@ import { test, type TestContext } from 'node:test';
 import { zipSync, type Zippable } from 'fflate';
 import { newId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';
-import { isoTime } from '../../src/common/time';
-import { packText, unpackBytes, unpackText } from '../../src/task/codec';
-import { COMPILE_TIMEOUT_TEXT, DEFAULT_TASK_MAX_SIZE, EXECUTE_TIMEOUT_TEXT, TaskStatus, type StepLimits, type Task } from '../../src/task/types';
+import { unpackBytes, unpackText } from '../../src/task/codec';
+import { COMPILE_TIMEOUT_TEXT, DEFAULT_TASK_MAX_SIZE, EXECUTE_TIMEOUT_TEXT, TaskStatus, type Task } from '../../src/task/types';
 import { PlainConfinement, createConfinement, type Confinement, type StepPlan, type StepRequest } from '../../src/executor/confinement';
 import { recordGroup } from '../../src/executor/process-group';
 import { TaskRun, type RunnerSettings } from '../../src/executor/runner';
 import { clearDataDir } from '../../src/executor/workdir';
 import { processesMentioning } from '../helpers/process-table';
+import { makeTask, type TaskSpec } from '../helpers/task';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 
 const logger = createLogger('executor-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-
-interface TaskSpec {
-  compile?: string;
-  execute?: string;
-  input?: string;
-  standard?: string;
-  compileTimeout?: number;
-  executeTimeout?: number;
-  source?: Buffer;
-  data?: Buffer;
-  compileLimits?: StepLimits;
-  executeLimits?: StepLimits;
-}
-
-function makeTask(spec: TaskSpec): Task {
-  const now = isoTime();
-  return {
-    id: newId(),
-    user: 0,
-    add_time: now,
-    done: false,
-    status: TaskStatus.PENDING,
-    executor: 'test',
-    report_time: now,
-    retries: 0,
-    result: null,
-    compile: {
-      source: spec.source ?? Buffer.alloc(0),
-      command: packText(spec.compile ?? ''),
-      timeout: spec.compileTimeout ?? 0,
-      ...(spec.compileLimits ? { limits: spec.compileLimits } : {}),
-    },
-    execute: {
-      input: packText(spec.input ?? ''),
-      data: spec.data ?? Buffer.alloc(0),
-      command: packText(spec.execute ?? ''),
-      timeout: spec.executeTimeout ?? 0,
-      standard: spec.standard === undefined ? Buffer.alloc(0) : packText(spec.standard),
-      ...(spec.executeLimits ? { limits: spec.executeLimits } : {}),
-    },
-  };
-}
 
 function zip(files: Zippable): Buffer {
   return Buffer.from(zipSync(files));

@@ -2,18 +2,14 @@
 // second part on) executor. The original's system-test scenarios (test_system 000-002 and the shapes of
 // 003), then every route's bad input: result codes with messages, never an HTTP 500.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { unzipSync, zipSync } from 'fflate';
 import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { startExecutor, startGateway, type GatewayNode } from '../helpers/system';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
-// Nodes started in before() must outlive it: they are stopped when the whole file is done, newest first.
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 interface Answer {
   status: number;

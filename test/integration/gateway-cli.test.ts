@@ -4,18 +4,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { startJudicators } from '../helpers/cluster';
 import { runKv2 } from '../helpers/kv2';
 import { startExecutor, startGateway, type GatewayNode } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 let gateway: GatewayNode;
 let secured: GatewayNode;

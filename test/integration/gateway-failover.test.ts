@@ -12,12 +12,9 @@ import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { readPid } from '../helpers/kv2';
 import { killNode } from '../helpers/system';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 /** Milliseconds one judicator gets before the gateway asks another (short, for the test). */
 const RPC_TIMEOUT_MS = 1_500;

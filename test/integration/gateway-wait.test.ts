@@ -6,20 +6,16 @@
 // CLI against a gateway that does not.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { judicatorArgs, startJudicators, type ClusterNode } from '../helpers/cluster';
 import { judicatorPorts, runKv2, startNode, waitForJudicator } from '../helpers/kv2';
 import { freePort } from '../helpers/ports';
 import { startExecutor, startGateway, type GatewayNode } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
+import { fileHooks } from '../helpers/file-hooks';
 
-// Nodes started in before() must outlive it: they are stopped when the whole file is done, newest first.
-const cleanups: (() => unknown)[] = [];
-const hooks = { after: (fn: () => unknown) => void cleanups.push(fn) };
-after(async () => {
-  for (const fn of cleanups.reverse()) await fn();
-});
+const hooks = fileHooks();
 
 interface Answer {
   status: number;
