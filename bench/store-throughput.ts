@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../src/cluster/etcd-client';
+import { createEtcdClient } from '../src/etcd/client';
 import { createLogger } from '../src/common/logging';
 import { EtcdTaskStore } from '../src/store/etcd-store';
 import { packText } from '../src/task/codec';

@@ -1,7 +1,7 @@
 // Which modules each role command runs, and the flags every role shares. A new module is one line here.
 import type { FlagSpec } from '../boot/flags';
 import type { CommandName, ModuleDefinition } from '../boot/module-definition';
-import { etcdModule } from '../cluster/etcd-module';
+import { etcdModule } from '../etcd/etcd-module';
 import { judicatorMainModule } from '../judicator/module';
 import { gatewayServerModule } from '../gateway/module';
 import { executorMainModule } from '../executor/module';

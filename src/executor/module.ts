@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { logSchema, renderLog } from '../boot/config-files';
 import { checkNodeName, hostnameDefault, resolveNodeName, type FlagSpec, type FlagValues } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
-import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
+import { clientEndpoints, clusterClientFlags } from '../etcd/client-flags';
 import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
 
 const MiB = 1024 * 1024;

@@ -3,9 +3,9 @@
 // another, and who leads. Used by the server module, and by tests that run the server in-process.
 import { UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { ClusterConnection } from '../cluster/etcd-client';
-import { JudicatorDirectory } from '../cluster/judicator-directory';
-import { currentLeader } from '../cluster/leader';
+import { ClusterConnection } from '../etcd/client';
+import { JudicatorDirectory } from '../etcd/judicator-directory';
+import { currentLeader } from '../etcd/leader';
 import { JudicatorRpcClient, RpcUnavailableError } from '../rpc/client';
 
 export interface GatewayClusterOptions {

@@ -3,8 +3,8 @@
 // requests, lets those in flight finish, and unregisters.
 import { describeError } from '../common/errors';
 import type { ModuleContext } from '../boot/module-definition';
-import { clusterKeys } from '../cluster/keys';
-import { LeasedRegistration } from '../cluster/registration';
+import { clusterKeys } from '../etcd/keys';
+import { LeasedRegistration } from '../etcd/registration';
 import { readTokensFile } from './api/auth';
 import { GatewayCluster } from './cluster';
 import type { GatewayConfig } from './module';

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { logSchema, renderLog } from '../boot/config-files';
 import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
-import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
+import { clientEndpoints, clusterClientFlags } from '../etcd/client-flags';
 import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from './api/wait';
 

@@ -6,8 +6,8 @@ import type { Etcd3 } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import type { LeaderFence } from '../cluster/election';
-import { clusterKeys } from '../cluster/keys';
+import type { LeaderFence } from '../etcd/election';
+import { clusterKeys } from '../etcd/keys';
 import type { TaskStore, WriteFence } from '../store/task-store';
 
 export interface LeaderSettings {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { logSchema, renderLog } from '../boot/config-files';
 import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
-import { localClientUrl } from '../cluster/etcd-module';
+import { localClientUrl } from '../etcd/etcd-module';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 

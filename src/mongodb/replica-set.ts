@@ -9,7 +9,7 @@ import { MongoClient, type Db } from 'mongodb';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import { clusterKeys } from '../cluster/keys';
+import { clusterKeys } from '../etcd/keys';
 import { ErrorCode, MemberState, getConfig, getStatus, hello, initiate, reconfig, serverErrorCode, type HelloReply } from './commands';
 import { InitMarker } from './init-marker';
 import type { MongodbConfig } from './module';

@@ -15,9 +15,9 @@ import { UnavailableError, UsageError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { isoTime } from '../common/time';
 import { configPath, readConfigFile } from '../boot/config-files';
-import { createEtcdClient } from '../cluster/etcd-client';
-import { etcdConfigSchema, localClientUrl } from '../cluster/etcd-module';
-import { DEFAULT_PREFIX, clusterKeys } from '../cluster/keys';
+import { createEtcdClient } from '../etcd/client';
+import { etcdConfigSchema, localClientUrl } from '../etcd/etcd-module';
+import { DEFAULT_PREFIX, clusterKeys } from '../etcd/keys';
 import { openTaskStore } from '../store/open-store';
 import type { StoreKind, TaskStore } from '../store/task-store';
 import {
@@ -32,7 +32,7 @@ import {
 } from './backup-manifest';
 import { saveSnapshot, snapshotStatus } from './etcd-snapshot';
 import { formatBytes, type Progress } from './progress';
-import { withSnapshotEtcd } from '../cluster/scratch-etcd';
+import { withSnapshotEtcd } from '../etcd/scratch-etcd';
 import { BINARY_ENCODING, EXECUTORS_FILE, TASKS_FILE, exportStore, type TaskCounts } from './task-export';
 
 /** Milliseconds one etcd call of the backup may take (not the snapshot stream, which has no deadline). */

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Etcd3 } from 'etcd3';
-import { etcdctlProgram } from '../cluster/scratch-etcd';
+import { etcdctlProgram } from '../etcd/scratch-etcd';
 import { UnavailableError, describeError } from '../common/errors';
 
 /** etcd appends sha256(db) to a snapshot it streams; the db itself is a whole number of 512-byte pages. */

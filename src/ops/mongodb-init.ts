@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { ConfigError, UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import { freeLoopbackPort } from '../cluster/scratch-etcd';
+import { freeLoopbackPort } from '../etcd/scratch-etcd';
 
 /** How long the private mongod gets to answer after it starts. */
 export const RESTORE_MONGOD_START_TIMEOUT_MS = 120_000;

@@ -4,7 +4,7 @@
 // copies snapshot.db into judicator/data/etcd_init/ and, for a MongoDB store, builds
 // judicator/data/mongodb_init from the dump. The judicator's next start then does the rest by itself:
 // its etcd module restores a snapshot found in etcd_init as a new one-member cluster, moving the old data
-// dir aside (src/cluster/etcd-data.ts restoreFromInitDir), and empties etcd_init, so a later restart does
+// dir aside (src/etcd/member-data.ts restoreFromInitDir), and empties etcd_init, so a later restart does
 // not restore again. No config change is needed for that, unlike the page's procedure: `cluster` in
 // config/etcd.json only matters to a member without data, and a restored member has data.
 import fs from 'node:fs';

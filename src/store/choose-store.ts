@@ -6,7 +6,7 @@
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { clusterKeys } from '../cluster/keys';
+import { clusterKeys } from '../etcd/keys';
 import type { StoreKind } from './task-store';
 
 export type StoreFlag = 'auto' | 'mongodb' | 'etcd';

@@ -3,7 +3,7 @@
 import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { clusterKeys } from '../cluster/keys';
+import { clusterKeys } from '../etcd/keys';
 import { EtcdTaskStore } from './etcd-store';
 import type { StoreKind, TaskStore } from './task-store';
 

@@ -2,7 +2,7 @@
 // own ports, all stopped when the test ends.
 import path from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { createEtcdClient } from '../../src/etcd/client';
 import { judicatorPortFlags, judicatorPorts, startNode, waitForJudicator, type JudicatorPorts, type Kv2Node } from './kv2';
 import { makeTempDir } from './temp';
 import { waitFor } from './wait';

@@ -70,7 +70,7 @@ export class EtcdServer {
         '--listen-peer-urls', peer,
         '--initial-advertise-peer-urls', peer,
         '--initial-cluster', `test=${peer}`,
-        // As the judicator runs it (src/cluster/etcd-member.ts): batched transactions and 15.5 MiB tasks.
+        // As the judicator runs it (src/etcd/member.ts): batched transactions and 15.5 MiB tasks.
         '--max-txn-ops', '10000',
         '--max-request-bytes', String(16 * 1024 * 1024),
         '--logger', 'zap',

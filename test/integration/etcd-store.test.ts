@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { createEtcdClient } from '../../src/etcd/client';
 import { createLogger } from '../../src/common/logging';
 import { EtcdTaskStore } from '../../src/store/etcd-store';
 import { packText, unpackText } from '../../src/task/codec';

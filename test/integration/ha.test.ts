@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { currentLeader } from '../../src/cluster/leader';
+import { currentLeader } from '../../src/etcd/leader';
 import { etcdClient, restartJudicator, startJudicators, waitForMembers } from '../helpers/cluster';
 import { kv2Binary, readPid, startNode, waitForJudicator } from '../helpers/kv2';
 import { GatewayClient, executorArgs, killNode, startExecutor, startGateway, startSystem } from '../helpers/system';

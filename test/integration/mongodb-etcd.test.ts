@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { ConfigError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
-import { clusterKeys } from '../../src/cluster/keys';
+import { clusterKeys } from '../../src/etcd/keys';
 import { InitMarker } from '../../src/mongodb/init-marker';
 import { chooseStore } from '../../src/store/choose-store';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { ConfigError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
-import { clusterKeys } from '../../src/cluster/keys';
+import { clusterKeys } from '../../src/etcd/keys';
 import { restoreFromInitDir, runMongodbMember } from '../../src/mongodb/member';
 import { mongodbModule, type MongodbConfig } from '../../src/mongodb/module';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';

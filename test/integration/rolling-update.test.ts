@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { clusterKeys } from '../../src/cluster/keys';
+import { clusterKeys } from '../../src/etcd/keys';
 import { etcdClient, waitForMembers } from '../helpers/cluster';
 import { startNode, waitForJudicator, type Kv2Node } from '../helpers/kv2';
 import { GatewayClient, startSystem } from '../helpers/system';

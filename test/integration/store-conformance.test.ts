@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { createEtcdClient } from '../../src/etcd/client';
 import { TooLargeError } from '../../src/common/errors';
 import { idPrefix, idTime, isId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';

@@ -13,7 +13,7 @@ import {
   type FlagSpec,
 } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
-import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from './etcd-server-settings';
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from './server-settings';
 import { DEFAULT_PREFIX } from './keys';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
@@ -151,7 +151,7 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
       log: renderLog('etcd', flags),
     };
   },
-  load: () => import('./etcd-member').then((m) => m.runEtcdMember),
+  load: () => import('./member').then((m) => m.runEtcdMember),
 };
 
 /** The URL local processes use to reach this member's client port. */

@@ -11,8 +11,8 @@ import type { Etcd3 } from 'etcd3';
 import { resolveProgram } from '../common/assets';
 import { ConfigError, UnavailableError, describeError } from '../common/errors';
 import { exited, forEachLine, sleep, spawnInGroup, stopChild } from '../common/processes';
-import { createEtcdClient } from './etcd-client';
-import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES, MAX_TXN_OPS } from './etcd-server-settings';
+import { createEtcdClient } from './client';
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES, MAX_TXN_OPS } from './server-settings';
 
 /** How long the scratch etcd gets to answer after it starts (it loads the whole snapshot). */
 export const SNAPSHOT_ETCD_START_TIMEOUT_MS = 60_000;

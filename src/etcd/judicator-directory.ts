@@ -4,7 +4,7 @@ import type { Etcd3, Watcher } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import type { ClusterConnection } from './etcd-client';
+import type { ClusterConnection } from './client';
 import { clusterKeys } from './keys';
 
 export interface JudicatorEntry {

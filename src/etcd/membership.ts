@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import { UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import { createEtcdClient, normaliseEndpoint } from './etcd-client';
+import { createEtcdClient, normaliseEndpoint } from './client';
 
 export interface SelfUrls {
   name: string;

@@ -10,7 +10,7 @@ import { levelFromWord, type Logger } from '../common/logging';
 import { exited, forEachLine, sleep, spawnInGroup, stopChild } from '../common/processes';
 import { configPath } from '../boot/config-files';
 import type { ModuleContext } from '../boot/module-definition';
-import { createEtcdClient } from './etcd-client';
+import { createEtcdClient } from './client';
 import {
   ForceNewClusterMarker,
   emptyDir,
@@ -18,9 +18,9 @@ import {
   readKnownPeers,
   restoreFromInitDir,
   writeKnownPeers,
-} from './etcd-data';
+} from './member-data';
 import { localClientUrl, type EtcdConfig } from './etcd-module';
-import { MAX_TXN_OPS } from './etcd-server-settings';
+import { MAX_TXN_OPS } from './server-settings';
 import { clusterKeys } from './keys';
 import { joinOrFound, leaveCluster, serviceCandidates, type SelfUrls, type StartPlan } from './membership';
 
