@@ -1,7 +1,7 @@
 // `kv2 __module <role> <module> <role-dir>`: how the supervisor starts a module (hidden from help).
 import { UsageError } from '../common/errors';
 import { runModuleProcess } from '../boot/module-process';
-import { findModule } from './roles';
+import { findModule } from '../boot/roles';
 
 export const MODULE_COMMAND = '__module';
 

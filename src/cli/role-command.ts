@@ -12,7 +12,7 @@ import { cacOptionName, helpText, mergeFlags, readFlagFile, resolveFlags, type F
 import type { CommandName, ModuleDefinition } from '../boot/module-definition';
 import { PidFileLock, writePidFile } from '../boot/pid-lock';
 import { Supervisor, bootConfigSchema, type BootConfig } from '../boot/supervisor';
-import { ROLE_COMMANDS, commonRoleFlags, printLogFlags } from './roles';
+import { ROLE_COMMANDS, commonRoleFlags, printLogFlags } from '../boot/roles';
 
 export function roleFlags(modules: readonly ModuleDefinition<any>[]): FlagSpec[] {
   return mergeFlags([commonRoleFlags, ...modules.map((m) => m.flags), printLogFlags(modules)]);

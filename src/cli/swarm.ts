@@ -7,7 +7,7 @@ import { PORT, cacOptionName, helpText, resolveFlags, type FlagSpec, type FlagVa
 import { DockerCli, formatCommand } from '../ops/docker';
 import { SWARM_ROLES, swarmDown, swarmUp, type OpsContext, type SwarmRole, type SwarmSettings } from '../ops/swarm';
 import { roleFlags } from './role-command';
-import { ROLE_COMMANDS } from './roles';
+import { ROLE_COMMANDS } from '../boot/roles';
 
 /** Flags of every docker swarm command: how services are made, and how docker is driven. */
 export const serviceFlags: FlagSpec[] = [

@@ -19,7 +19,7 @@ import {
   restoreFromInitDir,
   writeKnownPeers,
 } from './member-data';
-import { localClientUrl, type EtcdConfig } from './etcd-module';
+import { localClientUrl, type EtcdConfig } from '../boot/modules/etcd';
 import { MAX_TXN_OPS } from './server-settings';
 import { clusterKeys } from './keys';
 import { joinOrFound, leaveCluster, serviceCandidates, type SelfUrls, type StartPlan } from './membership';

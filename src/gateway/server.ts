@@ -15,9 +15,9 @@ import { sendError } from './api/errors';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
-import type { JudicatorListing } from './cluster';
+import type { JudicatorListing } from './judicator-link';
 import { GatewayMetrics, type ClusterSnapshot } from './metrics';
-import type { GatewayConfig } from './module';
+import type { GatewayConfig } from '../boot/modules/gateway';
 import { registerUiRoutes } from './ui-routes';
 import type { UiFiles } from './ui-files';
 

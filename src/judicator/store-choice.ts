@@ -10,7 +10,7 @@ import { sleep } from '../common/processes';
 import { chooseStore } from '../store/choose-store';
 import { openTaskStore } from '../store/open-store';
 import type { StoreKind, TaskStore } from '../store/task-store';
-import type { JudicatorConfig } from './module';
+import type { JudicatorConfig } from '../boot/modules/judicator';
 
 export async function openJudicatorStore(
   config: JudicatorConfig,

@@ -18,7 +18,7 @@ import { chooseStore, type StoreChoice } from '../store/choose-store';
 import { checkMongodVersion, mongodAvailability, resolveMongod } from './binary';
 import { hello } from './commands';
 import { MongodProcess, mongodArgs, stopLeftoverMongod } from './mongod-process';
-import { directUri, memberHost, type MongodbConfig } from './module';
+import { directUri, memberHost, type MongodbConfig } from '../boot/modules/mongodb';
 import { ReplicaSetManager } from './replica-set';
 
 export async function runMongodbMember({ config, logger, roleDir, signal }: ModuleContext<MongodbConfig>): Promise<void> {

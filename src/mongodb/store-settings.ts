@@ -5,7 +5,7 @@
 import { configPath, readConfigFile } from '../boot/config-files';
 import type { MongodAvailability } from '../store/choose-store';
 import { mongodAvailability } from './binary';
-import { mongodbConfigSchema, replicaSetUri, type MongodbConfig } from './module';
+import { mongodbConfigSchema, replicaSetUri, type MongodbConfig } from '../boot/modules/mongodb';
 
 export interface MongodbStoreSettings {
   availability: MongodAvailability;

@@ -16,7 +16,7 @@ import type { Logger } from '../common/logging';
 import { isoTime } from '../common/time';
 import { configPath, readConfigFile } from '../boot/config-files';
 import { createEtcdClient } from '../etcd/client';
-import { etcdConfigSchema, localClientUrl } from '../etcd/etcd-module';
+import { etcdConfigSchema, localClientUrl } from '../boot/modules/etcd';
 import { DEFAULT_PREFIX, clusterKeys } from '../etcd/keys';
 import { openTaskStore } from '../store/open-store';
 import type { StoreKind, TaskStore } from '../store/task-store';

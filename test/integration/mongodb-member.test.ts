@@ -11,7 +11,7 @@ import { ConfigError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
 import { clusterKeys } from '../../src/etcd/keys';
 import { restoreFromInitDir, runMongodbMember } from '../../src/mongodb/member';
-import { mongodbModule, type MongodbConfig } from '../../src/mongodb/module';
+import { mongodbModule, type MongodbConfig } from '../../src/boot/modules/mongodb';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';

@@ -1,11 +1,11 @@
 // Which modules each role command runs, and the flags every role shares. A new module is one line here.
-import type { FlagSpec } from '../boot/flags';
-import type { CommandName, ModuleDefinition } from '../boot/module-definition';
-import { etcdModule } from '../etcd/etcd-module';
-import { judicatorMainModule } from '../judicator/module';
-import { gatewayServerModule } from '../gateway/module';
-import { executorMainModule } from '../executor/module';
-import { mongodbModule } from '../mongodb/module';
+import type { FlagSpec } from './flags';
+import type { CommandName, ModuleDefinition } from './module-definition';
+import { etcdModule } from './modules/etcd';
+import { judicatorMainModule } from './modules/judicator';
+import { gatewayServerModule } from './modules/gateway';
+import { executorMainModule } from './modules/executor';
+import { mongodbModule } from './modules/mongodb';
 
 export const commonRoleFlags: FlagSpec[] = [
   { name: 'work-dir', type: 'string', default: '.', description: 'directory holding the role directories (judicator/, executor/, gateway/)', placeholder: 'dir' },

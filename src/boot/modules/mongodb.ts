@@ -3,11 +3,11 @@
 // when the cluster's store is MongoDB, and idles when it is etcd (SPEC §5).
 import path from 'node:path';
 import { z } from 'zod';
-import { logSchema, renderLog } from '../boot/config-files';
-import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
-import type { ModuleDefinition } from '../boot/module-definition';
-import { localClientUrl } from '../etcd/etcd-module';
-import { DEFAULT_PREFIX } from '../etcd/keys';
+import { logSchema, renderLog } from '../config-files';
+import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import type { ModuleDefinition } from '../module-definition';
+import { localClientUrl } from './etcd';
+import { DEFAULT_PREFIX } from '../../etcd/keys';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 
@@ -138,12 +138,12 @@ export const mongodbModule: ModuleDefinition<MongodbConfig> = {
   // main module says so.
   async enabled({ flags }) {
     if (flags['store'] === 'etcd') return false;
-    const { mongodAvailability } = await import('./binary');
+    const { mongodAvailability } = await import('../../mongodb/binary');
     const exe = flags['mongodb-exe'] ? path.resolve(String(flags['mongodb-exe'])) : null;
     const availability = await mongodAvailability({ exe, version: flags['mongodb-version'] ? String(flags['mongodb-version']) : null, download: Boolean(flags['mongodb-download']) });
     return availability !== 'none';
   },
-  load: () => import('./member').then((m) => m.runMongodbMember),
+  load: () => import('../../mongodb/member').then((m) => m.runMongodbMember),
 };
 
 /** The host:port this member is known by in the replica set and in etcd. */

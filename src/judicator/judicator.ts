@@ -13,7 +13,7 @@ import { LeasedRegistration } from '../etcd/registration';
 import { openJudicatorStore } from './store-choice';
 import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
-import type { JudicatorConfig } from './module';
+import type { JudicatorConfig } from '../boot/modules/judicator';
 import { createRpcServer } from './rpc-server';
 import { Scheduler } from './scheduler';
 

@@ -1,11 +1,11 @@
 // The executor's main module as the supervisor sees it: flags (the original's names where it had them),
 // config/main.json and its schema.
 import { z } from 'zod';
-import { logSchema, renderLog } from '../boot/config-files';
-import { checkNodeName, hostnameDefault, resolveNodeName, type FlagSpec, type FlagValues } from '../boot/flags';
-import type { ModuleDefinition } from '../boot/module-definition';
-import { clientEndpoints, clusterClientFlags } from '../etcd/client-flags';
-import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
+import { logSchema, renderLog } from '../config-files';
+import { checkNodeName, hostnameDefault, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import type { ModuleDefinition } from '../module-definition';
+import { clientEndpoints, clusterClientFlags } from './etcd-client-flags';
+import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -156,5 +156,5 @@ export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
   },
   // A draining executor (SIGTERM) needs its drain timeout, and a moment to hand back what is left.
   stopGraceSeconds: (config) => config.drain_timeout + 10,
-  load: () => import('./main').then((m) => m.runExecutor),
+  load: () => import('../../executor/executor').then((m) => m.runExecutor),
 };

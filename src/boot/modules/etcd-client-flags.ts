@@ -1,11 +1,11 @@
 // The flags of a node that is an etcd client, not a member (executor, gateway): where the judicators'
 // etcd is, the key prefix, the cluster token. And the endpoints such a node bootstraps from: the flag,
 // or in `kv2 standalone` the local judicator's etcd.
-import { UsageError } from '../common/errors';
-import { resolveAddress, type FlagSpec } from '../boot/flags';
-import type { RenderContext } from '../boot/module-definition';
-import { localClientUrl } from './etcd-module';
-import { DEFAULT_PREFIX } from './keys';
+import { UsageError } from '../../common/errors';
+import { resolveAddress, type FlagSpec } from '../flags';
+import type { RenderContext } from '../module-definition';
+import { localClientUrl } from './etcd';
+import { DEFAULT_PREFIX } from '../../etcd/keys';
 
 /** The original's flag name; `--etcd-endpoints` is the clearer alias. */
 export const ENDPOINTS_FLAG = 'etcd-cluster-join-member-client';

@@ -18,7 +18,7 @@ import { LeasedRegistration } from '../etcd/registration';
 import { JudicatorRpcClient } from '../rpc/client';
 import { createConfinement, type Confinement } from './confinement';
 import type { LimitSettings } from './limits';
-import type { ExecutorConfig } from './module';
+import type { ExecutorConfig } from '../boot/modules/executor';
 import { ReportLoop } from './report-loop';
 import { TaskRun, type RunnerSettings } from './runner';
 import { killRunningStepsNow } from './step';

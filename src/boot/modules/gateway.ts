@@ -2,12 +2,12 @@
 // aliases), the config/server.json they render to, and that file's schema.
 import path from 'node:path';
 import { z } from 'zod';
-import { logSchema, renderLog } from '../boot/config-files';
-import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
-import type { ModuleDefinition } from '../boot/module-definition';
-import { clientEndpoints, clusterClientFlags } from '../etcd/client-flags';
-import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
-import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from './api/wait';
+import { logSchema, renderLog } from '../config-files';
+import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import type { ModuleDefinition } from '../module-definition';
+import { clientEndpoints, clusterClientFlags } from './etcd-client-flags';
+import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
+import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 
@@ -99,5 +99,5 @@ export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
       log: renderLog('server', flags),
     };
   },
-  load: () => import('./main').then((m) => m.runGateway),
+  load: () => import('../../gateway/gateway').then((m) => m.runGateway),
 };

@@ -2,8 +2,8 @@
 // config/etcd.json they render to, and that file's schema.
 import path from 'node:path';
 import { z } from 'zod';
-import { UsageError } from '../common/errors';
-import { logSchema, renderLog } from '../boot/config-files';
+import { UsageError } from '../../common/errors';
+import { logSchema, renderLog } from '../config-files';
 import {
   PORT,
   checkNodeName,
@@ -11,10 +11,10 @@ import {
   resolveAddress,
   resolveNodeName,
   type FlagSpec,
-} from '../boot/flags';
-import type { ModuleDefinition } from '../boot/module-definition';
-import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from './server-settings';
-import { DEFAULT_PREFIX } from './keys';
+} from '../flags';
+import type { ModuleDefinition } from '../module-definition';
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
+import { DEFAULT_PREFIX } from '../../etcd/keys';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 
@@ -151,7 +151,7 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
       log: renderLog('etcd', flags),
     };
   },
-  load: () => import('./member').then((m) => m.runEtcdMember),
+  load: () => import('../../etcd/member').then((m) => m.runEtcdMember),
 };
 
 /** The URL local processes use to reach this member's client port. */

@@ -1,9 +1,9 @@
 // The judicator's main module as the supervisor sees it: flags, config/main.json and its schema.
 import { z } from 'zod';
-import { logSchema, renderLog } from '../boot/config-files';
-import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
-import type { ModuleDefinition } from '../boot/module-definition';
-import { localClientUrl } from '../etcd/etcd-module';
+import { logSchema, renderLog } from '../config-files';
+import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import type { ModuleDefinition } from '../module-definition';
+import { localClientUrl } from './etcd';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
 
@@ -112,5 +112,5 @@ export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
       log: renderLog('main', flags),
     };
   },
-  load: () => import('./main').then((m) => m.runJudicator),
+  load: () => import('../../judicator/judicator').then((m) => m.runJudicator),
 };

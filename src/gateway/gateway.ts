@@ -6,8 +6,8 @@ import type { ModuleContext } from '../boot/module-definition';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import { readTokensFile } from './api/auth';
-import { GatewayCluster } from './cluster';
-import type { GatewayConfig } from './module';
+import { GatewayCluster } from './judicator-link';
+import type { GatewayConfig } from '../boot/modules/gateway';
 import { createGatewayServer } from './server';
 import { uiFiles } from './ui-files';
 
