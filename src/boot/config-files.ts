@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors';
 import { DEFAULT_LOG_ROTATION } from '../common/logging';
 import type { FlagValues } from './flags';
-import type { BaseModuleConfig } from './module-definition';
+import type { LogConfig } from './module-definition';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -20,7 +20,7 @@ export const logSchema = z.object({
 });
 
 /** The `log` section of a module's config, from the print-log flags. */
-export function renderLog(module: string, flags: FlagValues): BaseModuleConfig['log'] {
+export function renderLog(module: string, flags: FlagValues): LogConfig {
   return {
     dir: `log/${module}`,
     print: Boolean(flags['module-print-log'] || flags[`${module}-print-log`]),

@@ -81,18 +81,18 @@ function camel(name: string): string {
 }
 
 /**
- * The value of a flag exactly as typed. The argument parser turns number-like text into numbers
- * ("007" into 7), which is wrong for string flags such as names and prefixes.
+ * The values of `--<name>` (any of `names`) exactly as typed. The argument parser turns number-like text
+ * into numbers ("007" into 7) before cac sees it, which is wrong for names, prefixes, tokens and inputs.
  */
-function rawValues(rawArgs: readonly string[], names: readonly string[]): string[] {
+export function rawValues(rawArgs: readonly string[], names: readonly string[]): string[] {
   const found: string[] = [];
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
     if (arg === '--') break;
-    for (const name of names) {
-      if (arg === `--${name}` && i + 1 < rawArgs.length) found.push(rawArgs[i + 1]!);
-      else if (arg.startsWith(`--${name}=`)) found.push(arg.slice(name.length + 3));
-    }
+    const name = names.find((n) => arg === `--${n}` || arg.startsWith(`--${n}=`));
+    if (name === undefined) continue;
+    if (arg !== `--${name}`) found.push(arg.slice(name.length + 3));
+    else if (i + 1 < rawArgs.length) found.push(rawArgs[++i]!);
   }
   return found;
 }
@@ -179,6 +179,16 @@ export function parseFlagValue(flag: FlagSpec, raw: unknown, where: string, Err:
   const problem = flag.check?.(value);
   if (problem) throw new Err(`${where}: ${problem}`);
   return value;
+}
+
+/** A flag's number; undefined when it is not given. */
+export function optionalNumber(value: FlagValue): number | undefined {
+  return value === undefined ? undefined : Number(value);
+}
+
+/** A flag's text; null when it is not given or empty. */
+export function optionalText(value: FlagValue): string | null {
+  return value === undefined || value === '' ? null : String(value);
 }
 
 /** Reads a `--config` file: a JSON object of flag names (without dashes) to values. */

@@ -1,7 +1,7 @@
 // What a module is, to the supervisor: the flags it takes, how it renders its config file from them, how
 // the file is validated when the module (re)starts, and the code it runs. Roles only list modules.
 import type { z } from 'zod';
-import type { Logger } from '../common/logging';
+import type { ModuleContext } from '../common/module-context';
 import type { FlagSpec, FlagValues } from './flags';
 
 export type RoleName = 'judicator' | 'executor' | 'gateway';
@@ -14,17 +14,25 @@ export interface RenderContext {
   /** Absolute work dir; each role lives in `<workDir>/<role>/`. */
   workDir: string;
   flags: FlagValues;
+  /**
+   * Names of the modules this node runs (those whose enabled() said yes), for a config that depends on
+   * its neighbours: the judicator's main module reaches a mongod only where the mongodb module runs.
+   * Absent: every module of the command.
+   */
+  running?: ReadonlySet<string>;
 }
 
-/** What a running module gets. */
-export interface ModuleContext<C> {
-  config: C;
-  logger: Logger;
-  /** Absolute role dir (also the module's cwd); paths in the config are relative to it. */
-  roleDir: string;
-  /** Aborted on SIGINT/SIGTERM or when the supervisor is gone: the module must then stop and return. */
-  signal: AbortSignal;
+/** The log section boot writes into every module's config file; the module process opens its log by it. */
+export interface LogConfig {
+  dir: string;
+  print: boolean;
+  max_bytes: number;
+  keep: number;
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 }
+
+/** A module's config file (config/<name>.json): the module's own config, plus the log section. */
+export type ModuleConfigFile<C> = C & { log: LogConfig };
 
 export interface ModuleDefinition<C = unknown> {
   /** File stem of its config, pid file and log dir: `etcd`, `main`, `server`. */
@@ -33,9 +41,9 @@ export interface ModuleDefinition<C = unknown> {
   /** Flags the module reads (merged with the other modules' for the role's command). */
   flags: readonly FlagSpec[];
   /** Config object (written to config/<name>.json) from the resolved flags. */
-  render(context: RenderContext): C;
+  render(context: RenderContext): ModuleConfigFile<C>;
   /** Validates config/<name>.json every time the module starts: hand edits are checked, too. */
-  schema: z.ZodType<C>;
+  schema: z.ZodType<ModuleConfigFile<C>>;
   /**
    * Whether this node runs the module at all (default: always). Decided once at boot: the mongodb module,
    * say, only where the cluster may keep its tasks in MongoDB.
@@ -43,11 +51,10 @@ export interface ModuleDefinition<C = unknown> {
   enabled?(context: RenderContext): boolean | Promise<boolean>;
   /** Seconds the module needs to stop, when more than the supervisor's grace period (draining). */
   stopGraceSeconds?(config: C): number;
-  /** Loads the module's code lazily, so that other processes do not pay for it. */
-  load(): Promise<(context: ModuleContext<C>) => Promise<void>>;
-}
-
-/** Every module config carries these. */
-export interface BaseModuleConfig {
-  log: { dir: string; print: boolean; max_bytes: number; keep: number; level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+  /**
+   * Loads the module's code lazily, so that other processes do not pay for it. The code gets its config
+   * without the log section, and `configFile`, the file it was read from (for what must happen once per
+   * edit of that file: etcd's forced new cluster).
+   */
+  load(): Promise<(context: ModuleContext<C> & { configFile: string }) => Promise<void>>;
 }

@@ -4,7 +4,7 @@
 import { describeError, ConfigError } from '../common/errors';
 import { createLogger, type Logger } from '../common/logging';
 import { configPath, readConfigFile } from './config-files';
-import type { BaseModuleConfig, ModuleDefinition } from './module-definition';
+import type { ModuleConfigFile, ModuleDefinition } from './module-definition';
 import { MODULE_CONFIG_ERROR_EXIT } from './supervisor';
 
 /** How often a module checks that its supervisor is still there (a SIGKILLed supervisor sends nothing). */
@@ -12,9 +12,10 @@ const PARENT_CHECK_MS = 1000;
 
 export async function runModuleProcess(definition: ModuleDefinition, roleDir: string): Promise<never> {
   process.chdir(roleDir);
-  let config: BaseModuleConfig;
+  const configFile = configPath(roleDir, definition.name);
+  let config: ModuleConfigFile<unknown>;
   try {
-    config = readConfigFile(configPath(roleDir, definition.name), definition.schema) as BaseModuleConfig;
+    config = readConfigFile(configFile, definition.schema);
   } catch (error) {
     process.stderr.write(`kv2 ${definition.role} ${definition.name}: ${describeError(error)}\n`);
     process.exit(error instanceof ConfigError ? MODULE_CONFIG_ERROR_EXIT : 1);
@@ -34,8 +35,10 @@ export async function runModuleProcess(definition: ModuleDefinition, roleDir: st
 
   try {
     const run = await definition.load();
-    logger.info({ role: definition.role, config: configPath(roleDir, definition.name) }, `${definition.role} ${definition.name} module starting`);
-    await run({ config, logger, roleDir, signal: controller.signal });
+    logger.info({ role: definition.role, config: configFile }, `${definition.role} ${definition.name} module starting`);
+    // The log section is this process's business; the module gets its own config.
+    const { log: _log, ...own } = config;
+    await run({ config: own, logger, roleDir, signal: controller.signal, configFile });
     logger.info(`${definition.role} ${definition.name} module stopped`);
     process.exit(0);
   } catch (error) {

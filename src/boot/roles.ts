@@ -1,5 +1,5 @@
 // Which modules each role command runs, and the flags every role shares. A new module is one line here.
-import type { FlagSpec } from './flags';
+import { mergeFlags, type FlagSpec } from './flags';
 import type { CommandName, ModuleDefinition } from './module-definition';
 import { etcdModule } from './modules/etcd';
 import { judicatorMainModule } from './modules/judicator';
@@ -43,6 +43,11 @@ export const ROLE_COMMANDS: Partial<Record<CommandName, RoleCommand>> = {
     modules: [etcdModule, mongodbModule, judicatorMainModule, executorMainModule, gatewayServerModule],
   },
 };
+
+/** Every flag of a role command: the shared ones, its modules' (merged), and a print-log flag per module. */
+export function roleFlags(modules: readonly ModuleDefinition<any>[]): FlagSpec[] {
+  return mergeFlags([commonRoleFlags, ...modules.map((m) => m.flags), printLogFlags(modules)]);
+}
 
 /** Every module any role can run, for the hidden `__module` command. */
 export function findModule(role: string, name: string): ModuleDefinition<any> | undefined {

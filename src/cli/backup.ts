@@ -2,8 +2,8 @@
 // check one (src/ops/backup.ts, src/ops/backup-verify.ts).
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { resolveFlags, type FlagSpec } from '../boot/flags';
-import { addFlags } from './swarm';
+import type { FlagSpec, FlagValues } from '../boot/flags';
+import { registerFlagCommand, type Run } from './shared';
 
 export const backupFlags: FlagSpec[] = [
   { name: 'verify', type: 'boolean', description: 'check the backup in <dir> instead of writing one (exit 1 when it is damaged)' },
@@ -14,18 +14,18 @@ export const backupFlags: FlagSpec[] = [
   { name: 'force', type: 'boolean', description: 'write into a directory that is not empty (replacing the backup files in it)' },
 ];
 
-export function registerBackupCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
-  const command = cli
-    .command('backup <dir>', 'Write a consistent backup of a running cluster (etcd snapshot, task export, manifest) into <dir>; --verify checks one')
-    .usage('backup <dir> [--etcd-endpoints http://host:2001] | backup --verify <dir>')
-    .example('backup /backups/kv2-2024-05-01 --etcd-endpoints http://10.0.0.1:2001')
-    .example('backup --verify /backups/kv2-2024-05-01');
-  addFlags(command, backupFlags);
-  command.action((dir: string, options: Record<string, unknown>) => run(() => backup(dir, options, cli.rawArgs)));
+export function registerBackupCommand(cli: CAC, run: Run): void {
+  registerFlagCommand(cli, run, {
+    command: 'backup <dir>',
+    description: 'Write a consistent backup of a running cluster (etcd snapshot, task export, manifest) into <dir>; --verify checks one',
+    usage: 'backup <dir> [--etcd-endpoints http://host:2001] | backup --verify <dir>',
+    examples: ['backup /backups/kv2-2024-05-01 --etcd-endpoints http://10.0.0.1:2001', 'backup --verify /backups/kv2-2024-05-01'],
+    flags: backupFlags,
+    action: backup,
+  });
 }
 
-async function backup(dir: string, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
-  const flags = resolveFlags(backupFlags, given, {}, rawArgs);
+async function backup(flags: FlagValues, dir: string): Promise<number> {
   if (!dir) throw new UsageError('give the backup directory, e.g. kv2 backup /backups/kv2-2024-05-01');
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const { terminalProgress } = await import('../ops/progress');

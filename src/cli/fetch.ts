@@ -5,10 +5,11 @@ import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
 // The MongoDB libraries load only when a download is asked for: every other kv2 command stays light.
 import type { ProgressListener } from '../mongodb/binary';
+import type { Run } from './shared';
 
 export const FETCHABLE = ['mongod'] as const;
 
-export function registerFetchCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
+export function registerFetchCommand(cli: CAC, run: Run): void {
   cli
     .command('fetch <program> [version]', 'Download a program into the cache: mongod (through mongodb-memory-server; needs internet)')
     .usage('fetch mongod [--version x.y.z]')

@@ -8,8 +8,9 @@ import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
 import { exited, signalProcess } from '../common/processes';
 import { PidFileLock, readPidFile } from '../boot/pid-lock';
+import type { Run } from './shared';
 
-export function registerMaintainCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
+export function registerMaintainCommand(cli: CAC, run: Run): void {
   cli
     .command('maintain [...pidfiles]', 'Lock pid files so the supervisor leaves those modules alone, and open a shell')
     .usage('maintain judicator/data/main.pid [more pid files]')

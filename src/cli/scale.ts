@@ -1,10 +1,10 @@
 // `kv2 scale <role> <n> [interval]`: the original reconfig_tasks.bash, through the docker CLI.
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { resolveFlags, type FlagSpec } from '../boot/flags';
+import type { FlagSpec, FlagValues } from '../boot/flags';
 import { MIN_SCALE_DOWN_INTERVAL, scaleService } from '../ops/scale';
 import { SWARM_ROLES, type SwarmRole } from '../ops/swarm';
-import { addFlags, opsContext, parseCount, serviceFlags, swarmSettings } from './swarm';
+import { opsContext, parseCount, registerFlagCommand, serviceFlags, swarmSettings, type Run } from './shared';
 
 /** Seconds between steps when no interval is given: the page's minimum for shrinking, safe both ways. */
 export const DEFAULT_SCALE_INTERVAL = MIN_SCALE_DOWN_INTERVAL;
@@ -13,20 +13,18 @@ const scaleOnlyFlags: FlagSpec[] = [
   { name: 'force', type: 'boolean', description: `shrink with an interval under ${MIN_SCALE_DOWN_INTERVAL} s (not recommended)` },
 ];
 
-export function registerScaleCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
-  const command = cli
-    .command('scale <role> <n> [interval]', `docker swarm: change a role's number of tasks one at a time, [interval] seconds apart (default ${DEFAULT_SCALE_INTERVAL}; 0 = one step)`)
-    .usage(`scale judicator|gateway|executor <n> [interval]`)
-    .example('scale judicator 5 30')
-    .example('scale executor 0 25');
-  addFlags(command, [...scaleOnlyFlags, ...serviceFlags]);
-  command.action((role: string, n: unknown, interval: unknown, options: Record<string, unknown>) =>
-    run(() => scale(role, n, interval, options, cli.rawArgs)),
-  );
+export function registerScaleCommand(cli: CAC, run: Run): void {
+  registerFlagCommand(cli, run, {
+    command: 'scale <role> <n> [interval]',
+    description: `docker swarm: change a role's number of tasks one at a time, [interval] seconds apart (default ${DEFAULT_SCALE_INTERVAL}; 0 = one step)`,
+    usage: 'scale judicator|gateway|executor <n> [interval]',
+    examples: ['scale judicator 5 30', 'scale executor 0 25'],
+    flags: [...scaleOnlyFlags, ...serviceFlags],
+    action: scale,
+  });
 }
 
-async function scale(role: string, n: unknown, interval: unknown, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
-  const flags = resolveFlags([...scaleOnlyFlags, ...serviceFlags], given, {}, rawArgs);
+async function scale(flags: FlagValues, role: string, n: unknown, interval: unknown): Promise<number> {
   if (!SWARM_ROLES.includes(role as SwarmRole)) {
     throw new UsageError(`unknown role ${JSON.stringify(role)}: kv2 scale takes ${SWARM_ROLES.join(', ')}`);
   }

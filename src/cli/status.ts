@@ -2,8 +2,8 @@
 // slots, and the newest tasks counted by status. Human tables by default, `--json` for scripts.
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { STATUS_NAMES, TaskStatus } from '../task/types';
-import { addClientOptions, clientFrom, formatTable, text, withRawText, type ClientOptions } from './task';
+import { STATUS_NAMES } from '../task/types';
+import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
 
 /** How many of the newest tasks `kv2 status` counts by status (the API has no cluster-wide count). */
 export const STATUS_SAMPLE = 1000;
@@ -19,7 +19,7 @@ export async function runStatusCommand(options: ClientOptions & { tasks?: unknow
   ]);
   const counts: Record<string, number> = {};
   for (const task of recent.tasks) {
-    const name = STATUS_NAMES[task.status as TaskStatus] ?? `status ${task.status}`;
+    const name = statusName(task.status);
     counts[name] = (counts[name] ?? 0) + 1;
   }
   if (options.json) {
@@ -50,7 +50,7 @@ export async function runStatusCommand(options: ClientOptions & { tasks?: unknow
   return 0;
 }
 
-export function registerStatusCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
+export function registerStatusCommand(cli: CAC, run: Run): void {
   const command = cli
     .command('status', 'Client of a gateway: judicators (and the leader), executors and their slots, tasks by status')
     .option('--tasks <n>', `how many of the newest tasks to count by status (default: ${STATUS_SAMPLE})`, { type: [String] });

@@ -3,13 +3,14 @@
 // a task to its end with a progress line and exit with a code that tells its outcome.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CAC, Command } from 'cac';
+import type { CAC } from 'cac';
 import { InvalidInputError, UsageError, UnavailableError } from '../common/errors';
 import { parseTime } from '../common/time';
-import { DEFAULT_GATEWAY, GatewayClient } from '../gateway/client';
+import type { GatewayClient } from '../gateway/client';
 import type { PresentedBrief, PresentedTask } from '../gateway/present';
 import { writeZip, type ZipEntry } from '../gateway/zip-write';
-import { STATUS_NAMES, TaskStatus } from '../task/types';
+import { TaskStatus } from '../task/types';
+import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
 
 /** Exit codes of `kv2 task submit --wait` and `kv2 task wait` (2 stays "usage", as everywhere). */
 export const TaskExit = {
@@ -33,80 +34,9 @@ const LIMIT_HELP: Record<(typeof LIMIT_NAMES)[number], string> = {
   output: 'bytes of output kept',
 };
 
-/** Options every client command shares (also `kv2 status`). */
-export interface ClientOptions {
-  gateway?: string;
-  token?: string;
-  json?: boolean;
-  requestTimeout?: string | number;
-}
-
-/**
- * The values of `--name` exactly as typed. The argument parser turns number-like text into numbers
- * before cac sees it ("0123" into 123), which is wrong for tokens, inputs and expected outputs.
- */
-function rawValues(rawArgs: readonly string[], name: string): string[] {
-  const found: string[] = [];
-  for (let i = 0; i < rawArgs.length; i++) {
-    const arg = rawArgs[i]!;
-    if (arg === '--') break;
-    if (arg === `--${name}` && i + 1 < rawArgs.length) found.push(rawArgs[++i]!);
-    else if (arg.startsWith(`--${name}=`)) found.push(arg.slice(name.length + 3));
-  }
-  return found;
-}
-
-/** The options with every text option's values as typed (see rawValues). */
-export function withRawText(options: Record<string, unknown>, rawArgs: readonly string[], command: Command): Record<string, unknown> {
-  const fixed = { ...options };
-  for (const option of command.options) {
-    if (option.isBoolean) continue;
-    const raw = rawValues(rawArgs, option.rawName.replace(/^--/, '').split(/[ ,]/)[0]!);
-    if (raw.length) fixed[option.name] = raw;
-  }
-  return fixed;
-}
-
-/** A text option's value (the last one when it is given twice). */
-export function text(value: unknown): string | undefined {
-  if (value === undefined || value === null || value === false) return undefined;
-  const last = Array.isArray(value) ? value[value.length - 1] : value;
-  return last === undefined || last === true ? undefined : String(last);
-}
-
 function texts(value: unknown): string[] {
   if (value === undefined || value === null) return [];
   return (Array.isArray(value) ? value : [value]).map(String);
-}
-
-export function addClientOptions(command: Command): Command {
-  command.option('--gateway <url>', `gateway to talk to [env KV2_GATEWAY] (default: ${DEFAULT_GATEWAY})`, { type: [String] });
-  command.option('--token <token>', "the gateway's API token, when it needs one [env KV2_API_TOKEN]", { type: [String] });
-  command.option('--json', 'print JSON (for scripts) instead of tables');
-  command.option('--request-timeout <seconds>', 'seconds one request to the gateway may take (default: 30)', { type: [String] });
-  return command;
-}
-
-export function clientFrom(options: ClientOptions): GatewayClient {
-  const timeout = text(options.requestTimeout);
-  const seconds = timeout === undefined ? 30 : Number(timeout);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--request-timeout must be a positive number of seconds, not ${JSON.stringify(timeout)}`);
-  return new GatewayClient({
-    url: text(options.gateway) || process.env.KV2_GATEWAY || DEFAULT_GATEWAY,
-    token: text(options.token) || process.env.KV2_API_TOKEN || undefined,
-    timeoutMs: seconds * 1000,
-  });
-}
-
-/** Plain-text table: columns padded to their widest cell. */
-export function formatTable(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((row) => row.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
-  return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
-}
-
-export function statusName(status: number): string {
-  return STATUS_NAMES[status as TaskStatus] ?? `status ${status}`;
 }
 
 function print(line = ''): void {
@@ -384,7 +314,7 @@ export async function runTaskCommand(action: string, args: string[], options: Re
   return 0;
 }
 
-export function registerTaskCommand(cli: CAC, run: (action: () => Promise<number>) => void): void {
+export function registerTaskCommand(cli: CAC, run: Run): void {
   const command = cli
     .command('task <action> [...ids]', 'Client of a gateway: submit, get, list, cancel or wait for tasks')
     .usage(

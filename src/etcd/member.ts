@@ -8,8 +8,7 @@ import { resolveProgram } from '../common/assets';
 import { ConfigError, describeError } from '../common/errors';
 import { levelFromWord, type Logger } from '../common/logging';
 import { exited, forEachLine, sleep, spawnInGroup, stopChild } from '../common/processes';
-import { configPath } from '../boot/config-files';
-import type { ModuleContext } from '../boot/module-definition';
+import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from './client';
 import {
   ForceNewClusterMarker,
@@ -19,7 +18,7 @@ import {
   restoreFromInitDir,
   writeKnownPeers,
 } from './member-data';
-import { localClientUrl, type EtcdConfig } from '../boot/modules/etcd';
+import { localClientUrl, type EtcdConfig } from './config';
 import { MAX_TXN_OPS } from './server-settings';
 import { clusterKeys } from './keys';
 import { joinOrFound, leaveCluster, serviceCandidates, type SelfUrls, type StartPlan } from './membership';
@@ -29,7 +28,7 @@ const REMOVED_PATTERN = /permanently removed|member has already been removed|the
 /** How often the member records the cluster's member list (for rejoining after losing its data). */
 const PEERS_SAVE_MS = 30_000;
 
-export async function runEtcdMember({ config, logger, roleDir, signal }: ModuleContext<EtcdConfig>): Promise<void> {
+export async function runEtcdMember({ config, logger, roleDir, signal, configFile }: ModuleContext<EtcdConfig> & { configFile: string }): Promise<void> {
   const exe = config.exe ?? resolveProgram('etcd');
   if (!exe) throw new ConfigError('no etcd binary: this kv2 build embeds none and none is installed; set "exe" in config/etcd.json or KV2_ETCD_BINARY');
   const self: SelfUrls = {
@@ -39,7 +38,7 @@ export async function runEtcdMember({ config, logger, roleDir, signal }: ModuleC
   };
   const dataDir = path.resolve(roleDir, config.data_dir);
   const peersFile = path.resolve(roleDir, 'data', 'etcd_cluster.json');
-  const marker = new ForceNewClusterMarker(path.resolve(roleDir, 'data', 'etcd_forced'), configPath(roleDir, 'etcd'));
+  const marker = new ForceNewClusterMarker(path.resolve(roleDir, 'data', 'etcd_forced'), configFile);
 
   const restored = restoreFromInitDir(
     { initDir: path.resolve(roleDir, config.data_init_dir), dataDir, name: config.name, peerUrl: self.peerUrl, etcdctl: () => config.etcdctl ?? resolveProgram('etcdctl') },

@@ -2,12 +2,12 @@
 // the web UI, and keeps gateway/service/<name> registered while it serves. On SIGINT it stops taking
 // requests, lets those in flight finish, and unregisters.
 import { describeError } from '../common/errors';
-import type { ModuleContext } from '../boot/module-definition';
+import type { ModuleContext } from '../common/module-context';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import { readTokensFile } from './api/auth';
 import { GatewayCluster } from './judicator-link';
-import type { GatewayConfig } from '../boot/modules/gateway';
+import type { GatewayConfig } from './config';
 import { createGatewayServer } from './server';
 import { uiFiles } from './ui-files';
 

@@ -17,7 +17,7 @@ import { registerTaskRoutes } from './api/tasks';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
 import type { JudicatorListing } from './judicator-link';
 import { GatewayMetrics, type ClusterSnapshot } from './metrics';
-import type { GatewayConfig } from '../boot/modules/gateway';
+import type { GatewayConfig } from './config';
 import { registerUiRoutes } from './ui-routes';
 import type { UiFiles } from './ui-files';
 

@@ -5,7 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import type { ModuleContext } from '../boot/module-definition';
+import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from '../etcd/client';
 import { LeaderElection } from '../etcd/election';
 import { clusterKeys } from '../etcd/keys';
@@ -13,7 +13,7 @@ import { LeasedRegistration } from '../etcd/registration';
 import { openJudicatorStore } from './store-choice';
 import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
-import type { JudicatorConfig } from '../boot/modules/judicator';
+import type { JudicatorConfig } from './config';
 import { createRpcServer } from './rpc-server';
 import { Scheduler } from './scheduler';
 
@@ -90,13 +90,13 @@ class ExecutorKeys {
   }
 }
 
-export async function runJudicator({ config, logger, roleDir, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
+export async function runJudicator({ config, logger, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
   const keys = clusterKeys(config.etcd.prefix);
   const etcd = createEtcdClient(config.etcd.endpoints);
   const quorum = new QuorumWatch(etcd, keys.clusterStore, logger);
   const quorumLoop = quorum.run(config.quorum_check_interval * 1000, signal);
 
-  const store = await openJudicatorStore(config, roleDir, () => etcd, logger, signal);
+  const store = await openJudicatorStore(config, () => etcd, logger, signal);
   if (!store) {
     etcd.close();
     return; // shutdown while waiting for etcd

@@ -1,28 +1,25 @@
 // Which task store this judicator opens: the cluster's, recorded in etcd (cluster/store) by the judicator
 // that created the cluster (SPEC §5; chooseStore). Waits for etcd first: the main module may start before
 // it answers, and for a MongoDB store the replica set may still be forming.
-import fs from 'node:fs';
 import type { Etcd3 } from 'etcd3';
-import { configPath } from '../boot/config-files';
 import { ConfigError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
 import { chooseStore } from '../store/choose-store';
 import { openTaskStore } from '../store/open-store';
 import type { StoreKind, TaskStore } from '../store/task-store';
-import type { JudicatorConfig } from '../boot/modules/judicator';
+import type { JudicatorConfig } from './config';
 
 export async function openJudicatorStore(
   config: JudicatorConfig,
-  roleDir: string,
   etcd: () => Etcd3,
   logger: Logger,
   signal: AbortSignal,
 ): Promise<TaskStore | undefined> {
-  // The mongodb module's config says whether this judicator can run a mongod (no file: it cannot, and
-  // the MongoDB libraries are not even loaded).
-  const mongo = fs.existsSync(configPath(roleDir, 'mongodb'))
-    ? await (await import('../mongodb/store-settings')).readMongodbStoreSettings(roleDir)
+  // Whether this judicator can run a mongod: config.mongodb is null where no mongodb module runs (the
+  // MongoDB libraries are then not even loaded); else the mongod is looked for as that module looks.
+  const mongo = config.mongodb
+    ? { availability: await (await import('../mongodb/binary')).mongodAvailability(config.mongodb), uri: config.mongodb.uri }
     : undefined;
   let kind: StoreKind | undefined;
   let warned = 0;

@@ -9,7 +9,7 @@ import { MongoClient } from 'mongodb';
 import { ConfigError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { signalGroup, sleep } from '../common/processes';
-import type { ModuleContext } from '../boot/module-definition';
+import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from '../etcd/client';
 import { isEmptyDir, moveAside } from '../etcd/member-data';
 import { clusterKeys } from '../etcd/keys';
@@ -18,7 +18,7 @@ import { chooseStore, type StoreChoice } from '../store/choose-store';
 import { checkMongodVersion, mongodAvailability, resolveMongod } from './binary';
 import { hello } from './commands';
 import { MongodProcess, mongodArgs, stopLeftoverMongod } from './mongod-process';
-import { directUri, memberHost, type MongodbConfig } from '../boot/modules/mongodb';
+import { directUri, memberHost, type MongodbConfig } from './config';
 import { ReplicaSetManager } from './replica-set';
 
 export async function runMongodbMember({ config, logger, roleDir, signal }: ModuleContext<MongodbConfig>): Promise<void> {

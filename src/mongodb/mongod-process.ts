@@ -9,7 +9,7 @@ import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { exited, exitedWithin, forEachLine, isAlive, sleep, spawnInGroup, stopChild } from '../common/processes';
 import { shutdown } from './commands';
-import { directUri, type MongodbConfig } from '../boot/modules/mongodb';
+import { directUri, type MongodbConfig } from './config';
 
 export function mongodArgs(config: Pick<MongodbConfig, 'replica_set' | 'listen' | 'cache_size_gb'>, dataDir: string): string[] {
   const address = config.listen.address;

@@ -12,7 +12,7 @@ import { sleep } from '../common/processes';
 import { clusterKeys } from '../etcd/keys';
 import { ErrorCode, MemberState, getConfig, getStatus, hello, initiate, reconfig, serverErrorCode, type HelloReply } from './commands';
 import { InitMarker } from './init-marker';
-import type { MongodbConfig } from '../boot/modules/mongodb';
+import type { MongodbConfig } from './config';
 import { planForcedSingleMember, planReconcile, trackUnregistered } from './reconcile';
 
 export interface ReplicaSetDeps {

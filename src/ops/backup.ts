@@ -16,8 +16,9 @@ import type { Logger } from '../common/logging';
 import { isoTime } from '../common/time';
 import { configPath, readConfigFile } from '../boot/config-files';
 import { createEtcdClient } from '../etcd/client';
-import { etcdConfigSchema, localClientUrl } from '../boot/modules/etcd';
+import { etcdConfigSchema, localClientUrl } from '../etcd/config';
 import { DEFAULT_PREFIX, clusterKeys } from '../etcd/keys';
+import { mongodbConfigSchema, replicaSetUri } from '../mongodb/config';
 import { openTaskStore } from '../store/open-store';
 import type { StoreKind, TaskStore } from '../store/task-store';
 import {
@@ -80,10 +81,8 @@ export async function locateCluster(options: Pick<BackupOptions, 'endpoints' | '
   const haveConfig = fs.existsSync(etcdConfigFile);
   const etcdConfig = haveConfig ? readConfigFile(etcdConfigFile, etcdConfigSchema) : undefined;
   let mongodbUri = options.mongodbUri;
-  if (!mongodbUri && fs.existsSync(configPath(roleDir, 'mongodb'))) {
-    const { readMongodbStoreSettings } = await import('../mongodb/store-settings');
-    mongodbUri = (await readMongodbStoreSettings(roleDir))?.uri;
-  }
+  const mongodbConfigFile = configPath(roleDir, 'mongodb');
+  if (!mongodbUri && fs.existsSync(mongodbConfigFile)) mongodbUri = replicaSetUri(readConfigFile(mongodbConfigFile, mongodbConfigSchema));
   const prefix = options.prefix ?? etcdConfig?.prefix ?? DEFAULT_PREFIX;
   if (options.endpoints?.length) return { endpoints: options.endpoints, prefix, mongodbUri, from: '--etcd-endpoints' };
   if (!etcdConfig) {

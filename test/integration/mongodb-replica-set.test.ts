@@ -13,7 +13,7 @@ import { createLogger } from '../../src/common/logging';
 import { clusterKeys } from '../../src/etcd/keys';
 import { LeasedRegistration } from '../../src/etcd/registration';
 import { getConfig, hello } from '../../src/mongodb/commands';
-import { mongodbConfigSchema, type MongodbConfig } from '../../src/boot/modules/mongodb';
+import { mongodbConfigSchema, type MongodbConfig } from '../../src/mongodb/config';
 import { ReplicaSetManager } from '../../src/mongodb/replica-set';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';
 import { judicatorPortFlags, judicatorPorts, kv2Binary, startNode, waitForJudicator } from '../helpers/kv2';

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveFlags, type FlagValues } from '../../src/boot/flags';
 import { UsageError } from '../../src/common/errors';
-import { executorConfigSchema, executorMainFlags, executorMainModule } from '../../src/boot/modules/executor';
+import { executorMainFlags, executorMainModule } from '../../src/boot/modules/executor';
+import { executorConfigSchema } from '../../src/executor/config';
 import { effectiveLimits } from '../../src/executor/limits';
 
 function render(command: 'executor' | 'standalone', given: Record<string, unknown>, extra: Record<string, unknown> = {}) {

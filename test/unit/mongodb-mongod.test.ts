@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareVersions, parseMongodVersion } from '../../src/mongodb/binary';
 import { mongodArgs, parseMongodLogLine, TEXT_SEVERITY_POSITION } from '../../src/mongodb/mongod-process';
-import { directUri, memberHost, mongodbModule, replicaSetUri } from '../../src/boot/modules/mongodb';
+import { mongodbModule } from '../../src/boot/modules/mongodb';
+import { directUri, memberHost, replicaSetUri } from '../../src/mongodb/config';
 import { wantedStore } from '../../src/store/choose-store';
 
 test('mongod gets the original flags, loopback for the shutdown command, no unix socket', () => {

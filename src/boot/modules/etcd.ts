@@ -1,75 +1,14 @@
-// The judicator's etcd module as the supervisor sees it: its flags (the original's names), the
-// config/etcd.json they render to, and that file's schema.
+// The etcd module as the command line sees it: its flags (the original's names) and how they render
+// config/etcd.json (the config itself is etcd's: etcd/config.ts). Also the flags of the nodes that are
+// etcd clients, not members (executor, gateway), and where each node's modules find the cluster's etcd.
 import path from 'node:path';
-import { z } from 'zod';
 import { UsageError } from '../../common/errors';
-import { logSchema, renderLog } from '../config-files';
-import {
-  PORT,
-  checkNodeName,
-  hostnameDefault,
-  resolveAddress,
-  resolveNodeName,
-  type FlagSpec,
-} from '../flags';
-import type { ModuleDefinition } from '../module-definition';
-import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
+import { etcdConfigSchema, localClientUrl, type ClusterMode, type EtcdConfig } from '../../etcd/config';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
-
-const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
-
-/**
- * How this member finds its cluster on a start with no data (a member with data restarts on it):
- * - independent: found a new one-member cluster (the judicator default);
- * - init: with `member`, a static bootstrap; without, and with data present, force a new one-member
- *   cluster from that data (the maintenance page's disaster recovery);
- * - join: join the cluster reachable at one of `client` (comma-separated client URLs); a list that names
- *   this member too lets several members start at once: the lowest URL founds the cluster;
- * - service: docker swarm, the candidates are the addresses of DNS `tasks.<service>`.
- */
-export const clusterSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('independent') }),
-  z.object({ type: z.literal('init'), member: z.string().min(1).optional() }),
-  z.object({ type: z.literal('join'), client: z.string().min(1) }),
-  z.object({ type: z.literal('service'), service: z.string().min(1), client_port: port }),
-]);
-export type ClusterMode = z.infer<typeof clusterSchema>;
-
-export const etcdConfigSchema = z.object({
-  /** Path of the etcd binary; null means the one embedded in kv2 (or the system's). */
-  exe: z.string().min(1).nullable(),
-  etcdctl: z.string().min(1).nullable(),
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only'),
-  data_dir: z.string().min(1),
-  data_init_dir: z.string().min(1),
-  listen: z.object({ address: z.string().min(1), peer_port: port, client_port: port }),
-  advertise: z.object({ address: z.string().min(1), peer_port: port, client_port: port }),
-  cluster: clusterSchema,
-  strict_reconfig: z.boolean(),
-  max_request_bytes: z.number().int().positive(),
-  quota_backend_bytes: z.number().int().positive(),
-  /** Hours of key history etcd keeps before compacting. */
-  compaction_retention_hours: z.number().int().min(0),
-  health: z.object({
-    /** Seconds between liveness checks of the running etcd. */
-    interval: z.number().positive(),
-    /** Consecutive failed checks before etcd is restarted. */
-    failures: z.number().int().min(1),
-    /** Seconds etcd gets to answer after it starts (a joining member copies the data first). */
-    start_timeout: z.number().positive(),
-  }),
-  join: z.object({
-    /** Seconds to keep trying to join (or to find a cluster) before the module gives up and restarts. */
-    timeout: z.number().positive(),
-    /** TTL in seconds of the join lock's lease: a joiner that dies frees the lock this fast. */
-    lock_ttl: z.number().int().min(5),
-  }),
-  /** Seconds etcd gets to stop after SIGTERM before it is killed. */
-  stop_timeout: z.number().positive(),
-  prefix: z.string().min(1),
-  log: logSchema,
-});
-export type EtcdConfig = z.infer<typeof etcdConfigSchema>;
+import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
+import { logSchema, renderLog } from '../config-files';
+import { PORT, checkNodeName, hostnameDefault, optionalNumber, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import type { ModuleDefinition, RenderContext } from '../module-definition';
 
 export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-exe', type: 'string', description: 'etcd binary to run instead of the one embedded in kv2', placeholder: 'path' },
@@ -95,10 +34,6 @@ export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-prefix', type: 'string', default: DEFAULT_PREFIX, description: 'prefix of every kv2 key in etcd', placeholder: 'prefix' },
 ];
 
-function num(value: unknown): number | undefined {
-  return value === undefined ? undefined : Number(value);
-}
-
 export function renderCluster(flags: Record<string, unknown>): ClusterMode {
   const chosen = [
     flags['etcd-cluster-init-independent'] ? 'etcd-cluster-init-independent' : undefined,
@@ -119,7 +54,7 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
   name: 'etcd',
   role: 'judicator',
   flags: etcdFlags,
-  schema: etcdConfigSchema,
+  schema: etcdConfigSchema.extend({ log: logSchema }),
   render({ flags }) {
     const listenPeer = Number(flags['etcd-listen-peer-port']);
     const listenClient = Number(flags['etcd-listen-client-port']);
@@ -132,8 +67,8 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
       listen: { address: resolveAddress(String(flags['etcd-listen-address'])), peer_port: listenPeer, client_port: listenClient },
       advertise: {
         address: resolveAddress(String(flags['etcd-advertise-address'])),
-        peer_port: num(flags['etcd-advertise-peer-port']) ?? listenPeer,
-        client_port: num(flags['etcd-advertise-client-port']) ?? listenClient,
+        peer_port: optionalNumber(flags['etcd-advertise-peer-port']) ?? listenPeer,
+        client_port: optionalNumber(flags['etcd-advertise-client-port']) ?? listenClient,
       },
       cluster: renderCluster(flags),
       strict_reconfig: Boolean(flags['etcd-strict-reconfig']),
@@ -154,9 +89,47 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
   load: () => import('../../etcd/member').then((m) => m.runEtcdMember),
 };
 
-/** The URL local processes use to reach this member's client port. */
-export function localClientUrl(config: Pick<EtcdConfig, 'listen'>): string {
-  const address = config.listen.address;
-  const host = address === '0.0.0.0' || address === '::' || address === 'localhost' ? '127.0.0.1' : address;
-  return `http://${host}:${config.listen.client_port}`;
+
+/**
+ * The local judicator's etcd, as the modules of this node reach it: the judicator's main and mongodb
+ * modules, and the executor and gateway of `kv2 standalone`.
+ */
+export function localEtcdEndpoint(flags: FlagValues): string {
+  return localClientUrl({
+    listen: {
+      address: resolveAddress(String(flags['etcd-listen-address'] ?? '127.0.0.1')),
+      client_port: Number(flags['etcd-listen-client-port'] ?? 2001),
+    },
+  });
+}
+
+/** The original's flag name; `--etcd-endpoints` is the clearer alias. */
+export const ENDPOINTS_FLAG = 'etcd-cluster-join-member-client';
+
+export const clusterClientFlags: FlagSpec[] = [
+  {
+    name: ENDPOINTS_FLAG,
+    aliases: ['etcd-endpoints'],
+    type: 'string',
+    description: "client URLs of the judicators' etcd, comma-separated (http://judicator:2001); required",
+    placeholder: 'urls',
+  },
+  { name: 'etcd-prefix', type: 'string', default: DEFAULT_PREFIX, description: 'prefix of every kv2 key in etcd', placeholder: 'prefix' },
+  { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'token every RPC call carries (the judicators must have the same)', placeholder: 'token' },
+];
+
+/** The etcd endpoints an executor or gateway starts from. */
+export function clientEndpoints(context: Pick<RenderContext, 'command' | 'flags'>, role: string): string[] {
+  const { flags } = context;
+  if (context.command === 'standalone') {
+    return [localEtcdEndpoint(flags)];
+  }
+  const endpoints = String(flags[ENDPOINTS_FLAG] ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  if (endpoints.length === 0) {
+    throw new UsageError(`kv2 ${role} needs the judicators' etcd: give --etcd-endpoints http://<judicator host>:2001 (alias --${ENDPOINTS_FLAG})`);
+  }
+  return endpoints;
 }

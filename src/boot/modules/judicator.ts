@@ -1,56 +1,13 @@
-// The judicator's main module as the supervisor sees it: flags, config/main.json and its schema.
-import { z } from 'zod';
+// The judicator's main module as the command line sees it: its flags and how they render config/main.json
+// (the config itself is the judicator's: judicator/config.ts), including what it needs of this node's
+// mongod, so that the judicator reads no other module's config.
+import { judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
+import { replicaSetUri } from '../../mongodb/config';
 import { logSchema, renderLog } from '../config-files';
-import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
-import type { ModuleDefinition } from '../module-definition';
-import { localClientUrl } from './etcd';
-
-const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
-
-export const judicatorConfigSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only'),
-  listen: z.object({ address: z.string().min(1), port }),
-  advertise: z.object({ address: z.string().min(1), port }),
-  etcd: z.object({ endpoints: z.array(z.string().min(1)).min(1), prefix: z.string().min(1) }),
-  register: z.object({
-    /** Seconds the judicator/service key outlives a judicator that dies without a word. */
-    ttl: z.number().int().min(2),
-  }),
-  lead: z.object({
-    /** Seconds between rounds of leader duties. */
-    interval: z.number().positive(),
-    /** Seconds the leader's election key outlives a leader that dies without a word. */
-    ttl: z.number().int().min(2),
-  }),
-  task: z.object({
-    /** Largest stored task (input and result), bytes. */
-    max_size: z.number().int().min(1024),
-    /** Times a task may go back to Retrying before it ends as Unknown error. */
-    max_retries: z.number().int().min(0),
-    /** Seconds without a report of a held task before the leader sends it back to Retrying. */
-    expiration: z.number().positive(),
-    /** Seconds finished tasks are kept; 0 keeps them forever. */
-    retention: z.number().min(0),
-  }),
-  executor: z.object({
-    /** Seconds after which an executor that is gone is forgotten. */
-    expiration: z.number().positive(),
-  }),
-  /** Seconds a dead etcd member is kept before the leader removes it. */
-  etcd_member_gc_after: z.number().positive(),
-  rpc: z.object({
-    /** Longest a long-polling report is held, ms. */
-    max_wait_ms: z.number().int().min(0),
-    /** Most tasks a search for everything (limit 0) returns. */
-    max_search_results: z.number().int().min(1),
-  }),
-  /** Seconds between checks that etcd (its quorum) answers; a judicator without quorum stops serving. */
-  quorum_check_interval: z.number().positive(),
-  cluster_token: z.string().min(1).nullable(),
-  store: z.enum(['auto', 'etcd', 'mongodb']),
-  log: logSchema,
-});
-export type JudicatorConfig = z.infer<typeof judicatorConfigSchema>;
+import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import type { ModuleDefinition, RenderContext } from '../module-definition';
+import { localEtcdEndpoint } from './etcd';
+import { mongodbModule } from './mongodb';
 
 export const judicatorMainFlags: FlagSpec[] = [
   { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
@@ -73,8 +30,9 @@ export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
   name: 'main',
   role: 'judicator',
   flags: judicatorMainFlags,
-  schema: judicatorConfigSchema,
-  render({ flags }) {
+  schema: judicatorConfigSchema.extend({ log: logSchema }),
+  render(context) {
+    const { flags } = context;
     const listenPort = Number(flags['main-listen-port']);
     return {
       name: resolveNodeName(String(flags['main-name'])),
@@ -84,15 +42,7 @@ export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
         port: flags['main-advertise-port'] === undefined ? listenPort : Number(flags['main-advertise-port']),
       },
       etcd: {
-        endpoints: [
-          localClientUrl({
-            listen: {
-              address: resolveAddress(String(flags['etcd-listen-address'])),
-              peer_port: Number(flags['etcd-listen-peer-port']),
-              client_port: Number(flags['etcd-listen-client-port']),
-            },
-          }),
-        ],
+        endpoints: [localEtcdEndpoint(flags)],
         prefix: String(flags['etcd-prefix']),
       },
       register: { ttl: Number(flags['main-register-ttl']) },
@@ -107,10 +57,18 @@ export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
       etcd_member_gc_after: Number(flags['etcd-member-gc-after']),
       rpc: { max_wait_ms: 60_000, max_search_results: 10_000 },
       quorum_check_interval: 1,
-      cluster_token: flags['cluster-token'] ? String(flags['cluster-token']) : null,
-      store: String(flags['store']) as 'auto' | 'etcd' | 'mongodb',
+      cluster_token: optionalText(flags['cluster-token']),
+      store: String(flags['store']) as JudicatorConfig['store'],
+      mongodb: localMongod(context),
       log: renderLog('main', flags),
     };
   },
   load: () => import('../../judicator/judicator').then((m) => m.runJudicator),
 };
+
+/** This node's mongod as the task store needs it; null where the mongodb module does not run. */
+function localMongod(context: RenderContext): JudicatorConfig['mongodb'] {
+  if (context.running && !context.running.has(mongodbModule.name)) return null;
+  const mongodb = mongodbModule.render(context);
+  return { uri: replicaSetUri(mongodb), exe: mongodb.exe, version: mongodb.version, download: mongodb.download };
+}

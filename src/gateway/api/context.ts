@@ -1,7 +1,7 @@
 // What the API routes share: the judicator calls, the cluster listing, the limits, metrics and the log.
 import type { Logger } from '../../common/logging';
 import type { JudicatorListing } from '../judicator-link';
-import type { GatewayConfig } from '../../boot/modules/gateway';
+import type { GatewayConfig } from '../config';
 import type { GatewayMetrics } from '../metrics';
 import type { JudicatorCalls } from './judicator';
 import type { TaskWaits } from './wait';

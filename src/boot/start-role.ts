@@ -1,33 +1,17 @@
-// `kv2 judicator|executor|gateway|standalone [flags]`: resolve the flags, render every module's config
-// file, lay out the role directories, and run the supervisor until SIGINT/SIGTERM.
+// Starting a role (`kv2 judicator|executor|gateway|standalone`): resolve the flags, render every module's
+// config file, lay out the role directories, and run the supervisor until SIGINT/SIGTERM.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CAC } from 'cac';
 import { selfCommand } from '../common/assets';
 import { BusyError, UsageError, describeError } from '../common/errors';
 import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
-import { configPath, renderLog, writeConfigFile } from '../boot/config-files';
-import { cacOptionName, helpText, mergeFlags, readFlagFile, resolveFlags, type FlagSpec, type FlagValues } from '../boot/flags';
-import type { CommandName, ModuleDefinition } from '../boot/module-definition';
-import { PidFileLock, writePidFile } from '../boot/pid-lock';
-import { Supervisor, bootConfigSchema, type BootConfig } from '../boot/supervisor';
-import { ROLE_COMMANDS, commonRoleFlags, printLogFlags } from '../boot/roles';
-
-export function roleFlags(modules: readonly ModuleDefinition<any>[]): FlagSpec[] {
-  return mergeFlags([commonRoleFlags, ...modules.map((m) => m.flags), printLogFlags(modules)]);
-}
-
-export function registerRoleCommands(cli: CAC, run: (action: () => Promise<number>) => void): void {
-  for (const [name, role] of Object.entries(ROLE_COMMANDS)) {
-    if (!role) continue;
-    const command = cli.command(name, role.description);
-    for (const flag of roleFlags(role.modules)) {
-      if (!flag.hidden) command.option(cacOptionName(flag), helpText(flag));
-    }
-    command.action((options: Record<string, unknown>) => run(() => runRole(name as CommandName, options, cli.rawArgs)));
-  }
-}
+import { configPath, renderLog, writeConfigFile } from './config-files';
+import { readFlagFile, resolveFlags, type FlagValues } from './flags';
+import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
+import { PidFileLock, writePidFile } from './pid-lock';
+import { ROLE_COMMANDS, roleFlags } from './roles';
+import { Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
 
 /** Everything a role command decided before starting anything. */
 export interface PreparedRole {
@@ -48,10 +32,9 @@ export async function prepareRole(command: CommandName, given: Record<string, un
   const flags = resolveFlags(flagSpecs, given, fromFile, rawArgs);
   const workDir = path.resolve(String(flags['work-dir']));
   const bootDir = path.join(workDir, command === 'standalone' ? 'standalone' : command);
-  const context = { command, workDir, flags };
-
-  const modules = [];
-  for (const module of role.modules) if ((await module.enabled?.(context)) ?? true) modules.push(module);
+  const modules: ModuleDefinition<any>[] = [];
+  for (const module of role.modules) if ((await module.enabled?.({ command, workDir, flags })) ?? true) modules.push(module);
+  const context: RenderContext = { command, workDir, flags, running: new Set(modules.map((m) => m.name)) };
   // Render and validate every config before touching the disk: a bad flag combination changes nothing.
   const rendered = modules.map((module) => {
     const config = module.render(context);

@@ -1,0 +1,72 @@
+// What the executor's main module runs with (config/main.json, less the log section boot adds): its
+// slots, timings, task limits and sandbox, and where the judicators' etcd is. Rendered from the flags by
+// boot/modules/executor.ts; validated by this schema every time the module starts.
+import { z } from 'zod';
+import { nodeNameField } from '../common/config-fields';
+
+/** Seconds a running task's status change must last before it is reported on its own (results: at once). */
+export const DEFAULT_STATUS_DELAY = 0.1;
+
+/** A limit: seconds of CPU or bytes or processes; 0 means none. */
+const limit = z.number().min(0);
+
+export const executorConfigSchema = z.object({
+  name: nodeNameField.max(128),
+  /** Tasks run at once (the original's `task.vacant`). */
+  slots: z.number().int().min(1).max(1024),
+  /** Seconds: the long-poll wait of a report with nothing to say, and so the heartbeat. */
+  report_interval: z.number().positive(),
+  /**
+   * Seconds a running task's status change (Compiling, Running) must last before it is reported on its
+   * own; results are reported at once. A task shorter than this costs one report: its result.
+   */
+  status_delay: z.number().min(0).max(60).default(DEFAULT_STATUS_DELAY),
+  /** Where task dirs are made (relative to the role dir); wiped at every start. */
+  data_dir: z.string().min(1),
+  task: z.object({
+    /** `user:group` tasks run as when the executor runs as root; null = the executor's choice. */
+    user_group: z.string().regex(/^[^:\s]+(:[^:\s]+)?$/, 'must be user or user:group').nullable(),
+    /** Bytes kept of each step's stdout and of its stderr; beyond it the step is stopped. */
+    output_limit: z.number().int().min(1),
+    /** Bytes a task's zips may unpack to, together. */
+    max_unpacked_bytes: z.number().int().min(1),
+    /** Entries a task's zips may hold, together. */
+    max_files: z.number().int().min(1),
+    /** The cluster's task size limit (input + result); a result past it is replaced, as the original did. */
+    max_size: z.number().int().min(1024),
+  }),
+  etcd: z.object({
+    endpoints: z.array(z.string().min(1)).min(1),
+    prefix: z.string().min(1),
+    /** Seconds between refreshes of the etcd endpoint list from the member list. */
+    refresh_interval: z.number().positive(),
+  }),
+  /** Sent with every RPC call when the cluster has a token. */
+  cluster_token: z.string().min(1).nullable(),
+  register: z.object({
+    /** Seconds executor/service/<name> outlives an executor that died without a word. */
+    ttl: z.number().int().min(2),
+  }),
+  rpc: z.object({
+    /** Seconds one report may take beyond its long-poll wait. */
+    timeout: z.number().positive(),
+    /** Seconds before the first retry of a failed report; doubles up to retry_max. */
+    retry_initial: z.number().positive(),
+    retry_max: z.number().positive(),
+    /** Seconds the last report (handing tasks back on shutdown) may keep trying. */
+    final_report_timeout: z.number().positive(),
+  }),
+  /** Seconds running tasks get to finish after SIGTERM before they are stopped and handed back. */
+  drain_timeout: z.number().min(0),
+  /** bwrap: each step in its own namespaces; auto: bwrap where it works, else none (with a warning). */
+  sandbox: z.enum(['auto', 'none', 'bwrap']),
+  /** Tasks that ask for the network get it; otherwise a sandboxed task has none. */
+  allow_network: z.boolean(),
+  limits: z.object({
+    /** Per step when the task does not ask (0: none); the output default is task.output_limit. */
+    defaults: z.object({ cpu_time: limit, memory: limit, processes: limit, file_size: limit }),
+    /** The most a task may ask for (0: no cap). */
+    maxima: z.object({ cpu_time: limit, memory: limit, processes: limit, file_size: limit, output: limit }),
+  }),
+});
+export type ExecutorConfig = z.infer<typeof executorConfigSchema>;

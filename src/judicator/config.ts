@@ -1,0 +1,66 @@
+// What the judicator's main module runs with (config/main.json, less the log section boot adds): its
+// addresses, its etcd, its timings and limits, and what it needs to know of this node's mongod. Rendered
+// from the flags by boot/modules/judicator.ts; validated by this schema every time the module starts.
+import { z } from 'zod';
+import { nodeNameField, portField } from '../common/config-fields';
+
+export const judicatorConfigSchema = z.object({
+  name: nodeNameField,
+  listen: z.object({ address: z.string().min(1), port: portField }),
+  advertise: z.object({ address: z.string().min(1), port: portField }),
+  etcd: z.object({ endpoints: z.array(z.string().min(1)).min(1), prefix: z.string().min(1) }),
+  register: z.object({
+    /** Seconds the judicator/service key outlives a judicator that dies without a word. */
+    ttl: z.number().int().min(2),
+  }),
+  lead: z.object({
+    /** Seconds between rounds of leader duties. */
+    interval: z.number().positive(),
+    /** Seconds the leader's election key outlives a leader that dies without a word. */
+    ttl: z.number().int().min(2),
+  }),
+  task: z.object({
+    /** Largest stored task (input and result), bytes. */
+    max_size: z.number().int().min(1024),
+    /** Times a task may go back to Retrying before it ends as Unknown error. */
+    max_retries: z.number().int().min(0),
+    /** Seconds without a report of a held task before the leader sends it back to Retrying. */
+    expiration: z.number().positive(),
+    /** Seconds finished tasks are kept; 0 keeps them forever. */
+    retention: z.number().min(0),
+  }),
+  executor: z.object({
+    /** Seconds after which an executor that is gone is forgotten. */
+    expiration: z.number().positive(),
+  }),
+  /** Seconds a dead etcd member is kept before the leader removes it. */
+  etcd_member_gc_after: z.number().positive(),
+  rpc: z.object({
+    /** Longest a long-polling report is held, ms. */
+    max_wait_ms: z.number().int().min(0),
+    /** Most tasks a search for everything (limit 0) returns. */
+    max_search_results: z.number().int().min(1),
+  }),
+  /** Seconds between checks that etcd (its quorum) answers; a judicator without quorum stops serving. */
+  quorum_check_interval: z.number().positive(),
+  cluster_token: z.string().min(1).nullable(),
+  store: z.enum(['auto', 'etcd', 'mongodb']),
+  /**
+   * The mongod this node's mongodb module runs, as far as the task store needs it: where the replica set
+   * answers, and where a mongod binary is found (whether this judicator can run the MongoDB store at all).
+   * Null when this node runs no mongodb module: the MongoDB store is then out of its reach.
+   */
+  mongodb: z
+    .object({
+      /** Connection string of the replica set, through the local member. */
+      uri: z.string().min(1),
+      /** The mongodb module's mongod binary; null: embedded, PATH, cache (and a download if `download`). */
+      exe: z.string().min(1).nullable(),
+      /** mongod version looked for in the cache and downloaded; null: mongodb-memory-server's default. */
+      version: z.string().regex(/^\d+\.\d+\.\d+$/).nullable(),
+      /** May a mongod be downloaded when none is found? */
+      download: z.boolean(),
+    })
+    .nullable(),
+});
+export type JudicatorConfig = z.infer<typeof judicatorConfigSchema>;
