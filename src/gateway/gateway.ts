@@ -6,21 +6,21 @@ import type { ModuleContext } from '../common/module-context';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import { readTokensFile } from './api/auth';
-import { GatewayCluster } from './judicator-link';
+import { JudicatorLink } from './judicator-link';
 import type { GatewayConfig } from './config';
 import { createGatewayServer } from './server';
 import { uiFiles } from './ui-files';
 
 export async function runGateway({ config, logger, signal }: ModuleContext<GatewayConfig>): Promise<void> {
   const tokens = [...config.tokens, ...(config.tokens_file ? readTokensFile(config.tokens_file) : [])];
-  const cluster = new GatewayCluster(
+  const link = new JudicatorLink(
     { endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, clusterToken: config.cluster_token, rpc: config.rpc, refreshMs: config.etcd.refresh_ms },
     logger,
   );
   const { app } = await createGatewayServer({
-    rpc: cluster.rpc,
-    waitRpc: cluster.waitRpc,
-    judicators: () => cluster.judicators(),
+    rpc: link.rpc,
+    waitRpc: link.waitRpc,
+    judicators: () => link.judicators(),
     logger,
     limits: config.limits,
     tokens,
@@ -30,7 +30,7 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
   try {
     await app.listen({ host: config.listen.address, port: config.listen.port });
   } catch (error) {
-    cluster.close();
+    link.close();
     throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
   }
   logger.info(
@@ -38,11 +38,11 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
     `gateway listening on http://${config.listen.address}:${config.listen.port} (API tokens ${tokens.length ? 'required' : 'not required'})`,
   );
   const registration = new LeasedRegistration(
-    () => cluster.connection.current(),
+    () => link.connection.current(),
     { key: clusterKeys(config.etcd.prefix).gatewayService(config.name), value: () => `${config.advertise.address}:${config.advertise.port}`, ttl: config.register.ttl },
     logger,
   );
-  await Promise.all([cluster.run(signal), registration.run(signal)]);
+  await Promise.all([link.run(signal), registration.run(signal)]);
   await app.close();
-  cluster.close();
+  link.close();
 }

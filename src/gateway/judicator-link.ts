@@ -1,4 +1,4 @@
-// The gateway's view of the cluster: an etcd connection that follows the member list, the judicators
+// The gateway's link to the judicators: an etcd connection that follows the member list, the judicators
 // registered in it (watched), an RPC client that picks one of them with a timeout and fails over to
 // another, and who leads. Used by the server module, and by tests that run the server in-process.
 import { UnavailableError, describeError } from '../common/errors';
@@ -8,7 +8,7 @@ import { JudicatorDirectory } from '../etcd/judicator-directory';
 import { currentLeader } from '../etcd/leader';
 import { JudicatorRpcClient, RpcUnavailableError } from '../rpc/client';
 
-export interface GatewayClusterOptions {
+export interface JudicatorLinkOptions {
   endpoints: readonly string[];
   prefix: string;
   clusterToken?: string | null;
@@ -26,7 +26,7 @@ export interface JudicatorListing {
   leader: boolean;
 }
 
-export class GatewayCluster {
+export class JudicatorLink {
   readonly connection: ClusterConnection;
   readonly directory: JudicatorDirectory;
   readonly rpc: JudicatorRpcClient;
@@ -37,7 +37,7 @@ export class GatewayCluster {
   readonly waitRpc: JudicatorRpcClient;
 
   constructor(
-    private readonly options: GatewayClusterOptions,
+    private readonly options: JudicatorLinkOptions,
     private readonly logger: Logger,
   ) {
     const etcdTimeoutMs = options.etcdTimeoutMs ?? 5_000;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../../src/common/logging';
-import { GatewayCluster } from '../../src/gateway/judicator-link';
+import { JudicatorLink as GatewayCluster } from '../../src/gateway/judicator-link';
 import { createGatewayServer } from '../../src/gateway/server';
 import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { readPid } from '../helpers/kv2';

@@ -5,7 +5,7 @@ import { countProblem, idProblem } from '../checks';
 import { h, localTime, replace } from '../dom';
 import type { Page } from '../page';
 import { poll } from '../poll';
-import { statusBadge } from '../status';
+import { statusBadge } from '../status-badge';
 
 /** Rows per page (the original's page_limit). */
 export const PAGE_LIMIT = 10;

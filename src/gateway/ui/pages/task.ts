@@ -6,7 +6,7 @@ import { idProblem } from '../checks';
 import { h, localTime, replace, type Child } from '../dom';
 import type { Page } from '../page';
 import { poll } from '../poll';
-import { statusBadge } from '../status';
+import { statusBadge } from '../status-badge';
 import type { StepLimits } from '../../../task/types';
 
 /** The gateway's truncation: 1000 characters and '...'. */
