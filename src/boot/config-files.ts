@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors';
+import { readJsonFile } from '../common/json-file';
 import { DEFAULT_LOG_ROTATION } from '../common/logging';
 import type { FlagValues } from './flags';
-import type { LogConfig } from './module-definition';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -18,6 +18,9 @@ export const logSchema = z.object({
   keep: z.number().int().min(0).max(100),
   level: z.enum(LOG_LEVELS),
 });
+
+/** The log section boot writes into every module's config file; the module process opens its log by it. */
+export type LogConfig = z.infer<typeof logSchema>;
 
 /** The `log` section of a module's config, from the print-log flags. */
 export function renderLog(module: string, flags: FlagValues): LogConfig {
@@ -47,23 +50,5 @@ export function writeConfigFile(file: string, config: unknown): void {
 
 /** Reads and validates a config file; a problem is a ConfigError naming the file and the field. */
 export function readConfigFile<C>(file: string, schema: z.ZodType<C>): C {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`${file} is not valid JSON: ${(error as Error).message}`);
-  }
-  const result = schema.safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const where = issue.path.length ? `field "${issue.path.join('.')}"` : 'the top level';
-    throw new ConfigError(`${file}: ${where}: ${issue.message}`);
-  }
-  return result.data;
+  return readJsonFile(file, schema, { error: ConfigError });
 }

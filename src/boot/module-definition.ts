@@ -2,6 +2,7 @@
 // the file is validated when the module (re)starts, and the code it runs. Roles only list modules.
 import type { z } from 'zod';
 import type { ModuleContext } from '../common/module-context';
+import { logSchema, renderLog, type LogConfig } from './config-files';
 import type { FlagSpec, FlagValues } from './flags';
 
 export type RoleName = 'judicator' | 'executor' | 'gateway';
@@ -20,15 +21,6 @@ export interface RenderContext {
    * Absent: every module of the command.
    */
   running?: ReadonlySet<string>;
-}
-
-/** The log section boot writes into every module's config file; the module process opens its log by it. */
-export interface LogConfig {
-  dir: string;
-  print: boolean;
-  max_bytes: number;
-  keep: number;
-  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 }
 
 /** A module's config file (config/<name>.json): the module's own config, plus the log section. */
@@ -57,4 +49,20 @@ export interface ModuleDefinition<C = unknown> {
    * edit of that file: etcd's forced new cluster).
    */
   load(): Promise<(context: ModuleContext<C> & { configFile: string }) => Promise<void>>;
+}
+
+/** A module as its boot/modules/ file describes it: its own config schema and rendering, without the log section. */
+export interface ModuleSpec<C> extends Omit<ModuleDefinition<C>, 'schema' | 'render'> {
+  /** The module's config schema, from its own room (judicator/config.ts, ...). */
+  schema: z.ZodObject & z.ZodType<C>;
+  render(context: RenderContext): C;
+}
+
+/** A module definition whose config file is the module's config plus the log section, from the print-log flags. */
+export function defineModule<C>(spec: ModuleSpec<C>): ModuleDefinition<C> {
+  return {
+    ...spec,
+    schema: spec.schema.extend({ log: logSchema }) as unknown as z.ZodType<ModuleConfigFile<C>>,
+    render: (context) => ({ ...spec.render(context), log: renderLog(spec.name, context.flags) }),
+  };
 }

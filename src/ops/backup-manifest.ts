@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readJsonFile } from '../common/json-file';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const SNAPSHOT_FILE = 'snapshot.db';
@@ -104,30 +105,15 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 
 /** Reads and checks manifest.json; throws with a message naming what is wrong. */
 export function readManifest(dir: string): Manifest {
-  const file = path.join(dir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${MANIFEST_FILE} is missing: this is not a kv2 backup, or its writing did not finish`);
-    throw new Error(`cannot read ${MANIFEST_FILE}: ${(error as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new Error(`${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`);
-  }
-  const checked = manifestSchema.safeParse(parsed);
-  if (!checked.success) {
-    const issue = checked.error.issues[0]!;
-    throw new Error(`${MANIFEST_FILE}: ${issue.path.length ? `field "${issue.path.join('.')}"` : 'the top level'}: ${issue.message}`);
-  }
-  for (const name of Object.keys(checked.data.files)) {
+  const manifest = readJsonFile(path.join(dir, MANIFEST_FILE), manifestSchema, {
+    name: MANIFEST_FILE,
+    whenMissing: 'this is not a kv2 backup, or its writing did not finish',
+  });
+  for (const name of Object.keys(manifest.files)) {
     // A manifest names files inside the backup only: never a path that climbs out of it.
     if (name.split('/').some((part) => part === '..' || part === '') || path.isAbsolute(name)) {
       throw new Error(`${MANIFEST_FILE} lists a file outside the backup: ${JSON.stringify(name)}`);
     }
   }
-  return checked.data;
+  return manifest;
 }

@@ -6,9 +6,8 @@ import { UsageError } from '../../common/errors';
 import { etcdConfigSchema, localClientUrl, type ClusterMode, type EtcdConfig } from '../../etcd/config';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
-import { logSchema, renderLog } from '../config-files';
 import { PORT, checkNodeName, hostnameDefault, optionalNumber, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
-import type { ModuleDefinition, RenderContext } from '../module-definition';
+import { defineModule, type RenderContext } from '../module-definition';
 
 export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-exe', type: 'string', description: 'etcd binary to run instead of the one embedded in kv2', placeholder: 'path' },
@@ -50,11 +49,11 @@ export function renderCluster(flags: Record<string, unknown>): ClusterMode {
   return { type: 'independent' };
 }
 
-export const etcdModule: ModuleDefinition<EtcdConfig> = {
+export const etcdModule = defineModule<EtcdConfig>({
   name: 'etcd',
   role: 'judicator',
   flags: etcdFlags,
-  schema: etcdConfigSchema.extend({ log: logSchema }),
+  schema: etcdConfigSchema,
   render({ flags }) {
     const listenPeer = Number(flags['etcd-listen-peer-port']);
     const listenClient = Number(flags['etcd-listen-client-port']);
@@ -83,11 +82,10 @@ export const etcdModule: ModuleDefinition<EtcdConfig> = {
       join: { timeout: Number(flags['etcd-join-timeout']), lock_ttl: 30 },
       stop_timeout: 20,
       prefix: String(flags['etcd-prefix']),
-      log: renderLog('etcd', flags),
     };
   },
   load: () => import('../../etcd/member').then((m) => m.runEtcdMember),
-};
+});
 
 
 /**

@@ -1,9 +1,8 @@
 // The executor's main module as the command line sees it: its flags (the original's names where it had
 // them) and how they render config/main.json (the config itself is the executor's: executor/config.ts).
 import { DEFAULT_STATUS_DELAY, executorConfigSchema, type ExecutorConfig } from '../../executor/config';
-import { logSchema, renderLog } from '../config-files';
 import { checkNodeName, hostnameDefault, optionalText, resolveNodeName, type FlagSpec } from '../flags';
-import type { ModuleDefinition } from '../module-definition';
+import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
 import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
 
@@ -35,11 +34,11 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-task-max-output', type: 'int', min: 0, default: 8 * MiB, description: 'most output per stream a task may ask for, bytes (0: no cap)' },
 ];
 
-export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
+export const executorMainModule = defineModule<ExecutorConfig>({
   name: 'main',
   role: 'executor',
   flags: executorMainFlags,
-  schema: executorConfigSchema.extend({ log: logSchema }),
+  schema: executorConfigSchema,
   render(context) {
     const { flags } = context;
     return {
@@ -77,10 +76,9 @@ export const executorMainModule: ModuleDefinition<ExecutorConfig> = {
           output: Number(flags['main-task-max-output'] ?? 0),
         },
       },
-      log: renderLog('main', flags),
     };
   },
   // A draining executor (SIGTERM) needs its drain timeout, and a moment to hand back what is left.
   stopGraceSeconds: (config) => config.drain_timeout + 10,
   load: () => import('../../executor/executor').then((m) => m.runExecutor),
-};
+});

@@ -2,9 +2,8 @@
 // aliases) and how they render config/server.json (the config itself is the gateway's: gateway/config.ts).
 import path from 'node:path';
 import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/config';
-import { logSchema, renderLog } from '../config-files';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
-import type { ModuleDefinition } from '../module-definition';
+import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
 import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
@@ -19,11 +18,11 @@ export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, one a line (# starts a comment)', placeholder: 'file' },
 ];
 
-export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
+export const gatewayServerModule = defineModule<GatewayConfig>({
   name: 'server',
   role: 'gateway',
   flags: gatewayServerFlags,
-  schema: gatewayConfigSchema.extend({ log: logSchema }),
+  schema: gatewayConfigSchema,
   render({ command, flags }) {
     const listenPort = Number(flags['server-port']);
     const tokensFile = flags['server-tokens-file'];
@@ -40,8 +39,7 @@ export const gatewayServerModule: ModuleDefinition<GatewayConfig> = {
       limits: { body_bytes: 24 * 1024 * 1024, task_max_size: DEFAULT_TASK_MAX_SIZE, batch_max: 100, batch_concurrency: 8, wait_max_s: DEFAULT_WAIT_MAX_S, wait_max_held: DEFAULT_WAIT_MAX_HELD },
       register: { ttl: 10 },
       ui_dir: null,
-      log: renderLog('server', flags),
     };
   },
   load: () => import('../../gateway/gateway').then((m) => m.runGateway),
-};
+});

@@ -3,9 +3,8 @@
 // mongod, so that the judicator reads no other module's config.
 import { judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
-import { logSchema, renderLog } from '../config-files';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
-import type { ModuleDefinition, RenderContext } from '../module-definition';
+import { defineModule, type RenderContext } from '../module-definition';
 import { localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
 
@@ -26,11 +25,11 @@ export const judicatorMainFlags: FlagSpec[] = [
   { name: 'store', type: 'string', default: 'auto', choices: ['auto', 'etcd', 'mongodb'], description: 'task store of a new cluster (auto: mongodb when a mongod is available, else etcd)' },
 ];
 
-export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
+export const judicatorMainModule = defineModule<JudicatorConfig>({
   name: 'main',
   role: 'judicator',
   flags: judicatorMainFlags,
-  schema: judicatorConfigSchema.extend({ log: logSchema }),
+  schema: judicatorConfigSchema,
   render(context) {
     const { flags } = context;
     const listenPort = Number(flags['main-listen-port']);
@@ -60,11 +59,10 @@ export const judicatorMainModule: ModuleDefinition<JudicatorConfig> = {
       cluster_token: optionalText(flags['cluster-token']),
       store: String(flags['store']) as JudicatorConfig['store'],
       mongodb: localMongod(context),
-      log: renderLog('main', flags),
     };
   },
   load: () => import('../../judicator/judicator').then((m) => m.runJudicator),
-};
+});
 
 /** This node's mongod as the task store needs it; null where the mongodb module does not run. */
 function localMongod(context: RenderContext): JudicatorConfig['mongodb'] {

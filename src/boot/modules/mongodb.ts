@@ -4,9 +4,8 @@
 import path from 'node:path';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { mongodbConfigSchema, type MongodbConfig } from '../../mongodb/config';
-import { logSchema, renderLog } from '../config-files';
 import { PORT, checkNodeName, hostnameDefault, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
-import type { ModuleDefinition } from '../module-definition';
+import { defineModule } from '../module-definition';
 import { localEtcdEndpoint } from './etcd';
 
 export const mongodbFlags: FlagSpec[] = [
@@ -28,11 +27,11 @@ export function mongodBinary(flags: FlagValues): Pick<MongodbConfig, 'exe' | 've
   return { exe: exe === null ? null : path.resolve(exe), download: Boolean(flags['mongodb-download']), version: optionalText(flags['mongodb-version']) };
 }
 
-export const mongodbModule: ModuleDefinition<MongodbConfig> = {
+export const mongodbModule = defineModule<MongodbConfig>({
   name: 'mongodb',
   role: 'judicator',
   flags: mongodbFlags,
-  schema: mongodbConfigSchema.extend({ log: logSchema }),
+  schema: mongodbConfigSchema,
   render({ flags }) {
     const listenPort = Number(flags['mongodb-listen-port']);
     const store = flags['store'] === undefined ? 'auto' : String(flags['store']);
@@ -65,7 +64,6 @@ export const mongodbModule: ModuleDefinition<MongodbConfig> = {
       init: { claim_ttl: 60 },
       start_timeout: 300,
       stop: { step_down_secs: 10, timeout: 15 },
-      log: renderLog('mongodb', flags),
     };
   },
   // Only where the cluster may keep its tasks in MongoDB: not with --store etcd, and not without any mongod
@@ -77,5 +75,5 @@ export const mongodbModule: ModuleDefinition<MongodbConfig> = {
     return (await mongodAvailability(mongodBinary(flags))) !== 'none';
   },
   load: () => import('../../mongodb/member').then((m) => m.runMongodbMember),
-};
+});
 
