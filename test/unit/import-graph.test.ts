@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { checkImports, formatReport, type Floor } from '../../build/import-graph';
+import { checkImports, formatReport, type AllowedEdge, type Floor, type Report } from '../../build/import-graph';
 
 const src = path.resolve(import.meta.dirname, '..', '..', 'src');
 
@@ -22,15 +22,15 @@ after(() => {
   for (const dir of temp) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** A throwaway tree of .ts files (path -> content). */
-function tree(files: Record<string, string>): string {
+/** Checks a throwaway tree of .ts files (path -> content) against `floors` below. */
+function check(files: Record<string, string>, allowed: AllowedEdge[] = []): Report {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kv2-import-graph-'));
   temp.push(root);
   for (const [file, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
     fs.writeFileSync(path.join(root, file), text);
   }
-  return root;
+  return checkImports(root, floors, allowed);
 }
 
 const floors: Floor[] = [
@@ -41,12 +41,11 @@ const floors: Floor[] = [
 ];
 
 test('a circle is reported with its path, even inside one room and through `export from`', () => {
-  const root = tree({
+  const report = check({
     'store/a.ts': "import { b } from './b';\nexport const a = b;\n",
     'store/b.ts': "export { c as b } from './c';\n",
     'store/c.ts': "import type { a } from './a';\nexport const c = 1 as unknown as typeof a;\n",
   });
-  const report = checkImports(root, floors, []);
   assert.deepEqual(
     report.violations.map((v) => v.kind),
     ['cycle'],
@@ -55,13 +54,12 @@ test('a circle is reported with its path, even inside one room and through `expo
 });
 
 test('an arrow up a floor is reported, a dynamic import() too, with file and line', () => {
-  const root = tree({
+  const report = check({
     'main.ts': "import { run } from './judicator/run';\nrun();\n",
     'judicator/run.ts': "import { now } from '../common/time';\nexport const run = () => now();\n",
     'common/time.ts': "export const now = () => Date.now();\nexport const later = () => import('../judicator/run');\n",
     'store/keys.ts': "import { run } from '../judicator/run';\nexport const keys = run;\n",
   });
-  const report = checkImports(root, floors, []);
   const upward = report.violations.filter((v) => v.kind === 'upward').map((v) => v.message);
   assert.equal(upward.length, 2, formatReport(report));
   assert.ok(upward.some((m) => m.startsWith('common/time.ts:2 loads judicator/run.ts')), upward.join('\n'));
@@ -71,35 +69,32 @@ test('an arrow up a floor is reported, a dynamic import() too, with file and lin
 });
 
 test('roles never import each other; rooms of a shared floor may, one way only', () => {
-  const root = tree({
+  const report = check({
     'judicator/a.ts': "import { b } from '../executor/b';\nexport const a = b;\n",
     'executor/b.ts': 'export const b = 1;\n',
     'store/s.ts': "import { e } from '../etcd/e';\nexport const s = e;\n",
     'etcd/e.ts': 'export const e = 1;\n',
     'etcd/f.ts': "import { s } from '../store/s';\nexport const f = s;\n",
   });
-  const report = checkImports(root, floors, []);
   const kinds = report.violations.map((v) => v.kind).sort();
   assert.deepEqual(kinds, ['room-cycle', 'sideways'], formatReport(report));
   assert.match(report.violations.find((v) => v.kind === 'room-cycle')!.message, /etcd -> store -> etcd/);
 });
 
 test('a room on no floor, an import of nothing, and an exception no longer needed are violations', () => {
-  const root = tree({
+  const report = check({
     'misc/x.ts': "import { y } from './y';\nexport const x = y;\n",
     'common/ok.ts': 'export const ok = 1;\n',
-  });
-  const report = checkImports(root, floors, [{ from: 'common/ok.ts', to: 'misc/x.ts', why: 'was needed once' }]);
+  }, [{ from: 'common/ok.ts', to: 'misc/x.ts', why: 'was needed once' }]);
   assert.deepEqual(report.violations.map((v) => v.kind).sort(), ['no-floor', 'stale-exception', 'unresolved'], formatReport(report));
 });
 
 test('an allowed exception lets exactly its own arrow through', () => {
-  const root = tree({
+  const report = check({
     'judicator/run.ts': 'export const run = 1;\n',
     'common/a.ts': "import { run } from '../judicator/run';\nexport const a = run;\n",
     'common/b.ts': "import { run } from '../judicator/run';\nexport const b = run;\n",
-  });
-  const report = checkImports(root, floors, [{ from: 'common/a.ts', to: 'judicator/run.ts', why: 'test' }]);
+  }, [{ from: 'common/a.ts', to: 'judicator/run.ts', why: 'test' }]);
   assert.deepEqual(
     report.violations.map((v) => v.message.split(':')[0]),
     ['common/b.ts'],
