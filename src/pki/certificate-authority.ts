@@ -105,7 +105,7 @@ export class CertificateAuthority {
     const hosts = splitHosts(options.hosts ?? []);
     const serves = options.role === 'judicator';
     if (!serves && hosts.ips.length + hosts.dns.length > 0) {
-      throw new InvalidInputError(`a ${options.role} certificate carries no host names: only judicators serve TLS to the cluster`);
+      throw new InvalidInputError(`${options.role} certificates carry no host names: only judicators serve TLS to the cluster`);
     }
     const lifetimeMs = options.lifetimeMs ?? LEAF_LIFETIME_MS;
     if (!(lifetimeMs > 0)) throw new InvalidInputError('a certificate lifetime must be positive');

@@ -83,7 +83,8 @@ export async function fetchPinnedCa(address: string, fingerprint: string, timeou
         seen.add(cert.fingerprint256);
         certs.push(cert);
       }
-      socket.destroy();
+      // end(), not destroy(): the handshake's last message still reaches the server, which closes cleanly.
+      socket.end();
       resolve(certs);
     });
     socket.once('timeout', () => {
@@ -160,7 +161,7 @@ function postToJudicator(
       const message = describeError(error);
       // A failed chain check (an OpenSSL verify code) or role check happens in the handshake, before the body is sent.
       const code = String((error as NodeJS.ErrnoException).code ?? '');
-      if (notJudicator || /CERT|SIGNATURE|ISSUER|SELF_SIGNED/.test(code)) {
+      if (notJudicator || /CERT|SIGNATURE|ISSUER|SELF_SIGNED|PURPOSE|INVALID_CA|PATH_LENGTH|HOSTNAME/.test(code)) {
         reject(new TrustError(`${address} is not a judicator of this cluster: ${message}; nothing was sent to it`));
       } else {
         reject(new UnavailableError(`cannot reach the judicator at ${address}: ${message}`));

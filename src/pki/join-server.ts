@@ -150,7 +150,7 @@ export class JoinServer {
       notAfter: identity.notAfter.toISOString(),
       ...how,
     });
-    log.info({ serial: identity.serial, notAfter: identity.notAfter.toISOString(), via: how.via, tokenId: how.tokenId }, `issued a ${role} certificate`);
+    log.info({ serial: identity.serial, notAfter: identity.notAfter.toISOString(), via: how.via, tokenId: how.tokenId }, 'issued a certificate');
     return { status: 200, body: { version: PKI_PROTOCOL_VERSION, certificate: issued.pem, ca: this.options.ca.certPem } };
   }
 

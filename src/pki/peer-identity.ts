@@ -51,7 +51,7 @@ export function hasRole(identity: CertIdentity | undefined, roles: readonly Role
 export function judicatorServerCheck(_host: string, cert: PeerCertificate): Error | undefined {
   try {
     const identity = readIdentity(cert.raw);
-    if (identity.role !== 'judicator') return new Error(`the server's certificate is a ${identity.role}'s (${identity.name}), not a judicator's`);
+    if (identity.role !== 'judicator') return new Error(`the server's certificate belongs to ${identity.role} ${identity.name}, not to a judicator`);
     return undefined;
   } catch (error) {
     return new Error(`the server's certificate is not a kv2 judicator's: ${describeError(error)}`);

@@ -4,12 +4,14 @@
 import assert from 'node:assert/strict';
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import { test } from 'node:test';
+import type { PeerCertificate } from 'node:tls';
 import { InvalidInputError } from '../../src/common/errors';
 import { CertificateAuthority } from '../../src/pki/certificate-authority';
 import { createKeyAndCsr, readCsr } from '../../src/pki/csr';
 import { caFingerprint, parseFingerprint } from '../../src/pki/fingerprint';
 import { certificateHosts, coversHosts } from '../../src/pki/hosts';
 import { readIdentity } from '../../src/pki/identity';
+import { judicatorServerCheck } from '../../src/pki/peer-identity';
 import { subtle, x509 } from '../../src/pki/x509';
 
 async function keyFor(name: string) {
@@ -45,7 +47,7 @@ test('only a judicator certificate may serve: server use and host names', async 
   assert.deepEqual(certificateHosts(judicator.pem).sort(), ['10.1.2.3', '127.0.0.1', '::1', 'localhost']);
   assert.ok(coversHosts(judicator.pem, ['::1', 'localhost']));
   assert.ok(!coversHosts(judicator.pem, ['10.1.2.4']));
-  await assert.rejects(ca.issue({ publicKey, role: 'gateway', name: 'g1', hosts: ['127.0.0.1'] }), /a gateway certificate carries no host names/);
+  await assert.rejects(ca.issue({ publicKey, role: 'gateway', name: 'g1', hosts: ['127.0.0.1'] }), /gateway certificates carry no host names/);
   await assert.rejects(ca.issue({ publicKey, role: 'judicator', name: 'j1', hosts: ['bad host'] }), /bad host name/);
 });
 
@@ -72,7 +74,7 @@ test('a CSR must be signed by the key it carries and use ECDSA P-256', async () 
   // Another key's CSR with this one's public key swapped in cannot be made without hand-written ASN.1;
   // flipping a byte of the signature gives a CSR whose proof of possession fails.
   const der = Buffer.from(x509.PemConverter.decodeFirst(csrPem));
-  der[der.length - 5] ^= 0xff;
+  der.writeUInt8(der.readUInt8(der.length - 5) ^ 0xff, der.length - 5);
   await assert.rejects(readCsr(x509.PemConverter.encode(der, 'CERTIFICATE REQUEST')), /proof of possession|does not parse/);
   await assert.rejects(readCsr('not a csr'), /does not parse/);
   await assert.rejects(readCsr(42), /no CSR given/);
@@ -121,4 +123,14 @@ test('the CRL is signed by the CA and lists the revoked serials', async () => {
   assert.ok(await crl.verify({ publicKey: new x509.X509Certificate(ca.certPem) }));
   assert.ok(crl.findRevoked(new x509.X509Certificate(revoked.pem)));
   assert.equal(crl.findRevoked(new x509.X509Certificate(kept.pem)), null);
+});
+
+test('a client of a judicator accepts a judicator certificate only, whatever address it was reached at', async () => {
+  const ca = await CertificateAuthority.create();
+  const { publicKey } = await keyFor('n');
+  const judicator = await ca.issue({ publicKey, role: 'judicator', name: 'j1', hosts: ['10.0.0.1'] });
+  const executor = await ca.issue({ publicKey, role: 'executor', name: 'e1' });
+  const peer = (pem: string) => ({ raw: new NodeX509(pem).raw }) as PeerCertificate;
+  assert.equal(judicatorServerCheck('192.168.1.1', peer(judicator.pem)), undefined);
+  assert.match(String(judicatorServerCheck('10.0.0.1', peer(executor.pem))), /belongs to executor e1, not to a judicator/);
 });
