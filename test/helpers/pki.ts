@@ -41,11 +41,12 @@ export interface PkiServer {
 }
 
 /** A first judicator (CA + own certificate in a temp dir) serving joins, renewals and WHOAMI_PATH on loopback. */
-export async function startPkiServer(hooks: Hooks, options: { store?: PkiStore; name?: string } = {}): Promise<PkiServer> {
-  const dir = path.join(makeTempDir(hooks, 'kv2-pki-'), 'pki');
+export async function startPkiServer(hooks: Hooks, options: { store?: PkiStore; name?: string; dir?: string } = {}): Promise<PkiServer> {
+  // An existing judicator directory keeps its CA (initClusterIdentity never makes a second one).
+  const dir = options.dir ?? path.join(makeTempDir(hooks, 'kv2-pki-'), 'pki');
   await initClusterIdentity(dir, { name: options.name ?? 'j1' });
   const ca = (await loadCertificateAuthority(dir))!;
-  const logDir = path.join(dir, '..', 'logs');
+  const logDir = path.join(makeTempDir(hooks, 'kv2-pki-logs-'), 'logs');
   const logger = createLogger('judicator', { dir: logDir, maxBytes: 1e7, keep: 1, printToStdout: false, level: 'info' });
   const identity = LiveIdentity.load(dir, logger);
   const store = options.store ?? new MemoryPkiStore();
