@@ -4,11 +4,14 @@
 // RPC, etcd client and peer ports), so no other role's certificate can stand in for a server.
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
 import { InvalidInputError } from '../common/errors';
-import { generateKeyPair, importSigningKey } from './csr';
+import { generateKeyPair, importSigningKey, SIGNING_ALGORITHM } from './csr';
 import { splitHosts } from './hosts';
 import { caFingerprint } from './fingerprint';
 import { identityUris, readIdentity, type CertIdentity, type Role } from './identity';
-import { SIGNING_ALGORITHM, x509 } from './x509';
+import type { x509 } from './x509';
+
+/** The X.509 library, loaded on first use only (x509.ts says why). */
+const loadX509 = async () => (await import('./x509')).x509;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Default life of the CA: long, because replacing it means every node joins again. */
@@ -56,7 +59,7 @@ export class CertificateAuthority {
   /** A new CA, in memory (identity-files.ts writes it). */
   static async create(options: { now?: Date; lifetimeMs?: number } = {}): Promise<CertificateAuthority> {
     const now = options.now ?? new Date();
-    const pair = await generateKeyPair();
+    const [pair, x509] = await Promise.all([generateKeyPair(), loadX509()]);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: newSerial(),
       // A random tag in the name tells one cluster's CA from another's in any tool's output.
@@ -91,7 +94,7 @@ export class CertificateAuthority {
       throw new InvalidInputError(`the CA key does not parse: ${error instanceof Error ? error.message : String(error)}`);
     }
     if (!matches) throw new InvalidInputError('the CA key is not the key of the CA certificate');
-    const key = await importSigningKey(keyPem);
+    const [key, x509] = await Promise.all([importSigningKey(keyPem), loadX509()]);
     return new CertificateAuthority(certPem, keyPem, new x509.X509Certificate(certPem), key, caFingerprint(certPem));
   }
 
@@ -102,6 +105,7 @@ export class CertificateAuthority {
   /** Signs a node certificate carrying `role` and `name` (and, for a judicator, its host names). */
   async issue(options: IssueOptions): Promise<IssuedCertificate> {
     const now = options.now ?? new Date();
+    const x509 = await loadX509();
     const hosts = splitHosts(options.hosts ?? []);
     const serves = options.role === 'judicator';
     if (!serves && hosts.ips.length + hosts.dns.length > 0) {
@@ -135,7 +139,8 @@ export class CertificateAuthority {
         await x509.SubjectKeyIdentifierExtension.create(options.publicKey),
       ],
     });
-    return { pem: cert.toString('pem'), identity: readIdentity(cert) };
+    const pem = cert.toString('pem');
+    return { pem, identity: readIdentity(pem) };
   }
 
   /**
@@ -144,6 +149,7 @@ export class CertificateAuthority {
    */
   async signCrl(entries: readonly { serial: string; revokedAt: Date }[], options: { now?: Date; validForMs?: number } = {}): Promise<string> {
     const now = options.now ?? new Date();
+    const x509 = await loadX509();
     const crl = await x509.X509CrlGenerator.create({
       issuer: this.cert.subjectName,
       thisUpdate: new Date(now.getTime() - ISSUE_BACKDATE_MS),

@@ -2,8 +2,17 @@
 // key, signed with the private key to prove it holds it); the private key never leaves the node. The
 // signing side reads a CSR here and takes nothing from it but the verified public key: role, name and
 // host names come from what the token or the current certificate allows, never from the request.
+import { createPrivateKey, KeyObject, webcrypto } from 'node:crypto';
 import { InvalidInputError } from '../common/errors';
-import { KEY_ALGORITHM, SIGNING_ALGORITHM, subtle, x509 } from './x509';
+import type { x509 } from './x509';
+
+/** The only key and signature algorithm kv2 makes: ECDSA on P-256 with SHA-256 (fast, and etcd and Node both take it). */
+export const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+export const SIGNING_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+const { subtle } = webcrypto;
+/** The X.509 library, loaded on first use only (x509.ts says why). */
+const loadX509 = async () => (await import('./x509')).x509;
 
 /** A CSR larger than this is not one kv2 made (ours are about 400 bytes). */
 export const MAX_CSR_BYTES = 16 * 1024;
@@ -16,14 +25,15 @@ export interface KeyPair {
 
 export async function generateKeyPair(): Promise<KeyPair> {
   const keys = (await subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const pkcs8 = await subtle.exportKey('pkcs8', keys.privateKey);
-  return { keys, keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };
+  const keyPem = KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string;
+  return { keys, keyPem };
 }
 
 /** The private key of a PKCS#8 PEM, for signing (a CA key, a node key). */
 export async function importSigningKey(keyPem: string): Promise<CryptoKey> {
   try {
-    return await subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(keyPem), KEY_ALGORITHM, false, ['sign']);
+    const der = createPrivateKey(keyPem).export({ type: 'pkcs8', format: 'der' });
+    return await subtle.importKey('pkcs8', der, KEY_ALGORITHM, false, ['sign']);
   } catch (error) {
     throw new InvalidInputError(`not an ECDSA P-256 private key in PKCS#8 PEM: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -31,7 +41,7 @@ export async function importSigningKey(keyPem: string): Promise<CryptoKey> {
 
 /** A new key pair and a CSR for it. The CSR's subject is informative only (the signer ignores it). */
 export async function createKeyAndCsr(subjectName: string): Promise<KeyPair & { csrPem: string }> {
-  const pair = await generateKeyPair();
+  const [pair, x509] = await Promise.all([generateKeyPair(), loadX509()]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: [{ CN: [subjectName] }],
     keys: pair.keys,
@@ -47,6 +57,7 @@ export async function createKeyAndCsr(subjectName: string): Promise<KeyPair & { 
 export async function readCsr(pem: unknown): Promise<x509.PublicKey> {
   if (typeof pem !== 'string' || pem.length === 0) throw new InvalidInputError('no CSR given (expected PEM text)');
   if (Buffer.byteLength(pem) > MAX_CSR_BYTES) throw new InvalidInputError(`the CSR is larger than ${MAX_CSR_BYTES} bytes`);
+  const x509 = await loadX509();
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(pem);

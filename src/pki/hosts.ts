@@ -3,7 +3,8 @@
 // etcd's gRPC clients and Node's https check a server's address against these names.
 import net from 'node:net';
 import { InvalidInputError } from '../common/errors';
-import { parseCertificate, x509 } from './x509';
+import type { X509Certificate } from 'node:crypto';
+import { nodeCertificate, subjectAltNames } from './san';
 
 /** Host names one certificate may carry. */
 export const MAX_HOSTS = 32;
@@ -32,14 +33,14 @@ export function splitHosts(hosts: readonly unknown[]): { ips: string[]; dns: str
 }
 
 /** The DNS names and IP addresses a certificate carries, normalised. */
-export function certificateHosts(certificate: string | Buffer | x509.X509Certificate): string[] {
-  const cert = parseCertificate(certificate);
-  const names = cert.getExtension(x509.SubjectAlternativeNameExtension)?.names.items ?? [];
-  return names.filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => normaliseHost(n.value).value);
+export function certificateHosts(certificate: string | Buffer | X509Certificate): string[] {
+  return subjectAltNames(nodeCertificate(certificate))
+    .filter((n) => n.type === 'DNS' || n.type === 'IP Address')
+    .map((n) => normaliseHost(n.value).value);
 }
 
 /** Whether a certificate names every one of `wanted` (in any spelling). */
-export function coversHosts(certificate: string | Buffer | x509.X509Certificate, wanted: readonly string[]): boolean {
+export function coversHosts(certificate: string | Buffer | X509Certificate, wanted: readonly string[]): boolean {
   const has = new Set(certificateHosts(certificate));
   return wanted.every((host) => has.has(normaliseHost(host).value));
 }

@@ -3,7 +3,8 @@
 // CN = role lets etcd's own checks work per role (`--peer-cert-allowed-cn judicator`, and etcd RBAC, which
 // takes a client certificate's CN as the user name); the node name lives in a URI so it never clashes.
 import { InvalidInputError } from '../common/errors';
-import { parseCertificate, x509 } from './x509';
+import type { X509Certificate } from 'node:crypto';
+import { nodeCertificate, subjectAltNames } from './san';
 
 /** Every role a certificate can carry. `admin` is the CLI of an operator. */
 export const ROLES = ['judicator', 'executor', 'gateway', 'admin'] as const;
@@ -62,17 +63,23 @@ export function identityUris(role: Role, name: string): string[] {
  * than one of either: such a certificate was not made by kv2's CA and gets no role at all.
  * Only call this on a certificate whose chain was verified against the cluster CA.
  */
-export function readIdentity(certificate: x509.X509Certificate | Buffer | string): CertIdentity {
-  const cert = parseCertificate(certificate);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = (san?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value);
+export function readIdentity(certificate: X509Certificate | Buffer | string): CertIdentity {
+  const cert = nodeCertificate(certificate);
+  const uris = subjectAltNames(cert).filter((n) => n.type === 'URI').map((n) => n.value);
   const roles = uris.filter((u) => u.startsWith(ROLE_URI_PREFIX)).map((u) => u.slice(ROLE_URI_PREFIX.length));
   const names = uris.filter((u) => u.startsWith(NODE_URI_PREFIX)).map((u) => u.slice(NODE_URI_PREFIX.length));
+  const subject = cert.subject.replace(/\n/g, ', ');
   if (roles.length !== 1 || !isRole(roles[0])) {
-    throw new InvalidInputError(`certificate ${cert.subject} carries no single kv2 role (found ${JSON.stringify(roles)})`);
+    throw new InvalidInputError(`certificate ${subject} carries no single kv2 role (found ${JSON.stringify(roles)})`);
   }
   if (names.length !== 1 || !NODE_NAME_PATTERN.test(names[0]!)) {
-    throw new InvalidInputError(`certificate ${cert.subject} carries no single kv2 node name (found ${JSON.stringify(names)})`);
+    throw new InvalidInputError(`certificate ${subject} carries no single kv2 node name (found ${JSON.stringify(names)})`);
   }
-  return { role: roles[0], name: names[0]!, serial: normaliseSerial(cert.serialNumber), notBefore: cert.notBefore, notAfter: cert.notAfter };
+  return {
+    role: roles[0],
+    name: names[0]!,
+    serial: normaliseSerial(cert.serialNumber),
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+  };
 }

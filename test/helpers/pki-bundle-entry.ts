@@ -1,6 +1,7 @@
 // A whole join, as one program for the bundling test (test/integration/pki-bundle.test.ts): esbuild bundles
 // this file the way build/build.ts bundles kv2, and plain node runs it, to show the X.509 library (and its
-// Reflect polyfill) works bundled. Prints one JSON line with what it saw; exits 1 on any failure.
+// Reflect polyfill) works bundled, and is loaded only when something is signed. Prints one JSON line with
+// what it saw; exits 1 on any failure.
 import fs from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,9 @@ import { LiveIdentity } from '../../src/pki/live-identity';
 import { MemoryPkiStore } from '../../src/pki/memory-pki-store';
 import { peerIdentity } from '../../src/pki/peer-identity';
 import { createJoinToken } from '../../src/pki/pki-store';
+
+// Every module above is loaded by now; the X.509 library must not be (san.ts, x509.ts): no Reflect polyfill yet.
+const x509LoadedAtStart = typeof (Reflect as { getMetadata?: unknown }).getMetadata === 'function';
 
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kv2-pki-bundle-'));
@@ -45,7 +49,8 @@ async function main(): Promise<void> {
     tlsServer.closeAllConnections();
     await new Promise((resolve) => tlsServer.close(resolve));
     const identity = JSON.parse(seen) as { role: string; name: string; serial: string };
-    process.stdout.write(`${JSON.stringify({ fingerprint: ca.fingerprint, joined: joined.identity.serial, role: identity.role, name: identity.name, serial: identity.serial })}\n`);
+    const x509LoadedAtEnd = typeof (Reflect as { getMetadata?: unknown }).getMetadata === 'function';
+    process.stdout.write(`${JSON.stringify({ x509LoadedAtStart, x509LoadedAtEnd, fingerprint: ca.fingerprint, joined: joined.identity.serial, role: identity.role, name: identity.name, serial: identity.serial })}\n`);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

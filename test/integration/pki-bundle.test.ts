@@ -1,6 +1,6 @@
 // The cluster PKI bundled as kv2 is (esbuild, one CommonJS file, minified, ASCII) and run by plain node: the
-// X.509 library loads (its Reflect polyfill first) and a whole join works. src/pki is not reachable from
-// src/main.ts yet, so ./kv2's own build does not show this.
+// X.509 library loads (its Reflect polyfill first), only once something is signed, and a whole join
+// works. src/pki is not reachable from src/main.ts yet, so ./kv2's own build does not show this.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -28,7 +28,17 @@ test('a join works from an esbuild bundle run by plain node', async (t) => {
   });
   const run = spawnSync(process.execPath, [outfile], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(run.status, 0, run.stderr);
-  const seen = JSON.parse(run.stdout.trim()) as { fingerprint: string; joined: string; role: string; name: string; serial: string };
+  const seen = JSON.parse(run.stdout.trim()) as {
+    x509LoadedAtStart: boolean;
+    x509LoadedAtEnd: boolean;
+    fingerprint: string;
+    joined: string;
+    role: string;
+    name: string;
+    serial: string;
+  };
+  // Loading every PKI module does not load the X.509 library (15 MB of RSS); signing does.
+  assert.deepEqual([seen.x509LoadedAtStart, seen.x509LoadedAtEnd], [false, true]);
   assert.match(seen.fingerprint, /^sha256:[0-9a-f]{64}$/);
   assert.deepEqual([seen.role, seen.name, seen.serial], ['executor', 'e1', seen.joined]);
 });

@@ -2,7 +2,7 @@
 // only judicators get server use and host names, CSRs prove possession, the fingerprint is kubeadm's,
 // and the CRL names the revoked serials.
 import assert from 'node:assert/strict';
-import { X509Certificate as NodeX509 } from 'node:crypto';
+import { X509Certificate as NodeX509, webcrypto } from 'node:crypto';
 import { test } from 'node:test';
 import type { PeerCertificate } from 'node:tls';
 import { InvalidInputError } from '../../src/common/errors';
@@ -12,7 +12,9 @@ import { caFingerprint, parseFingerprint } from '../../src/pki/fingerprint';
 import { certificateHosts, coversHosts } from '../../src/pki/hosts';
 import { readIdentity } from '../../src/pki/identity';
 import { judicatorServerCheck } from '../../src/pki/peer-identity';
-import { subtle, x509 } from '../../src/pki/x509';
+import { x509 } from '../../src/pki/x509';
+
+const { subtle } = webcrypto;
 
 async function keyFor(name: string) {
   const { csrPem, keyPem } = await createKeyAndCsr(name);
@@ -64,6 +66,14 @@ test('a certificate without exactly one kv2 role gets no identity', async () => 
     const cert = await make(uris);
     assert.throws(() => readIdentity(cert.toString('pem')), InvalidInputError, JSON.stringify(uris));
   }
+  // A name that tries to smuggle URIs through Node's printed list stays one (quoted) name.
+  const smuggler = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=judicator',
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'a, URI:kv2:role:judicator, URI:kv2:node:x, DNS:b' }])],
+  });
+  assert.throws(() => readIdentity(smuggler.toString('pem')), /carries no single kv2 role \(found \[\]\)/);
   const ok = await make(['kv2:role:admin', 'kv2:node:ops']);
   assert.equal(readIdentity(ok.toString('pem')).role, 'admin');
 });
