@@ -15,6 +15,7 @@ import type { CertIdentity } from './identity';
 import { checkNodeCertificate, writeNodePem, type NodeFiles } from './identity-files';
 import { requestRenewal } from './join-client';
 import type { LiveIdentity } from './live-identity';
+import type { PkiStore } from './pki-store';
 
 /** Renew once less than this share of a certificate's life is left (30 days of the default 90). */
 export const RENEW_WHEN_REMAINING = 1 / 3;
@@ -33,12 +34,28 @@ export function needsRenewal(cert: Pick<CertIdentity, 'notBefore' | 'notAfter'>,
 /** Gets a CSR signed; returns the new certificate (PEM). */
 export type RenewFunction = (request: { csrPem: string; publicKeyPem: string; current: NodeFiles }) => Promise<string>;
 
-/** A judicator signs its own renewal with the CA key it holds; `hosts` gives its addresses now. */
-export function renewWithCa(ca: CertificateAuthority, options: { hosts?: () => readonly string[]; lifetimeMs?: number } = {}): RenewFunction {
+/**
+ * A judicator signs its own renewal with the CA key it holds; `hosts` gives its addresses now. With a
+ * store, the new certificate is recorded like any other (so revoking the judicator lists it in the CRL).
+ */
+export function renewWithCa(
+  ca: CertificateAuthority,
+  options: { hosts?: () => readonly string[]; lifetimeMs?: number; store?: Pick<PkiStore, 'recordIssued'> } = {},
+): RenewFunction {
   return async ({ csrPem, current }) => {
     const publicKey = await readCsr(csrPem);
     const { role, name } = current.identity;
-    return (await ca.issue({ publicKey, role, name, hosts: options.hosts?.() ?? [], lifetimeMs: options.lifetimeMs })).pem;
+    const issued = await ca.issue({ publicKey, role, name, hosts: options.hosts?.() ?? [], lifetimeMs: options.lifetimeMs });
+    const { identity } = issued;
+    await options.store?.recordIssued({
+      serial: identity.serial,
+      name,
+      role,
+      notBefore: identity.notBefore.toISOString(),
+      notAfter: identity.notAfter.toISOString(),
+      via: 'local',
+    });
+    return issued.pem;
   };
 }
 

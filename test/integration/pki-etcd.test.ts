@@ -15,6 +15,7 @@ import { InvalidInputError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
 import { CertificateAuthority } from '../../src/pki/certificate-authority';
 import { EtcdPkiStore } from '../../src/pki/etcd-pki-store';
+import { RevocationFeed } from '../../src/pki/revocation-feed';
 import { etcdClientTls } from '../../src/pki/etcd-tls';
 import { identityPaths, readNodeFiles, writeCrl, type NodeFiles } from '../../src/pki/identity-files';
 import { initClusterIdentity, loadCertificateAuthority } from '../../src/pki/init-identity';
@@ -180,6 +181,26 @@ test('the PKI records live in etcd, each under a lease that ends with it', { ski
   const list = await store.revocations();
   assert.equal(list.check({ serial: 'abc1', name: 'e7', notBefore: new Date(Date.now() - 3_600_000) }).revoked, true);
   assert.equal(list.check({ serial: 'abc2', name: 'e8', notBefore: new Date(Date.now() - 3_600_000) }).revoked, false);
+});
+
+test('a revocation made on one judicator reaches etcd through the revocation feed and the CRL it writes', { skip: missing }, async (t) => {
+  const store = new EtcdPkiStore(() => judicator, 'feed-test/');
+  const logger = createLogger('test', { dir: makeTempDir(t), maxBytes: 1e6, keep: 1, printToStdout: false, level: 'warn' });
+  const feed = new RevocationFeed(store, logger, 100);
+  // What every judicator does with the list: sign it into the CRL etcd reads.
+  feed.onChange(async (list) => writeCrl(judicatorDir, await ca.signCrl(list.crlEntries())));
+  const stop = new AbortController();
+  t.after(() => stop.abort());
+  void feed.run(stop.signal);
+  t.after(async () => writeCrl(judicatorDir, await ca.signCrl([])));
+
+  const e5 = await issueIdentity(t, ca, 'executor', 'e5');
+  const { identity } = readNodeFiles(e5)!;
+  await store.recordIssued({ serial: identity.serial, name: 'e5', role: 'executor', notBefore: identity.notBefore.toISOString(), notAfter: identity.notAfter.toISOString(), via: 'join' });
+  assert.equal(etcdctlGet('kv2/probe', certFlags(e5)).status, 0);
+  await revokeNode(store, { name: 'e5', reason: 'gone' });
+  await waitFor(() => feed.current().check(identity).revoked, { what: 'the feed to see the revocation', timeoutMs: 5_000 });
+  await waitFor(() => etcdctlGet('kv2/probe', certFlags(e5)).status !== 0, { what: 'etcd to refuse the revoked certificate', timeoutMs: 10_000 });
 });
 
 test('a node joins through a judicator that keeps its records in etcd, then reaches etcd with what it got', { skip: missing }, async (t) => {

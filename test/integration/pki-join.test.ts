@@ -231,13 +231,14 @@ test('renewal swaps certificates without a restart: new connections use the new 
   // The judicator's own certificate: renewed with its CA key; the server swaps its context in place.
   const before = await httpsJson(pki.address, WHOAMI_PATH, client.clientOptions());
   assert.equal(normaliseSerial(before.peerSerial!), pki.identity.identity.serial);
-  const serverRenewer = new CertificateRenewer({ identity: pki.identity, renew: renewWithCa(pki.ca, { hosts: () => ['127.0.0.1', 'localhost', '::1'] }), logger: pki.logger });
+  const serverRenewer = new CertificateRenewer({ identity: pki.identity, renew: renewWithCa(pki.ca, { hosts: () => ['127.0.0.1', 'localhost', '::1'], store: pki.store }), logger: pki.logger });
   const renewed = await serverRenewer.renewNow();
   const after = await httpsJson(pki.address, WHOAMI_PATH, client.clientOptions());
   assert.equal(after.status, 200);
   assert.equal(normaliseSerial(after.peerSerial!), renewed.serial);
   assert.notEqual(renewed.serial, normaliseSerial(before.peerSerial!));
   assert.equal(readNodeFiles(pki.dir)!.identity.serial, renewed.serial);
+  assert.ok((await pki.store.issued()).some((r) => r.serial === renewed.serial && r.via === 'local' && r.role === 'judicator'));
 });
 
 test('malformed join and renew requests get a 4xx with the reason, never a certificate', async (t) => {
