@@ -19,6 +19,11 @@ export interface EtcdClientOptions {
    * by itself (probing, joining, leaving) turns them off: an open breaker refuses calls for seconds.
    */
   faultHandling?: boolean;
+  /**
+   * Mutual TLS (the cluster PKI, src/pki): the cluster CA to trust and this node's certificate and key (PEM;
+   * node.pem holds both). Endpoints written without a scheme are then https.
+   */
+  tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
 }
 
 /** Normalises `host:port` and `http://host:port` spellings to what the etcd3 client wants. */
@@ -30,7 +35,10 @@ export function normaliseEndpoint(endpoint: string): string {
 export function createEtcdClient(endpoints: readonly string[], options: EtcdClientOptions = {}): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? 10_000;
   const config: IOptions = {
-    hosts: endpoints.map(normaliseEndpoint),
+    hosts: endpoints.map((e) => (options.tls && !/^https?:\/\//.test(e.trim()) ? normaliseEndpoint(`https://${e.trim()}`) : normaliseEndpoint(e))),
+    ...(options.tls
+      ? { credentials: { rootCertificate: Buffer.from(options.tls.ca), certChain: Buffer.from(options.tls.cert), privateKey: Buffer.from(options.tls.key) } }
+      : {}),
     dialTimeout: options.dialTimeoutMs ?? 3_000,
     grpcOptions: {
       'grpc.max_receive_message_length': GRPC_MESSAGE_LIMIT,
