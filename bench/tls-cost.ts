@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import { createEtcdClient } from '../src/cluster/etcd-client';
+import { createEtcdClient } from '../src/etcd/client';
 import { etcdClientTls } from '../src/pki/etcd-tls';
 import { readNodeFiles, writeCrl } from '../src/pki/identity-files';
 import { initClusterIdentity } from '../src/pki/init-identity';

@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../../src/cluster/etcd-client';
+import { createEtcdClient } from '../../src/etcd/client';
 import { InvalidInputError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
 import { CertificateAuthority } from '../../src/pki/certificate-authority';
