@@ -28,6 +28,8 @@ export const FLOORS: readonly Floor[] = [
   { name: 'boot', rooms: ['boot'] },
   { name: 'roles', rooms: ['judicator', 'executor', 'gateway'], apart: true },
   { name: 'services', rooms: ['rpc', 'store', 'etcd', 'mongodb'] },
+  // The cluster's identity (CA, certificates, join tokens): what the services' TLS stands on.
+  { name: 'identity', rooms: ['pki'] },
   { name: 'task', rooms: ['task'] },
   { name: 'common', rooms: ['common'] },
 ];
