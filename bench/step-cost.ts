@@ -64,6 +64,7 @@ async function timeTasks(label: string, confinement: Confinement, dataDir: strin
   const toStart: number[] = [];
   const compile: number[] = [];
   const execute: number[] = [];
+  const cpuBefore = process.cpuUsage();
   for (let i = 0; i < RUNS; i++) {
     const id = `${Date.now().toString(16).padStart(8, '0').slice(-8)}${String(i).padStart(16, '0')}`;
     const began = wallNs();
@@ -77,8 +78,9 @@ async function timeTasks(label: string, confinement: Confinement, dataDir: strin
     compile.push(run.result!.compile?.wall_ms ?? NaN);
     execute.push(run.result!.execute?.wall_ms ?? NaN);
   }
+  const cpu = process.cpuUsage(cpuBefore);
   const p = (v: number[]) => `${percentile(v, 50).toFixed(1)}`;
-  console.log(`${label.padEnd(48)} task p50 ${p(total)} ms (to its command's start ${p(toStart)} ms; compile step ${p(compile)}, execute step ${p(execute)})`);
+  console.log(`${label.padEnd(48)} task p50 ${p(total)} ms (to its command's start ${p(toStart)} ms; compile step ${p(compile)}, execute step ${p(execute)}); executor CPU ${((cpu.user + cpu.system) / 1000 / RUNS).toFixed(2)} ms/task`);
 }
 
 async function main(): Promise<void> {
@@ -128,6 +130,17 @@ async function main(): Promise<void> {
       await timeTasks(`TaskRun, executor's confinement${process.getuid?.() === 0 ? ' (root)' : ''}`, full, fullDir);
     } finally {
       await full.close?.();
+    }
+    const bwrapDir = path.join(root, 'bwrap');
+    fs.mkdirSync(bwrapDir, { mode: 0o711 });
+    const sandboxed = await createConfinement(
+      { userGroup: null, slots: 1, sandbox: 'bwrap', allowNetwork: false, limits, executorName: 'step-cost', roleDir: root },
+      logger,
+    );
+    try {
+      await timeTasks(`TaskRun, the same with bwrap`, sandboxed, bwrapDir);
+    } finally {
+      await sandboxed.close?.();
     }
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
