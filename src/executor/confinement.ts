@@ -75,6 +75,11 @@ export class PlainConfinement implements Confinement {
     this.launcher = new StepLauncher(logger);
   }
 
+  /** The step launcher's pid while it runs. */
+  get launcherPid(): number | undefined {
+    return this.launcher.pid;
+  }
+
   async prepare(): Promise<void> {}
 
   async plan(request: StepRequest): Promise<StepPlan> {
@@ -125,6 +130,11 @@ export class HostConfinement implements Confinement {
 
   get usesTaskUsers(): boolean {
     return this.options.users !== undefined;
+  }
+
+  /** The step launcher's pid while it runs. */
+  get launcherPid(): number | undefined {
+    return this.options.launcher.pid;
   }
 
   /** Who runs bwrap: the task user (one exec per step) or root; undefined without a sandbox. */

@@ -33,7 +33,8 @@
  *   'O' / 'E'   bytes of its stdout / stderr
  *   'X'         it was reaped: "exit=N" or "signal=N", "user_us=N", "system_us=N", "maxrss_kb=N",
  *               "wall_us=N" (fork to reap), and "error=TEXT" when it failed before its program ran;
- *               NUL-terminated fields. Its process group is SIGKILLed at that moment.
+ *               NUL-terminated fields. Its process group is SIGKILLed when it is reaped, and 'X' waits
+ *               (up to SETTLE_MS) until nothing of the group is left.
  *   'C'         its output pipes are closed (at end of file, or DRAIN_MS after it was reaped): the
  *               last frame of a step
  *   'R'         a request refused (payload: why); id 0 when the request's id could not be read. A
@@ -80,6 +81,8 @@
 #define CHUNK (64 * 1024)
 /* How long a reaped step's output pipes may stay open (held by a process that escaped its group). */
 #define DRAIN_MS 2000
+/* How long a reaped step's report waits for the rest of its (SIGKILLed) process group to be gone. */
+#define SETTLE_MS 50
 /* Bytes kept of why a step could not start. */
 #define ERROR_MAX 512
 /* Exit status of a child that failed before its program ran (as a shell's "cannot execute"). */
@@ -129,9 +132,12 @@ struct step {
   int error_fd;   /* read end of the child's error pipe (close-on-exec: end of file once it exec'd) */
   unsigned long long limit, relayed[2];
   int overflowed;
-  int reaped;
+  int reaped;     /* wait4 returned it */
+  int reported;   /* its 'X' is sent */
   struct timespec started;
-  long long drain_deadline_ms;
+  long long settle_deadline_ms, drain_deadline_ms;
+  char end[256 + 2 * ERROR_MAX]; /* its 'X' payload, kept until its group is empty */
+  size_t end_length;
   char error[ERROR_MAX];
   size_t error_len;
   char *cgroups[MAX_CGROUPS]; /* copies: used at shutdown, after the request is gone */
@@ -519,7 +525,7 @@ static void start_step(const struct request *r) {
 }
 
 static void finish_if_done(struct step *s) {
-  if (!s->reaped || s->fd[0] >= 0 || s->fd[1] >= 0) return;
+  if (!s->reported || s->fd[0] >= 0 || s->fd[1] >= 0) return;
   reply('C', s->id, NULL, 0);
   for (int i = 0; i < s->ncgroups; i++) free(s->cgroups[i]);
   close_fd(&s->error_fd);
@@ -570,6 +576,18 @@ static void read_output(struct step *s, int stream) {
   }
 }
 
+/* Sends a reaped step's 'X' once its process group is empty (or SETTLE_MS passed). */
+static void report_if_settled(struct step *s, long long now_ms) {
+  if (!s->reaped || s->reported) return;
+  if (kill(-s->pid, 0) == 0 || errno == EPERM) {
+    if (now_ms < s->settle_deadline_ms) return;
+  }
+  s->reported = 1;
+  reply('X', s->id, s->end, s->end_length);
+  s->drain_deadline_ms = now_ms + DRAIN_MS;
+  finish_if_done(s);
+}
+
 static void reaped(struct step *s, int status, const struct rusage *usage) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -577,41 +595,53 @@ static void reaped(struct step *s, int status, const struct rusage *usage) {
   kill(-s->pid, SIGKILL);
   s->reaped = 1;
   /* The child is gone, so its error pipe holds all it will ever say. */
-  fcntl(s->error_fd, F_SETFL, 0);
+  if (s->error_fd >= 0) fcntl(s->error_fd, F_SETFL, 0);
   read_error_pipe(s);
-  char text[128 + 2 * ERROR_MAX];
+  char *text = s->end;
+  size_t size = sizeof s->end;
   int n;
-  if (WIFSIGNALED(status)) n = snprintf(text, sizeof text, "signal=%d", WTERMSIG(status));
-  else n = snprintf(text, sizeof text, "exit=%d", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) n = snprintf(text, size, "signal=%d", WTERMSIG(status));
+  else n = snprintf(text, size, "exit=%d", WEXITSTATUS(status));
   long long wall_us = (long long)(now.tv_sec - s->started.tv_sec) * 1000000 + (now.tv_nsec - s->started.tv_nsec) / 1000;
-  n += 1 + snprintf(text + n + 1, sizeof text - (size_t)n - 1, "user_us=%lld", (long long)usage->ru_utime.tv_sec * 1000000 + usage->ru_utime.tv_usec);
-  n += 1 + snprintf(text + n + 1, sizeof text - (size_t)n - 1, "system_us=%lld", (long long)usage->ru_stime.tv_sec * 1000000 + usage->ru_stime.tv_usec);
-  n += 1 + snprintf(text + n + 1, sizeof text - (size_t)n - 1, "maxrss_kb=%ld", usage->ru_maxrss);
-  n += 1 + snprintf(text + n + 1, sizeof text - (size_t)n - 1, "wall_us=%lld", wall_us);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "user_us=%lld", (long long)usage->ru_utime.tv_sec * 1000000 + usage->ru_utime.tv_usec);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "system_us=%lld", (long long)usage->ru_stime.tv_sec * 1000000 + usage->ru_stime.tv_usec);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "maxrss_kb=%ld", usage->ru_maxrss);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "wall_us=%lld", wall_us);
   if (s->error_len > 0) {
     /* A NUL in the text would cut the field short: the child never writes one, but make sure. */
     for (size_t i = 0; i < s->error_len; i++)
       if (s->error[i] == '\0') s->error[i] = ' ';
-    n += 1 + snprintf(text + n + 1, sizeof text - (size_t)n - 1, "error=%.*s", (int)s->error_len, s->error);
+    n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "error=%.*s", (int)s->error_len, s->error);
   }
-  n += 1;
-  reply('X', s->id, text, (size_t)n);
-  s->drain_deadline_ms = monotonic_ms() + DRAIN_MS;
-  finish_if_done(s);
+  s->end_length = (size_t)n + 1;
+  long long now_ms = monotonic_ms();
+  s->settle_deadline_ms = now_ms + SETTLE_MS;
+  report_if_settled(s, now_ms);
 }
 
+/*
+ * Reaps every child that is done (steps, and the orphans of steps: this launcher is their subreaper), all
+ * of them before any step is reported: an orphan a step's end left behind (bwrap leaves one) is gone
+ * by the time the executor looks at the step's process group.
+ */
 static void reap_children(void) {
+  enum { BATCH = 64 };
   for (;;) {
-    int status;
-    struct rusage usage;
-    pid_t pid = wait4(-1, &status, WNOHANG, &usage);
-    if (pid < 0 && errno == EINTR) continue;
-    if (pid <= 0) return;
-    for (int i = 0; i < nactive; i++)
-      if (!active[i]->reaped && active[i]->pid == pid) {
-        reaped(active[i], status, &usage);
-        break;
-      }
+    struct { pid_t pid; int status; struct rusage usage; } done[BATCH];
+    int count = 0;
+    while (count < BATCH) {
+      pid_t pid = wait4(-1, &done[count].status, WNOHANG, &done[count].usage);
+      if (pid < 0 && errno == EINTR) continue;
+      if (pid <= 0) break;
+      done[count++].pid = pid;
+    }
+    for (int d = 0; d < count; d++)
+      for (int i = 0; i < nactive; i++)
+        if (!active[i]->reaped && active[i]->pid == done[d].pid) {
+          reaped(active[i], done[d].status, &done[d].usage);
+          break;
+        }
+    if (count < BATCH) return;
   }
 }
 
@@ -691,6 +721,11 @@ int main(int argc, char **argv) {
     diagnose("signalfd: %s", strerror(errno));
     return 1;
   }
+  /*
+   * What a step leaves behind when it ends is ours to reap, not the machine's init's (which may be slow
+   * to, or never, reap): its process group is empty the moment the step is reported.
+   */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) diagnose("cannot become the subreaper of the steps: %s", strerror(errno));
   /* The executor's death ends this launcher too (its stdin's end of file says the same). */
   pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
@@ -714,14 +749,20 @@ int main(int argc, char **argv) {
     long long now = monotonic_ms(), next_deadline = -1;
     for (int i = 0; i < nactive; i++) {
       struct step *s = active[i];
-      if (s->reaped && s->drain_deadline_ms >= 0 && now >= s->drain_deadline_ms) {
+      report_if_settled(s, now);
+      if (!s->used) { /* finished: the next one moved into place i */
+        i--;
+        continue;
+      }
+      if (s->reported && now >= s->drain_deadline_ms) {
         close_fd(&s->fd[0]);
         close_fd(&s->fd[1]);
         finish_if_done(s); /* takes it out of `active`: the next one moved into place i */
         i--;
         continue;
       }
-      if (s->reaped && (next_deadline < 0 || s->drain_deadline_ms < next_deadline)) next_deadline = s->drain_deadline_ms;
+      long long deadline = !s->reaped ? -1 : s->reported ? s->drain_deadline_ms : s->settle_deadline_ms;
+      if (deadline >= 0 && (next_deadline < 0 || deadline < next_deadline)) next_deadline = deadline;
       for (int what = 0; what < 3; what++) {
         int fd = what < 2 ? s->fd[what] : s->error_fd;
         if (fd < 0) continue;
