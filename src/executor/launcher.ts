@@ -46,7 +46,7 @@ export interface StepCommand {
 }
 
 export interface LaunchSpec extends StepCommand {
-  /** File given as stdin, opened as the task user without following a link or waiting on a FIFO; null: /dev/null. */
+  /** File given as stdin, opened without following a link or waiting on a FIFO; null: /dev/null. */
   stdinFile: string | null;
   /** The uid that must own stdinFile. */
   stdinOwner?: number;

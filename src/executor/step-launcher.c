@@ -3,8 +3,8 @@
  * a small long-lived child of it (it runs as the executor's user, root on a real executor). For each
  * request it forks; the child leads a new session and process group, joins the step's cgroups, sets
  * its rlimits, enters its work dir, drops to the task user (groups cleared, no capabilities, no new
- * privileges), opens its stdin as that user (no link followed, no FIFO waited on, a regular file of
- * the task's own) and execs the step's program (bash, or bwrap which execs bash). The launcher relays
+ * privileges) and execs the step's program (bash, or bwrap which execs bash), its stdin a file of the
+ * task's (no link followed, no FIFO waited on, a regular file the task user owns). The launcher relays
  * the step's stdout and stderr (capped: it stops the step past the cap) and, once the step is reaped,
  * its exit status with its rusage from wait4 (CPU time, peak resident memory) and its wall time.
  *
@@ -23,7 +23,7 @@
  *                         dropped, no_new_privs); neither: the step keeps the launcher's user
  *   rlimit=NAME:SOFT:HARD repeated; NAME one of core cpu fsize as nproc; SOFT <= HARD, or "inf"
  *   cgroup=PATH           repeated; a cgroup.procs file on a cgroup file system, joined first
- *   stdin=PATH            absolute; opened as the task user; absent: /dev/null
+ *   stdin=PATH            absolute; a regular file, not through a link; absent: /dev/null
  *   stdin_owner=N         the uid that must own stdin
  *   output_limit=N        bytes relayed per stream (>= 1); one byte more stops the step
  * Replies on fd 1, frames of a type byte, the 32-bit little-endian id, a 32-bit little-endian length
@@ -445,10 +445,14 @@ static void __attribute__((noreturn)) run_child(const struct request *r, int out
     struct rlimit value = {r->limits[i].soft, r->limits[i].hard};
     if (setrlimit(r->limits[i].resource, &value) != 0) child_fail(error_fd, errno, "cannot set the step's resource limit %d", r->limits[i].resource);
   }
-  /* As root: the work dir's parents need not be open to the task user (its own dir is). */
+  /*
+   * Before the user switch: the work dir's parents need not be open to the task user (its own dir is).
+   * The input sits in the task's dir, which the task could have changed: open_input follows no link,
+   * waits on no FIFO, and takes only a regular file the task user owns.
+   */
   if (chdir(r->cwd) != 0) child_fail(error_fd, errno, "cannot enter %s", r->cwd);
-  if (r->has_user) become(r->uid, r->gid, error_fd);
   int in_fd = open_input(r, error_fd);
+  if (r->has_user) become(r->uid, r->gid, error_fd);
   if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
     child_fail(error_fd, errno, "cannot set up the step's standard streams");
   execve(r->argv[0], (char *const *)r->argv, (char *const *)r->env);

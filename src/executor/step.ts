@@ -32,8 +32,8 @@ export interface StepSpec {
   command: StepCommand;
   /**
    * File given as stdin; null means /dev/null. It sits in the task's own directory, where an earlier
-   * step could have replaced it: it is opened as the task user, without following a link or blocking
-   * on a FIFO, and must be a regular file owned by `stdinOwner` when that is given.
+   * step could have replaced it: it is opened without following a link or blocking on a FIFO, and
+   * must be a regular file owned by `stdinOwner` when that is given.
    */
   stdinFile: string | null;
   stdinOwner?: number;

@@ -154,6 +154,18 @@ for (const [sandbox, closedParent] of [['none', false], ['auto', false], ['auto'
   });
 }
 
+for (const sandbox of ['none', 'auto'] as const) {
+  test(`[sandbox ${sandbox}] an executor whose work dir is in a root-only directory runs tasks as their user, with their input`, async (t) => {
+    if (!isRoot) return t.skip('not root: tasks run as the executor\'s own user here');
+    const e = await executor(t, { sandbox, closedParent: true });
+    const run = await e.run({ compile: 'echo compiled', execute: 'id -u; cat', input: 'the input\n' });
+    assert.equal(run.status, TaskStatus.SUCCESS, err(run));
+    const [uid, input] = out(run).split('\n');
+    assert.notEqual(uid, '0');
+    assert.equal(input, 'the input');
+  });
+}
+
 test('a fork bomb is stopped by the process limit and the executor keeps working', async (t) => {
   if (!isRoot || !cgroupsHere()) return t.skip('no pids cgroup here (needs root and a pids controller)');
   const e = await executor(t);
