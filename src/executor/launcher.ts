@@ -91,7 +91,7 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
 
 /** A step handed to the launcher. Every promise settles, whatever happens to the launcher. */
 export class LaunchedStep {
-  /** Its pid, which is also its process group's and session's, once the launcher forked it. */
+  /** Its pid, which is also its process group's and session's, once it exec'd its program. */
   pid: number | undefined;
   private readonly startedAt = deferred<number | undefined>();
   private readonly endedAt = deferred<LaunchEnd>();
@@ -103,7 +103,7 @@ export class LaunchedStep {
     readonly handlers: OutputHandlers,
   ) {}
 
-  /** The pid once forked; undefined when the step never got a process (see `ended` for why). */
+  /** The pid once it exec'd (or failed to); undefined when the step never got a process (see `ended` for why). */
   get started(): Promise<number | undefined> {
     return this.startedAt.promise;
   }
@@ -116,10 +116,6 @@ export class LaunchedStep {
   /** When its output is all in: nothing more comes for it. */
   get closed(): Promise<void> {
     return this.closedAt.promise;
-  }
-
-  get isEnded(): boolean {
-    return this.end !== undefined;
   }
 
   forked(pid: number): void {

@@ -1,12 +1,13 @@
 /*
  * kv2-step-launcher: starts an executor's task steps with one exec each. One launcher runs per executor,
  * a small long-lived child of it (it runs as the executor's user, root on a real executor). For each
- * request it forks; the child leads a new session and process group, joins the step's cgroups, sets
- * its rlimits, enters its work dir, drops to the task user (groups cleared, no capabilities, no new
- * privileges) and execs the step's program (bash, or bwrap which execs bash), its stdin a file of the
- * task's (no link followed, no FIFO waited on, a regular file the task user owns). The launcher relays
- * the step's stdout and stderr (capped: it stops the step past the cap) and, once the step is reaped,
- * its exit status with its rusage from wait4 (CPU time, peak resident memory) and its wall time.
+ * request it starts a child (clone, as vfork does); the child leads a new session and process group,
+ * joins the step's cgroups, sets its rlimits, enters its work dir, takes its stdin (a regular file the
+ * task user owns, no link followed, no FIFO waited on), drops to the task user (groups cleared, no
+ * capabilities, no new privileges) and execs the step's program (bash, or bwrap which execs bash).
+ * The launcher relays the step's stdout and stderr (capped: it stops the step past the cap) and, once
+ * the step is reaped, its exit status with its rusage from wait4 (CPU time, peak resident memory) and
+ * its wall time.
  *
  * Built by build/build.ts with the C compiler (flags in src/executor/launcher-binary.ts) and embedded in
  * the kv2 executable; written to be read in one sitting: no dependencies beyond libc and the kernel's
@@ -29,16 +30,17 @@
  * Replies on fd 1, frames of a type byte, the 32-bit little-endian id, a 32-bit little-endian length
  * and the payload:
  *   'H' (id 0)  hello, payload "kv2-step-launcher <protocol version>", sent once at start
- *   'P'         the step's pid (also its process group and session id), decimal
+ *   'P'         the step's pid (also its process group and session id), decimal, once it exec'd its
+ *               program (or failed to: then 'X' follows with the error)
  *   'O' / 'E'   bytes of its stdout / stderr
  *   'X'         it was reaped: "exit=N" or "signal=N", "user_us=N", "system_us=N", "maxrss_kb=N",
- *               "wall_us=N" (fork to reap), and "error=TEXT" when it failed before its program ran;
+ *               "wall_us=N" (clone to reap), and "error=TEXT" when it failed before its program ran;
  *               NUL-terminated fields. Its process group is SIGKILLed when it is reaped, and 'X' waits
  *               (up to SETTLE_MS) until nothing of the group is left.
  *   'C'         its output pipes are closed (at end of file, or DRAIN_MS after it was reaped): the
  *               last frame of a step
  *   'R'         a request refused (payload: why); id 0 when the request's id could not be read. A
- *               refused start never forks: no other frame follows for that id.
+ *               refused start never starts a process: no other frame follows for that id.
  * At end of file on fd 0, SIGTERM, SIGINT or SIGHUP (also sent when the executor dies: parent death
  * signal) the launcher SIGKILLs every running step's process group and cgroups, and exits.
  */
@@ -50,6 +52,7 @@
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -103,7 +106,7 @@ struct limit {
   rlim_t soft, hard;
 };
 
-/* A parsed start request; its strings point into the request frame, which outlives the fork. */
+/* A parsed start request; its strings point into the request frame, which outlives the child's setup. */
 struct request {
   uint32_t id;
   const char *argv[MAX_ARGS + 1];
@@ -129,7 +132,6 @@ struct step {
   uint32_t id;
   pid_t pid;
   int fd[2];      /* stdout, stderr read ends; -1 once closed */
-  int error_fd;   /* read end of the child's error pipe (close-on-exec: end of file once it exec'd) */
   unsigned long long limit, relayed[2];
   int overflowed;
   int reaped;     /* wait4 returned it */
@@ -138,7 +140,7 @@ struct step {
   long long settle_deadline_ms, drain_deadline_ms;
   char end[256 + 2 * ERROR_MAX]; /* its 'X' payload, kept until its group is empty */
   size_t end_length;
-  char error[ERROR_MAX];
+  char error[ERROR_MAX]; /* written by the child (it shares our memory until it execs) when it cannot start */
   size_t error_len;
   char *cgroups[MAX_CGROUPS]; /* copies: used at shutdown, after the request is gone */
   int ncgroups;
@@ -356,36 +358,60 @@ static const char *parse_request(char *frame, size_t length, struct request *r) 
   return NULL;
 }
 
-/* ---- the child: everything between fork and exec ---- */
+/* ---- the child: everything between clone and exec ---- */
 
-/* Tells the launcher why the step could not start, then ends the child. Only the child calls it. */
-static void __attribute__((noreturn)) child_fail(int error_fd, int error, const char *format, ...) {
-  char text[ERROR_MAX];
+/*
+ * The child is made with clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: it runs on a stack of its
+ * own in this process's memory while the launcher waits, until it execs or exits. Much cheaper than a
+ * fork (no page tables copied); in return the child touches nothing of the launcher's but its own
+ * context, calls only system calls and simple libc functions, and tells why it failed by writing into
+ * its context, which the launcher reads once the clone returns.
+ */
+struct child {
+  const struct request *r;
+  int out_fd, err_fd;
+  char *error;          /* ERROR_MAX bytes */
+  size_t *error_length;
+};
+
+/* Its stack: one child is set up at a time (the launcher waits for each). */
+static char child_stack[128 * 1024] __attribute__((aligned(16)));
+
+static const char *describe_errno(int error) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *text = strerrordesc_np(error);
+  return text ? text : "unknown error";
+#else
+  return strerror(error);
+#endif
+}
+
+/* Says why the step could not start, then ends the child. Only the child calls it. */
+static void __attribute__((noreturn, format(printf, 3, 4))) child_fail(const struct child *c, int error, const char *format, ...) {
   va_list args;
   va_start(args, format);
-  int n = vsnprintf(text, sizeof text, format, args);
+  int n = vsnprintf(c->error, ERROR_MAX, format, args);
   va_end(args);
   if (n < 0) n = 0;
-  if ((size_t)n >= sizeof text) n = (int)sizeof text - 1;
+  if (n >= ERROR_MAX) n = ERROR_MAX - 1;
   if (error != 0) {
-    int m = snprintf(text + n, sizeof text - (size_t)n, ": %s", strerror(error));
-    if (m > 0) n = (size_t)(n + m) >= sizeof text ? (int)sizeof text - 1 : n + m;
+    int m = snprintf(c->error + n, (size_t)(ERROR_MAX - n), ": %s", describe_errno(error));
+    if (m > 0) n = n + m >= ERROR_MAX ? ERROR_MAX - 1 : n + m;
   }
-  ssize_t ignored = write(error_fd, text, (size_t)n);
-  (void)ignored;
+  *c->error_length = (size_t)n;
   _exit(EXIT_SETUP);
 }
 
 /* Moves this process into a cgroup: the file must be a cgroup.procs on a cgroup file system. */
-static void join_cgroup(const char *procs, int error_fd) {
+static void join_cgroup(const struct child *c, const char *procs) {
   int fd = open(procs, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) child_fail(error_fd, errno, "cannot join the step's cgroup %s", procs);
+  if (fd < 0) child_fail(c, errno, "cannot join the step's cgroup %s", procs);
   struct statfs fs;
-  if (fstatfs(fd, &fs) != 0) child_fail(error_fd, errno, "cannot join the step's cgroup %s", procs);
-  if (fs.f_type != CGROUP_SUPER_MAGIC && fs.f_type != CGROUP2_SUPER_MAGIC) child_fail(error_fd, 0, "%s is not on a cgroup file system", procs);
+  if (fstatfs(fd, &fs) != 0) child_fail(c, errno, "cannot join the step's cgroup %s", procs);
+  if (fs.f_type != CGROUP_SUPER_MAGIC && fs.f_type != CGROUP2_SUPER_MAGIC) child_fail(c, 0, "%s is not on a cgroup file system", procs);
   char pid[24];
   int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-  if (write(fd, pid, (size_t)n) != n) child_fail(error_fd, errno, "cannot join the step's cgroup %s", procs);
+  if (write(fd, pid, (size_t)n) != n) child_fail(c, errno, "cannot join the step's cgroup %s", procs);
   close(fd);
 }
 
@@ -394,69 +420,72 @@ static void join_cgroup(const char *procs, int error_fd) {
  * groups, the task's gid and uid (real, effective, saved), no new privileges; then proof that root
  * cannot be had back.
  */
-static void become(uid_t uid, gid_t gid, int error_fd) {
-  if (geteuid() != 0) child_fail(error_fd, 0, "cannot switch to uid %u: the launcher does not run as root", (unsigned)uid);
+static void become(const struct child *c, uid_t uid, gid_t gid) {
+  if (geteuid() != 0) child_fail(c, 0, "cannot switch to uid %u: the launcher does not run as root", (unsigned)uid);
   for (int cap = 0; cap <= last_cap; cap++)
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) child_fail(error_fd, errno, "cannot drop capability %d from the bounding set", cap);
-  if (setgroups(0, NULL) != 0) child_fail(error_fd, errno, "cannot clear the supplementary groups");
-  if (setresgid(gid, gid, gid) != 0) child_fail(error_fd, errno, "cannot switch to gid %u", (unsigned)gid);
-  if (setresuid(uid, uid, uid) != 0) child_fail(error_fd, errno, "cannot switch to uid %u", (unsigned)uid);
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) child_fail(c, errno, "cannot drop capability %d from the bounding set", cap);
+  if (setgroups(0, NULL) != 0) child_fail(c, errno, "cannot clear the supplementary groups");
+  if (setresgid(gid, gid, gid) != 0) child_fail(c, errno, "cannot switch to gid %u", (unsigned)gid);
+  if (setresuid(uid, uid, uid) != 0) child_fail(c, errno, "cannot switch to uid %u", (unsigned)uid);
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
   memset(data, 0, sizeof data);
-  if (syscall(SYS_capset, &header, data) != 0) child_fail(error_fd, errno, "cannot clear the capabilities");
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(error_fd, errno, "cannot set no_new_privs");
+  if (syscall(SYS_capset, &header, data) != 0) child_fail(c, errno, "cannot clear the capabilities");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(c, errno, "cannot set no_new_privs");
   uid_t ruid, euid, suid;
   gid_t rgid, egid, sgid;
   if (getresuid(&ruid, &euid, &suid) != 0 || getresgid(&rgid, &egid, &sgid) != 0 || ruid != uid || euid != uid || suid != uid ||
       rgid != gid || egid != gid || sgid != gid || getgroups(0, NULL) != 0)
-    child_fail(error_fd, 0, "the switch to uid %u gid %u did not take", (unsigned)uid, (unsigned)gid);
-  if (setuid(0) == 0 || setgid(0) == 0) child_fail(error_fd, 0, "root could be had back after the switch to uid %u", (unsigned)uid);
+    child_fail(c, 0, "the switch to uid %u gid %u did not take", (unsigned)uid, (unsigned)gid);
+  if (setuid(0) == 0 || setgid(0) == 0) child_fail(c, 0, "root could be had back after the switch to uid %u", (unsigned)uid);
 }
 
 /* The step's stdin: not through a link, not blocking on a FIFO, a regular file of `owner`'s. */
-static int open_input(const struct request *r, int error_fd) {
+static int open_input(const struct child *c) {
+  const struct request *r = c->r;
   if (!r->stdin_path) {
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) child_fail(error_fd, errno, "cannot open /dev/null");
+    if (fd < 0) child_fail(c, errno, "cannot open /dev/null");
     return fd;
   }
   int fd = open(r->stdin_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) child_fail(error_fd, errno, "cannot open the step's input: %s", r->stdin_path);
+  if (fd < 0) child_fail(c, errno, "cannot open the step's input: %s", r->stdin_path);
   struct stat st;
-  if (fstat(fd, &st) != 0) child_fail(error_fd, errno, "cannot open the step's input: %s", r->stdin_path);
+  if (fstat(fd, &st) != 0) child_fail(c, errno, "cannot open the step's input: %s", r->stdin_path);
   if (!S_ISREG(st.st_mode) || (r->has_stdin_owner && st.st_uid != r->stdin_owner))
-    child_fail(error_fd, 0, "cannot open the step's input: %s is not a regular file of the task's", r->stdin_path);
+    child_fail(c, 0, "cannot open the step's input: %s is not a regular file of the task's", r->stdin_path);
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) child_fail(error_fd, errno, "cannot open the step's input: %s", r->stdin_path);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) child_fail(c, errno, "cannot open the step's input: %s", r->stdin_path);
   return fd;
 }
 
-static void __attribute__((noreturn)) run_child(const struct request *r, int out_fd, int err_fd, int error_fd) {
+static int run_child(void *argument) {
+  const struct child *c = argument;
+  const struct request *r = c->r;
   /* The launcher's signal handling is not the step's: default dispositions, nothing blocked. */
   for (int sig = 1; sig < NSIG; sig++)
     if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  if (setsid() < 0) child_fail(error_fd, errno, "setsid");
-  for (int i = 0; i < r->ncgroups; i++) join_cgroup(r->cgroups[i], error_fd);
+  if (setsid() < 0) child_fail(c, errno, "setsid");
+  for (int i = 0; i < r->ncgroups; i++) join_cgroup(c, r->cgroups[i]);
   for (int i = 0; i < r->nlimits; i++) {
     struct rlimit value = {r->limits[i].soft, r->limits[i].hard};
-    if (setrlimit(r->limits[i].resource, &value) != 0) child_fail(error_fd, errno, "cannot set the step's resource limit %d", r->limits[i].resource);
+    if (setrlimit(r->limits[i].resource, &value) != 0) child_fail(c, errno, "cannot set the step's resource limit %d", r->limits[i].resource);
   }
   /*
    * Before the user switch: the work dir's parents need not be open to the task user (its own dir is).
    * The input sits in the task's dir, which the task could have changed: open_input follows no link,
    * waits on no FIFO, and takes only a regular file the task user owns.
    */
-  if (chdir(r->cwd) != 0) child_fail(error_fd, errno, "cannot enter %s", r->cwd);
-  int in_fd = open_input(r, error_fd);
-  if (r->has_user) become(r->uid, r->gid, error_fd);
-  if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
-    child_fail(error_fd, errno, "cannot set up the step's standard streams");
+  if (chdir(r->cwd) != 0) child_fail(c, errno, "cannot enter %s", r->cwd);
+  int in_fd = open_input(c);
+  if (r->has_user) become(c, r->uid, r->gid);
+  if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(c->out_fd, STDOUT_FILENO) < 0 || dup2(c->err_fd, STDERR_FILENO) < 0)
+    child_fail(c, errno, "cannot set up the step's standard streams");
   execve(r->argv[0], (char *const *)r->argv, (char *const *)r->env);
-  child_fail(error_fd, errno, "cannot start %s", r->argv[0]);
+  child_fail(c, errno, "cannot start %s", r->argv[0]);
 }
 
 /* ---- the launcher ---- */
@@ -478,10 +507,10 @@ static void start_step(const struct request *r) {
   struct step *s = NULL;
   for (int i = 0; i < MAX_STEPS && !s; i++)
     if (!steps[i].used) s = &steps[i];
-  int out[2] = {-1, -1}, err[2] = {-1, -1}, error_pipe[2] = {-1, -1};
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     int error = errno;
-    close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]), close_fd(&error_pipe[0]), close_fd(&error_pipe[1]);
+    close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]);
     refuse(r->id, "cannot make the step's pipes: %s", strerror(error));
     return;
   }
@@ -490,33 +519,33 @@ static void start_step(const struct request *r) {
     copies[i] = strdup(r->cgroups[i]);
     if (!copies[i]) {
       for (int j = 0; j < i; j++) free(copies[j]);
-      close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]), close_fd(&error_pipe[0]), close_fd(&error_pipe[1]);
+      close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]);
       refuse(r->id, "out of memory");
       return;
     }
   }
+  memset(s, 0, sizeof *s);
+  struct child c = {.r = r, .out_fd = out[1], .err_fd = err[1], .error = s->error, .error_length = &s->error_len};
   struct timespec started;
   clock_gettime(CLOCK_MONOTONIC, &started);
-  pid_t pid = fork();
+  /* Returns once the child exec'd or exited (CLONE_VFORK); SIGCHLD tells us when it ends. */
+  pid_t pid = clone(run_child, child_stack + sizeof child_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+  close_fd(&out[1]), close_fd(&err[1]);
   if (pid < 0) {
     int error = errno;
     for (int i = 0; i < r->ncgroups; i++) free(copies[i]);
-    close_fd(&out[0]), close_fd(&out[1]), close_fd(&err[0]), close_fd(&err[1]), close_fd(&error_pipe[0]), close_fd(&error_pipe[1]);
-    refuse(r->id, "cannot fork: %s", strerror(error));
+    close_fd(&out[0]), close_fd(&err[0]);
+    memset(s, 0, sizeof *s);
+    refuse(r->id, "cannot start a process: %s", strerror(error));
     return;
   }
-  if (pid == 0) run_child(r, out[1], err[1], error_pipe[1]);
-  close_fd(&out[1]), close_fd(&err[1]), close_fd(&error_pipe[1]);
   fcntl(out[0], F_SETFL, O_NONBLOCK);
   fcntl(err[0], F_SETFL, O_NONBLOCK);
-  fcntl(error_pipe[0], F_SETFL, O_NONBLOCK);
-  memset(s, 0, sizeof *s);
   s->used = 1;
   s->id = r->id;
   s->pid = pid;
   s->fd[0] = out[0];
   s->fd[1] = err[0];
-  s->error_fd = error_pipe[0];
   s->limit = r->output_limit;
   s->started = started;
   s->drain_deadline_ms = -1;
@@ -532,30 +561,12 @@ static void finish_if_done(struct step *s) {
   if (!s->reported || s->fd[0] >= 0 || s->fd[1] >= 0) return;
   reply('C', s->id, NULL, 0);
   for (int i = 0; i < s->ncgroups; i++) free(s->cgroups[i]);
-  close_fd(&s->error_fd);
   for (int i = 0; i < nactive; i++)
     if (active[i] == s) {
       active[i] = active[--nactive];
       break;
     }
   memset(s, 0, sizeof *s);
-}
-
-static void read_error_pipe(struct step *s) {
-  while (s->error_fd >= 0) {
-    char buffer[ERROR_MAX];
-    ssize_t n = read(s->error_fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    if (n <= 0) {
-      close_fd(&s->error_fd);
-      return;
-    }
-    size_t room = sizeof s->error - 1 - s->error_len;
-    size_t take = (size_t)n < room ? (size_t)n : room;
-    memcpy(s->error + s->error_len, buffer, take);
-    s->error_len += take;
-  }
 }
 
 /* Relays what a step wrote; past its cap, the rest is read and dropped and the step is stopped. */
@@ -598,9 +609,6 @@ static void reaped(struct step *s, int status, const struct rusage *usage) {
   /* Whatever the step left running in its process group goes with it. */
   kill(-s->pid, SIGKILL);
   s->reaped = 1;
-  /* The child is gone, so its error pipe holds all it will ever say. */
-  if (s->error_fd >= 0) fcntl(s->error_fd, F_SETFL, 0);
-  read_error_pipe(s);
   char *text = s->end;
   size_t size = sizeof s->end;
   int n;
@@ -742,8 +750,8 @@ int main(int argc, char **argv) {
   static char requests[MAX_REQUEST + 4];
   size_t pending = 0;
   int input_open = 1;
-  struct pollfd fds[2 + 3 * MAX_STEPS];
-  struct { struct step *step; int what; } owners[2 + 3 * MAX_STEPS];
+  struct pollfd fds[2 + 2 * MAX_STEPS];
+  struct { struct step *step; int what; } owners[2 + 2 * MAX_STEPS];
   for (;;) {
     int n = 0;
     fds[n] = (struct pollfd){.fd = input_open ? STDIN_FILENO : -1, .events = POLLIN};
@@ -767,8 +775,8 @@ int main(int argc, char **argv) {
       }
       long long deadline = !s->reaped ? -1 : s->reported ? s->drain_deadline_ms : s->settle_deadline_ms;
       if (deadline >= 0 && (next_deadline < 0 || deadline < next_deadline)) next_deadline = deadline;
-      for (int what = 0; what < 3; what++) {
-        int fd = what < 2 ? s->fd[what] : s->error_fd;
+      for (int what = 0; what < 2; what++) {
+        int fd = s->fd[what];
         if (fd < 0) continue;
         fds[n] = (struct pollfd){.fd = fd, .events = POLLIN};
         owners[n].step = s;
@@ -794,11 +802,7 @@ int main(int argc, char **argv) {
       struct step *s = owners[i].step;
       /* A step finished earlier in this round frees its entry: its remaining fds are stale. */
       if (!s->used) continue;
-      if (owners[i].what < 2) {
-        if (s->fd[owners[i].what] == fds[i].fd) read_output(s, owners[i].what);
-      } else if (s->error_fd == fds[i].fd) {
-        read_error_pipe(s);
-      }
+      if (s->fd[owners[i].what] == fds[i].fd) read_output(s, owners[i].what);
     }
     if (fds[0].revents) {
       ssize_t got = read(STDIN_FILENO, requests + pending, sizeof requests - pending);

@@ -150,13 +150,9 @@ export async function runStep(spec: StepSpec): Promise<StepOutcome> {
       },
     },
   );
-  // The step leads its own process group and session (pgid = pid). Until it is reaped its pid is ours
-  // to kill as well: in the first microseconds after the fork it may not lead its group yet.
+  // The launcher reports the pid once the step exec'd: it leads its own process group and session.
   const kill = () => {
-    const pid = launched.pid;
-    if (pid === undefined) return;
-    killQuietly(-pid);
-    if (!launched.isEnded) killQuietly(pid);
+    if (launched.pid !== undefined) killQuietly(-launched.pid);
   };
   const stop = (reason: StopReason) => {
     if (state.stopped !== null) return;
