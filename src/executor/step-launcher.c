@@ -138,8 +138,11 @@ struct step {
   int reported;   /* its 'X' is sent */
   struct timespec started;
   long long settle_deadline_ms, drain_deadline_ms;
-  char end[256 + 2 * ERROR_MAX]; /* its 'X' payload, kept until its group is empty */
-  size_t end_length;
+  int status;            /* wait4's, once reaped */
+  long long wall_us;     /* from clone to reap */
+  /* wait4's rusage of the step and of the orphans of its group this launcher reaped (see reap_children) */
+  long long user_us, system_us;
+  long maxrss_kb;
   char error[ERROR_MAX]; /* written by the child (it shares our memory until it execs) when it cannot start */
   size_t error_len;
   char *cgroups[MAX_CGROUPS]; /* copies: used at shutdown, after the request is gone */
@@ -597,10 +600,31 @@ static void report_if_settled(struct step *s, long long now_ms) {
   if (kill(-s->pid, 0) == 0 || errno == EPERM) {
     if (now_ms < s->settle_deadline_ms) return;
   }
+  char text[256 + 2 * ERROR_MAX];
+  size_t size = sizeof text;
+  int n;
+  if (WIFSIGNALED(s->status)) n = snprintf(text, size, "signal=%d", WTERMSIG(s->status));
+  else n = snprintf(text, size, "exit=%d", WEXITSTATUS(s->status));
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "user_us=%lld", s->user_us);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "system_us=%lld", s->system_us);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "maxrss_kb=%ld", s->maxrss_kb);
+  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "wall_us=%lld", s->wall_us);
+  if (s->error_len > 0) {
+    /* A NUL in the text would cut the field short: the child never writes one, but make sure. */
+    for (size_t i = 0; i < s->error_len; i++)
+      if (s->error[i] == '\0') s->error[i] = ' ';
+    n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "error=%.*s", (int)s->error_len, s->error);
+  }
   s->reported = 1;
-  reply('X', s->id, s->end, s->end_length);
+  reply('X', s->id, text, (size_t)n + 1);
   s->drain_deadline_ms = now_ms + DRAIN_MS;
   finish_if_done(s);
+}
+
+static void add_usage(struct step *s, const struct rusage *usage) {
+  s->user_us += (long long)usage->ru_utime.tv_sec * 1000000 + usage->ru_utime.tv_usec;
+  s->system_us += (long long)usage->ru_stime.tv_sec * 1000000 + usage->ru_stime.tv_usec;
+  if (usage->ru_maxrss > s->maxrss_kb) s->maxrss_kb = usage->ru_maxrss;
 }
 
 static void reaped(struct step *s, int status, const struct rusage *usage) {
@@ -609,51 +633,65 @@ static void reaped(struct step *s, int status, const struct rusage *usage) {
   /* Whatever the step left running in its process group goes with it. */
   kill(-s->pid, SIGKILL);
   s->reaped = 1;
-  char *text = s->end;
-  size_t size = sizeof s->end;
-  int n;
-  if (WIFSIGNALED(status)) n = snprintf(text, size, "signal=%d", WTERMSIG(status));
-  else n = snprintf(text, size, "exit=%d", WEXITSTATUS(status));
-  long long wall_us = (long long)(now.tv_sec - s->started.tv_sec) * 1000000 + (now.tv_nsec - s->started.tv_nsec) / 1000;
-  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "user_us=%lld", (long long)usage->ru_utime.tv_sec * 1000000 + usage->ru_utime.tv_usec);
-  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "system_us=%lld", (long long)usage->ru_stime.tv_sec * 1000000 + usage->ru_stime.tv_usec);
-  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "maxrss_kb=%ld", usage->ru_maxrss);
-  n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "wall_us=%lld", wall_us);
-  if (s->error_len > 0) {
-    /* A NUL in the text would cut the field short: the child never writes one, but make sure. */
-    for (size_t i = 0; i < s->error_len; i++)
-      if (s->error[i] == '\0') s->error[i] = ' ';
-    n += 1 + snprintf(text + n + 1, size - (size_t)n - 1, "error=%.*s", (int)s->error_len, s->error);
-  }
-  s->end_length = (size_t)n + 1;
+  s->status = status;
+  s->wall_us = (long long)(now.tv_sec - s->started.tv_sec) * 1000000 + (now.tv_nsec - s->started.tv_nsec) / 1000;
+  add_usage(s, usage);
   long long now_ms = monotonic_ms();
   s->settle_deadline_ms = now_ms + SETTLE_MS;
   report_if_settled(s, now_ms);
 }
 
+/* The process group of a (zombie) process, from /proc; 0 when it cannot be read. */
+static pid_t process_group(pid_t pid) {
+  char path[64], stat[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  stat[n] = '\0';
+  /* "pid (comm) state ppid pgrp ...": comm may hold anything, so look after its last ')'. */
+  char *after = strrchr(stat, ')');
+  int ppid, pgrp;
+  char state;
+  if (!after || sscanf(after + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) return 0;
+  return (pid_t)pgrp;
+}
+
 /*
- * Reaps every child that is done (steps, and the orphans of steps: this launcher is their subreaper), all
- * of them before any step is reported: an orphan a step's end left behind (bwrap leaves one) is gone
- * by the time the executor looks at the step's process group.
+ * Reaps every child that is done: steps, and the orphans of steps (this launcher is their subreaper).
+ * An orphan still in a step's process group counts in that step's rusage: bwrap's monitor, for one,
+ * does not wait for the sandbox's init, whose rusage holds the step's commands'. Orphans are reaped
+ * before the step is reported (its 'X' waits until its group is empty): when the executor looks, nothing
+ * of the group is left, not even a zombie.
  */
 static void reap_children(void) {
-  enum { BATCH = 64 };
   for (;;) {
-    struct { pid_t pid; int status; struct rusage usage; } done[BATCH];
-    int count = 0;
-    while (count < BATCH) {
-      pid_t pid = wait4(-1, &done[count].status, WNOHANG, &done[count].usage);
-      if (pid < 0 && errno == EINTR) continue;
-      if (pid <= 0) break;
-      done[count++].pid = pid;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      return;
     }
-    for (int d = 0; d < count; d++)
-      for (int i = 0; i < nactive; i++)
-        if (!active[i]->reaped && active[i]->pid == done[d].pid) {
-          reaped(active[i], done[d].status, &done[d].usage);
-          break;
-        }
-    if (count < BATCH) return;
+    pid_t pid = info.si_pid;
+    if (pid <= 0) return;
+    struct step *leader = NULL, *owner = NULL;
+    for (int i = 0; i < nactive && !leader; i++)
+      if (!active[i]->reaped && active[i]->pid == pid) leader = active[i];
+    if (!leader) {
+      pid_t group = process_group(pid);
+      for (int i = 0; i < nactive && !owner; i++)
+        if (!active[i]->reported && active[i]->pid == group) owner = active[i];
+    }
+    int status;
+    struct rusage usage;
+    pid_t got;
+    do got = wait4(pid, &status, WNOHANG, &usage);
+    while (got < 0 && errno == EINTR);
+    if (got != pid) return; /* not what waitid said: look again at the next SIGCHLD */
+    if (leader) reaped(leader, status, &usage);
+    else if (owner) add_usage(owner, &usage);
   }
 }
 

@@ -129,6 +129,22 @@ test("the end of a step comes with wait4's rusage: exit status, CPU time, peak m
   // bash held the 40 MiB string (and its copy while reading it): the largest process peaked above that.
   assert.ok(usage.maxRssKb > 40 * 1024, `peak ${usage.maxRssKb} KiB`);
 
+  // In bubblewrap the step's commands run under the sandbox's init, which bwrap's monitor does not wait
+  // for: the launcher reaps it (its subreaper) and counts it in the step.
+  const bwrap = findOnPath('bwrap');
+  if (bwrap) {
+    const sandboxed = await run(l, '', {
+      argv: [bwrap, '--unshare-user', '--unshare-pid', '--unshare-net', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', bash, '-c', 'head -c 100M /dev/zero | md5sum >/dev/null; times'],
+    });
+    if (sandboxed.end.exitCode === 0) {
+      const inside = [...sandboxed.stdout.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, m) => sum + (Number(m[1]) * 60 + Number(m[2])) * 1e6, 0);
+      const counted = sandboxed.end.usage!.userUs + sandboxed.end.usage!.systemUs;
+      assert.ok(counted >= inside - 2_000, `wait4 counted ${counted} us, the sandboxed bash's times ${inside} us`);
+    } else {
+      t.diagnostic(`bwrap does not work here (${sandboxed.stderr.trim()}): its rusage not checked`);
+    }
+  }
+
   const slept = await run(l, 'sleep 0.3');
   assert.ok(slept.end.usage!.wallUs >= 300_000 && slept.end.usage!.wallUs < 10_000_000, `wall ${slept.end.usage!.wallUs} us`);
   const killed = await run(l, 'kill -USR1 $$');
