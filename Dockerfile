@@ -18,16 +18,18 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-# npm run build checks for etcd (present) and the npm packages (installed), then builds ./kv2 and
-# runs ./kv2 --version to prove that etcd is embedded.
+# npm run build checks for etcd (present), a C compiler (gcc comes with this node image; it compiles the
+# executor's step launcher) and the npm packages (installed), then builds ./kv2 and runs ./kv2 --version
+# to prove that etcd is embedded.
 RUN npm run build
 
 # ---- runtime ----
 FROM debian:bookworm-slim
 # bash runs the tasks' compile.sh and execute.sh; bubblewrap is the task sandbox (it needs user
 # namespaces, which docker's default seccomp profile refuses: without them tasks run unsandboxed, and
-# the executor says so); util-linux has prlimit and setpriv for the task limits; procps gives the
-# maintenance page's ps -ef; tini as PID 1 reaps the orphans of killed tasks and passes signals to kv2;
+# the executor says so); util-linux has setpriv (the user switch inside a sandbox that must run as
+# root); procps gives the maintenance page's ps -ef; tini as PID 1 reaps the orphans of killed tasks
+# and passes signals to kv2;
 # ca-certificates for kv2 fetch mongod; libstdc++6 is what the Node runtime inside kv2 links against.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

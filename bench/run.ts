@@ -5,7 +5,7 @@
 // (workloads.ts) BENCH_RUNS times each, stops everything, prints one table with the targets, and saves it
 // all as JSON under bench/results/. Bounded in time; every process and temp dir is cleaned up, on
 // failure and Ctrl-C too. Settings (environment): see SETTINGS below and docs/benchmarks.md.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +31,7 @@ function numberSetting(name: string, fallback: number): number {
   return value;
 }
 
-const ALL_SYSTEMS = ['floor', 'bullmq', 'kv2', 'kv2-cluster', 'slurm'];
+const ALL_SYSTEMS = ['floor', 'bullmq', 'kv2', 'kv2-bwrap', 'kv2-cluster', 'slurm'];
 
 const SETTINGS = {
   /** Runs of every workload; each figure is their median (with min and max). */
@@ -73,7 +73,10 @@ function counts(scale: number): Counts {
 
 const COUNTS = counts(SETTINGS.scale);
 
-const NAMES: Record<string, string> = { floor: 'floor', bullmq: 'BullMQ', kv2: 'kv2', 'kv2-cluster': 'kv2 3j+2e', slurm: 'Slurm' };
+const NAMES: Record<string, string> = { floor: 'floor', bullmq: 'BullMQ', kv2: 'kv2', 'kv2-bwrap': 'kv2 (bwrap)', 'kv2-cluster': 'kv2 3j+2e', slurm: 'Slurm' };
+
+/** (a) trivial burst, (b) sequential latency, (c) 64 KiB payloads, (e) leader failover (a cluster's only). */
+type Workload = 'a' | 'b' | 'c' | 'e';
 
 function machine(): Record<string, unknown> {
   const osRelease = fs.existsSync('/etc/os-release') ? /PRETTY_NAME="?([^"\n]*)/.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] : undefined;
@@ -99,7 +102,7 @@ function machine(): Record<string, unknown> {
 }
 
 /** Every workload of one system, SETTINGS.runs times, with its memory idle and at the peak under load. */
-async function measure(key: string, start: () => Promise<BenchSystem>, workloads: ('a' | 'b' | 'c')[], n: Counts = COUNTS): Promise<SystemResult> {
+async function measure(key: string, start: () => Promise<BenchSystem>, workloads: Workload[], n: Counts = COUNTS): Promise<SystemResult> {
   const result: SystemResult = { key, name: NAMES[key] ?? key, errors: [], runs: {}, counts: n, loadAverage: { before: os.loadavg(), after: [] } };
   const deadlineMs = SETTINGS.workloadSeconds * 1000;
   const record = (prefix: string, figures: object) => {
@@ -135,7 +138,9 @@ async function measure(key: string, start: () => Promise<BenchSystem>, workloads
               ? await trivialBurst(system, n.trivial, SETTINGS.inFlight, deadlineMs)
               : workload === 'b'
                 ? await sequential(system, n.sequential, deadlineMs)
-                : await payloadBurst(system, n.payload, SETTINGS.inFlight, deadlineMs);
+                : workload === 'c'
+                  ? await payloadBurst(system, n.payload, SETTINGS.inFlight, deadlineMs)
+                  : await system.failover!();
           record(workload, figures);
           if (cpuBefore) {
             for (const [label, ms] of cpuSnapshot(system)) {
@@ -172,6 +177,13 @@ function cpuSnapshot(system: BenchSystem): Map<string, number> {
   return snapshot;
 }
 
+/** Why kv2's executor could not sandbox its tasks with bubblewrap here, or undefined. */
+function bwrapProblem(): string | undefined {
+  const probe = spawnSync('bwrap', ['--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 10_000 });
+  if (probe.error) return `bwrap (bubblewrap) cannot run: ${probe.error.message}`;
+  return probe.status === 0 ? undefined : `bwrap does not work here: ${probe.stderr.trim().split('\n')[0]}`;
+}
+
 /** Why BullMQ's Redis client cannot be loaded, or undefined. */
 function ioredisProblem(): string | undefined {
   try {
@@ -202,7 +214,7 @@ async function main(): Promise<number> {
     ...(wants('bullmq') ? { 'redis-server': 'redis-server' } : {}),
     ...(wants('slurm') ? { 'slurm-wlm': 'slurmctld', 'slurmd': 'slurmd', munge: 'munged' } : {}),
   });
-  const kv2 = wants('kv2') || wants('kv2-cluster') ? kv2Binary() : undefined;
+  const kv2 = wants('kv2') || wants('kv2-bwrap') || wants('kv2-cluster') ? kv2Binary() : undefined;
   if (kv2) process.env.KV2_BINARY = kv2.path; // the test helpers that start cluster nodes read it
   const info = machine();
   const tasksRoot = tempDir('kv2-bench-floor-');
@@ -221,7 +233,12 @@ async function main(): Promise<number> {
       else systems.push(await measure(key, () => BullmqSystem.start(SETTINGS.slots), ['a', 'b', 'c']));
     }
     if (key === 'kv2') systems.push(await measure(key, () => Kv2System.standalone(kv2!.path, SETTINGS.slots), ['a', 'b', 'c']));
-    if (key === 'kv2-cluster') systems.push(await measure(key, () => Kv2System.cluster(SETTINGS.slots), ['a']));
+    if (key === 'kv2-bwrap') {
+      const problem = bwrapProblem();
+      if (problem) skip(key, problem);
+      else systems.push(await measure(key, () => Kv2System.standalone(kv2!.path, SETTINGS.slots, 'bwrap'), ['a']));
+    }
+    if (key === 'kv2-cluster') systems.push(await measure(key, () => Kv2System.cluster(SETTINGS.slots), ['a', 'b', 'e']));
     if (key === 'slurm') {
       const problem = ['slurm-wlm', 'slurmd', 'munge'].map((p) => packageProblems.get(p)).find(Boolean) ?? SlurmSystem.unavailable();
       if (problem) skip(key, problem);

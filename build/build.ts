@@ -1,6 +1,7 @@
 // `npm run build`: bundles kv2 with esbuild and makes the single executable `./kv2` with @yao-pkg/pkg in
 // SEA mode from the local Node (pkg's downloads of Node binaries are not reachable everywhere), embedding
-// etcd, etcdctl, optionally mongod, and the web UI as SEA assets.
+// etcd, etcdctl, the executor's step launcher (compiled here from C), optionally mongod, and the web UI
+// as SEA assets.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import protobuf from 'protobufjs';
+import { LAUNCHER_ASSET, compileLauncher } from '../src/executor/launcher-binary';
 import { buildUi } from './ui';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -115,10 +117,19 @@ function requiredProgram(name: string, envVar: string, fallback: string): string
   return fs.realpathSync(file);
 }
 
+/** The executor's step launcher, compiled from its C source with the flags the sources-run uses. */
+function buildLauncher(): Asset {
+  const file = path.join(dist, 'kv2-step-launcher');
+  compileLauncher(path.join(root, 'src/executor/step-launcher.c'), file);
+  log(`step launcher ${path.relative(root, file)}: ${(fs.statSync(file).size / 1024).toFixed(0)} KiB`);
+  return { name: LAUNCHER_ASSET, file, executable: true };
+}
+
 function collectAssets(uiFiles: Asset[]): Asset[] {
   const assets: Asset[] = [
     { name: 'bin/etcd', file: requiredProgram('etcd', 'KV2_ETCD_BINARY', '/usr/bin/etcd'), executable: true },
     { name: 'bin/etcdctl', file: requiredProgram('etcdctl', 'KV2_ETCDCTL_BINARY', '/usr/bin/etcdctl'), executable: true },
+    buildLauncher(),
   ];
   const mongod = process.env.KV2_MONGOD_BINARY;
   if (mongod) {

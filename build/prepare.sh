@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kv2 needs on a Debian machine, and only what is missing:
-#   build/prepare.sh build   Debian's etcd (embedded into ./kv2), then the npm packages
+#   build/prepare.sh build   Debian's etcd (embedded into ./kv2), a C compiler (the executor's step
+#                            launcher is compiled into ./kv2), then the npm packages
 #   build/prepare.sh test    the same, plus Chromium (browser tests) and bubblewrap (task sandbox)
 # As root it installs with apt-get; otherwise it says what to install and stops.
 set -euo pipefail
@@ -10,6 +11,8 @@ purpose="${1:-build}"
 missing=()
 [ -n "${KV2_ETCD_BINARY:-}" ] || [ -x /usr/bin/etcd ] || missing+=(etcd-server)
 [ -n "${KV2_ETCDCTL_BINARY:-}" ] || [ -x /usr/bin/etcdctl ] || missing+=(etcd-client)
+command -v "${CC:-cc}" >/dev/null || missing+=(gcc)
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v bwrap >/dev/null || missing+=(bubblewrap)

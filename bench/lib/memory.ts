@@ -59,13 +59,14 @@ export function treeMemory(rootPid: number, label: (cmdline: string) => string |
   const root = table.find((p) => p.pid === rootPid);
   if (!root) return [];
   const result: ProcessMemory[] = [];
-  const visit = (p: (typeof table)[number]) => {
-    const name = label(p.cmdline);
+  const visit = (p: (typeof table)[number], parent?: (typeof table)[number]) => {
+    // A fork that has not exec'd yet (a step the launcher is starting) is not a process of its own.
+    const name = parent && parent.cmdline === p.cmdline ? undefined : label(p.cmdline);
     if (name !== undefined) {
       const memory = readMemory(p.pid);
       if (memory) result.push({ ...memory, label: name });
     }
-    for (const child of byParent.get(p.pid) ?? []) visit(child);
+    for (const child of byParent.get(p.pid) ?? []) visit(child, p);
   };
   visit(root);
   return result;
@@ -101,6 +102,7 @@ export class PeakMemory {
 
 /** The label of a kv2 process from its command line, or undefined for a process that is not kv2's own. */
 export function kv2Label(cmdline: string): string | undefined {
+  if (/(^|\/)kv2-step-launcher$/.test(cmdline)) return 'step launcher';
   const module = /__module (\S+) (\S+)/.exec(cmdline);
   if (module) return `${module[1]} ${module[2]} module`;
   if (/(^|\/)etcd\s/.test(cmdline) && cmdline.includes('--data-dir')) return 'etcd';

@@ -1,5 +1,7 @@
 // The benchmark's results: the JSON shape saved under bench/results/, the printed table (every figure as
-// median [min-max] of the runs, with its ratio to the floor), the memory table and the targets of issue 9.
+// median [min-max] of the runs, with its ratio to the floor), the memory table, and issue 15's targets
+// judged on the same run: PASS or MISS with the figure and its bound, "not measured" where the run lacks
+// a figure a target needs.
 import { fmt, spread, type Spread } from './stats';
 import type { ProcessMemory } from './memory';
 
@@ -21,6 +23,18 @@ export interface SystemResult {
   loadAverage?: { before: number[]; after: number[] };
 }
 
+/** One target judged on a run: met is null when a figure it needs was not measured. */
+export interface TargetVerdict {
+  target: string;
+  /** The figure this run measured, with its unit ('-' when not measured). */
+  measured: string;
+  /** What it had to be: ">= 30.1", "<= 12 ms". */
+  bound: string;
+  met: boolean | null;
+  /** Why it could not be judged. */
+  missing?: string;
+}
+
 export interface BenchReport {
   startedAt: string;
   seconds: number;
@@ -28,24 +42,30 @@ export interface BenchReport {
   settings: Record<string, unknown>;
   systems: SystemResult[];
   figures: Record<string, Record<string, Spread>>;
-  targets: { target: string; value: string; met: boolean | null }[];
+  targets: TargetVerdict[];
 }
 
-export const ROWS: { key: string; label: string; higherIsBetter: boolean; from?: string }[] = [
-  { key: 'a.tasksPerSecond', label: '(a) trivial tasks, 4 slots: tasks/s', higherIsBetter: true },
-  { key: 'b.startP50', label: '(b) submit-to-start p50, ms', higherIsBetter: false },
-  { key: 'b.startP95', label: '(b) submit-to-start p95, ms', higherIsBetter: false },
-  { key: 'b.startP99', label: '(b) submit-to-start p99, ms', higherIsBetter: false },
-  { key: 'b.resultP50', label: '(b) submit-to-result p50, ms', higherIsBetter: false },
-  { key: 'b.resultP95', label: '(b) submit-to-result p95, ms', higherIsBetter: false },
-  { key: 'b.resultP99', label: '(b) submit-to-result p99, ms', higherIsBetter: false },
-  { key: 'c.tasksPerSecond', label: '(c) 64 KiB source+output: tasks/s', higherIsBetter: true },
-  { key: 'c.megabytesPerSecond', label: '(c) 64 KiB source+output: MB/s', higherIsBetter: true },
-  { key: 'd.tasksPerSecond', label: '(d) (a) on 3 judicators + 2 executors', higherIsBetter: true, from: 'a.tasksPerSecond' },
+/** Rows of the table; `system` puts another system's figure into kv2's column (a variant of kv2). */
+export const ROWS: { key: string; label: string; system?: string }[] = [
+  { key: 'a.tasksPerSecond', label: '(a) trivial tasks, 4 slots: tasks/s' },
+  { key: 'a.tasksPerSecond', label: '(a) the same, kv2 with bubblewrap', system: 'kv2-bwrap' },
+  { key: 'b.startP50', label: '(b) submit-to-start p50, ms' },
+  { key: 'b.startP95', label: '(b) submit-to-start p95, ms' },
+  { key: 'b.startP99', label: '(b) submit-to-start p99, ms' },
+  { key: 'b.resultP50', label: '(b) submit-to-result p50, ms' },
+  { key: 'b.resultP95', label: '(b) submit-to-result p95, ms' },
+  { key: 'b.resultP99', label: '(b) submit-to-result p99, ms' },
+  { key: 'c.tasksPerSecond', label: '(c) 64 KiB source+output: tasks/s' },
+  { key: 'c.megabytesPerSecond', label: '(c) 64 KiB source+output: MB/s' },
+  { key: 'a.tasksPerSecond', label: '(d) (a) on 3 judicators + 2 executors', system: 'kv2-cluster' },
+  { key: 'b.resultP50', label: '(d) idle 3j+2e: submit-to-result p50, ms', system: 'kv2-cluster' },
+  { key: 'e.nextStartMs', label: '(e) 3j+2e leader SIGKILL -> next task starts, ms', system: 'kv2-cluster' },
+  { key: 'e.readyMs', label: '(e) judicator started again -> ready, ms', system: 'kv2-cluster' },
 ];
 
-/** The systems that get a column, in order; the cluster's figure lands in kv2's column as row (d). */
+/** The systems that get a column, in order; kv2's variants land in kv2's column (see ROWS). */
 const COLUMNS = ['floor', 'kv2', 'bullmq', 'slurm'];
+const KV2_VARIANTS = new Set(['kv2', 'kv2-bwrap', 'kv2-cluster']);
 
 export function summarize(systems: SystemResult[]): Record<string, Record<string, Spread>> {
   const figures: Record<string, Record<string, Spread>> = {};
@@ -56,7 +76,7 @@ export function summarize(systems: SystemResult[]): Record<string, Record<string
 }
 
 function cellFor(figures: BenchReport['figures'], column: string, row: (typeof ROWS)[number]): Spread | undefined {
-  if (row.from) return column === 'kv2' ? figures['kv2-cluster']?.[row.from] : undefined;
+  if (row.system) return column === 'kv2' ? figures[row.system]?.[row.key] : undefined;
   return figures[column]?.[row.key];
 }
 
@@ -65,7 +85,7 @@ function pad(text: string, width: number, right = false): string {
 }
 
 export function renderTable(report: BenchReport): string {
-  const present = COLUMNS.filter((c) => report.systems.some((s) => s.key === c || (c === 'kv2' && s.key === 'kv2-cluster')));
+  const present = COLUMNS.filter((c) => report.systems.some((s) => s.key === c || (c === 'kv2' && KV2_VARIANTS.has(s.key))));
   const names = Object.fromEntries(report.systems.map((s) => [s.key, s.name]));
   const lines: string[] = [];
   const standard = report.systems.find((s) => s.key === 'kv2' || s.key === 'floor')?.counts;
@@ -77,7 +97,7 @@ export function renderTable(report: BenchReport): string {
   };
   const header = ['figure', ...present.map(heading)];
   const body = ROWS.map((row) => {
-    const floor = row.from ? report.figures.floor?.['a.tasksPerSecond'] : report.figures.floor?.[row.key];
+    const floor = report.figures.floor?.[row.key];
     return [
       row.label,
       ...present.map((column) => {
@@ -106,8 +126,9 @@ export function renderCpu(report: BenchReport): string {
     if (!system.cpuPerTask) continue;
     const rows = Object.entries(system.cpuPerTask).map(([label, runs]) => [label, spread(runs).median] as const);
     const total = rows.reduce((sum, [, v]) => sum + v, 0);
+    const own = rows.filter(([label]) => label !== BENCH_CLIENT).reduce((sum, [, v]) => sum + v, 0);
     const width = Math.max(...rows.map(([l]) => l.length), 5);
-    lines.push(`  ${system.name}: ${fmt(total)} in all`);
+    lines.push(`  ${system.name}: ${fmt(total)} in all, ${fmt(own)} without the benchmark client`);
     for (const [label, value] of rows) lines.push(`    ${pad(label, width)}  ${fmt(value).padStart(7)}`);
   }
   return lines.join('\n');
@@ -161,40 +182,92 @@ export function renderMemory(report: BenchReport): string {
   return lines.join('\n');
 }
 
-/** Issue 9's targets, judged on this run's figures (null: not measured). */
-export function judgeTargets(report: Omit<BenchReport, 'targets'>): BenchReport['targets'] {
-  const kv2 = report.figures.kv2 ?? {};
-  const bull = report.figures.bullmq ?? {};
-  const targets: BenchReport['targets'] = [];
-  const a = kv2['a.tasksPerSecond']?.median;
-  const b = bull['a.tasksPerSecond']?.median;
-  targets.push({
-    target: "kv2 tasks/s (a) at least BullMQ's",
-    value: `${fmt(a ?? NaN)} vs ${fmt(b ?? NaN)}`,
-    met: a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) ? null : a >= b,
-  });
-  const c = kv2['c.tasksPerSecond']?.median;
-  const d = bull['c.tasksPerSecond']?.median;
-  targets.push({
-    target: "kv2 tasks/s (c) at least BullMQ's",
-    value: `${fmt(c ?? NaN)} vs ${fmt(d ?? NaN)}`,
-    met: c === undefined || d === undefined || !Number.isFinite(c) || !Number.isFinite(d) ? null : c >= d,
-  });
-  const start = kv2['b.startP50']?.median;
-  targets.push({ target: 'kv2 submit-to-start p50 < 3 ms', value: `${fmt(start ?? NaN)} ms`, met: start === undefined || !Number.isFinite(start) ? null : start < 3 });
-  const result = kv2['b.resultP50']?.median;
-  targets.push({ target: 'kv2 submit-to-result p50 < 10 ms', value: `${fmt(result ?? NaN)} ms`, met: result === undefined || !Number.isFinite(result) ? null : result < 10 });
+const BENCH_CLIENT = 'benchmark client (this process)';
+
+/** Median of a figure, or undefined when the run has none. */
+function median(report: Omit<BenchReport, 'targets'>, system: string, key: string): number | undefined {
+  const value = report.figures[system]?.[key]?.median;
+  return value !== undefined && Number.isFinite(value) ? value : undefined;
+}
+
+/** Why a system's figures are missing, for "not measured". */
+function absence(report: Omit<BenchReport, 'targets'>, system: string, key: string): string {
+  const result = report.systems.find((s) => s.key === system);
+  const name = result?.name ?? system;
+  if (!result) return `${name} was not in this run (BENCH_SYSTEMS)`;
+  if (result.skipped) return `${name} was not measured: ${result.skipped}`;
+  return `${name} has no ${key} figure (${result.errors[0] ?? 'its runs failed'})`;
+}
+
+/**
+ * `value` against `factor` x `reference` (or a fixed bound when reference is a number and factor 1).
+ * `op` says which side passes.
+ */
+function judge(
+  target: string,
+  value: { figure: number | undefined; missing: string },
+  bound: { figure: number | undefined; missing: string; factor: number },
+  op: '>=' | '<=',
+  unit: string,
+): TargetVerdict {
+  const missing = value.figure === undefined ? value.missing : bound.figure === undefined ? bound.missing : undefined;
+  if (missing !== undefined) return { target, measured: '-', bound: '-', met: null, missing };
+  const limit = bound.figure! * bound.factor;
+  const met = op === '>=' ? value.figure! >= limit : value.figure! <= limit;
+  return { target, measured: `${fmt(value.figure!)}${unit}`, bound: `${op} ${fmt(limit)}${unit}`, met };
+}
+
+const MB = 1024;
+
+/** Issue 15's targets, judged on this run's medians. */
+export function judgeTargets(report: Omit<BenchReport, 'targets'>): TargetVerdict[] {
+  const figure = (system: string, key: string) => ({ figure: median(report, system, key), missing: absence(report, system, key) });
+  const ratio = (system: string, key: string, factor: number) => ({ ...figure(system, key), factor });
+  const fixed = (limit: number) => ({ figure: limit, missing: '', factor: 1 });
+  const targets: TargetVerdict[] = [
+    judge("(a) kv2 trivial tasks/s >= BullMQ's", figure('kv2', 'a.tasksPerSecond'), ratio('bullmq', 'a.tasksPerSecond', 1), '>=', ''),
+    judge("(a) kv2 with bubblewrap tasks/s >= 0.8x BullMQ's", figure('kv2-bwrap', 'a.tasksPerSecond'), ratio('bullmq', 'a.tasksPerSecond', 0.8), '>=', ''),
+    judge("(b) kv2 submit-to-start p50 <= 1.3x BullMQ's", figure('kv2', 'b.startP50'), ratio('bullmq', 'b.startP50', 1.3), '<=', ' ms'),
+    judge("(b) kv2 submit-to-result p50 <= 1.3x BullMQ's", figure('kv2', 'b.resultP50'), ratio('bullmq', 'b.resultP50', 1.3), '<=', ' ms'),
+    judge("(c) kv2 64 KiB tasks MB/s >= BullMQ's", figure('kv2', 'c.megabytesPerSecond'), ratio('bullmq', 'c.megabytesPerSecond', 1), '>=', ' MB/s'),
+    judge("(d) 3j+2e tasks/s >= 0.8x standalone's", figure('kv2-cluster', 'a.tasksPerSecond'), ratio('kv2', 'a.tasksPerSecond', 0.8), '>=', ''),
+    judge("(d) idle 3j+2e submit-to-result p50 <= 1.5x standalone's", figure('kv2-cluster', 'b.resultP50'), ratio('kv2', 'b.resultP50', 1.5), '<=', ' ms'),
+  ];
+
+  const kv2 = report.systems.find((s) => s.key === 'kv2');
+  const cpuRows = Object.entries(kv2?.cpuPerTask ?? {}).filter(([label]) => label !== BENCH_CLIENT);
+  const cpu = cpuRows.length ? cpuRows.reduce((sum, [, runs]) => sum + spread(runs).median, 0) : undefined;
+  targets.push(judge('CPU per trivial task in (a), every kv2 process together (tasks\' commands not counted)', { figure: cpu, missing: absence(report, 'kv2', 'CPU') }, fixed(12), '<=', ' ms'));
+
+  const idle = kv2?.memory?.idle;
+  const standalone = idle?.length ? idle.reduce((sum, m) => sum + m.rssKb, 0) / MB : undefined;
+  targets.push(judge('idle VmRSS of kv2 standalone, all its processes', { figure: standalone, missing: absence(report, 'kv2', 'memory') }, fixed(200), '<=', ' MB'));
   const cluster = report.systems.find((s) => s.key === 'kv2-cluster');
-  if (cluster?.memory?.idle.length) {
-    for (const [role, t] of roleTotals(cluster.memory.idle, clusterRole)) {
-      targets.push({ target: `kv2 ${role} role idle < 80 MB (VmRSS, all its processes)`, value: `${mb(t.rssKb)} MB (PSS ${mb(t.pssKb)})`, met: t.rssKb < 80 * 1024 });
+  const roles = cluster?.memory?.idle.length ? roleTotals(cluster.memory.idle, clusterRole) : undefined;
+  const roleBounds: [string, number][] = [['judicator', 120], ['executor', 90], ['gateway', 90]];
+  for (const [kind, limit] of roleBounds) {
+    const matching = roles ? [...roles].filter(([role]) => role.startsWith(kind)) : [];
+    if (matching.length === 0) {
+      targets.push(judge(`idle VmRSS of a kv2 ${kind} role (all its processes)`, { figure: undefined, missing: absence(report, 'kv2-cluster', 'memory') }, fixed(limit), '<=', ' MB'));
     }
-  } else {
-    targets.push({ target: 'each kv2 role idle < 80 MB', value: 'not measured', met: null });
+    for (const [role, t] of matching) {
+      targets.push(judge(`idle VmRSS of kv2 ${role} role, ${t.processes} processes`, { figure: t.rssKb / MB, missing: '' }, fixed(limit), '<=', ' MB'));
+    }
   }
+  targets.push(judge('judicator start (again, after a SIGKILL) to ready', figure('kv2-cluster', 'e.readyMs'), fixed(2000), '<=', ' ms'));
+  targets.push(judge('leader SIGKILL -> next task starts (3j+2e, idle)', figure('kv2-cluster', 'e.nextStartMs'), fixed(3000), '<=', ' ms'));
   return targets;
 }
 
 export function renderTargets(targets: BenchReport['targets']): string {
-  return ['targets (issue 9):', ...targets.map((t) => `  ${t.met === null ? 'n/a ' : t.met ? 'MET ' : 'MISS'}  ${t.target}: ${t.value}`)].join('\n');
+  const verdict = (t: TargetVerdict) => (t.met === null ? 'not measured' : t.met ? 'PASS' : 'MISS');
+  const width = Math.max(...targets.map((t) => t.target.length));
+  const lines = targets.map((t) =>
+    t.met === null
+      ? `  ${verdict(t).padEnd(12)}  ${t.target.padEnd(width)}  ${t.missing}`
+      : `  ${verdict(t).padEnd(12)}  ${t.target.padEnd(width)}  ${t.measured.padStart(10)}  (${t.bound})`,
+  );
+  const passed = targets.filter((t) => t.met === true).length;
+  const missed = targets.filter((t) => t.met === false).length;
+  return [`targets (issue 15), judged on this run's medians: ${passed} PASS, ${missed} MISS, ${targets.length - passed - missed} not measured`, ...lines].join('\n');
 }

@@ -2,21 +2,34 @@
 // executor + gateway under one supervisor, etcd store) or a cluster of 3 judicators, 2 executors and a
 // gateway, all of the same binary on loopback ports. Results are read with the gateway's wait route
 // (`GET /api/task?id=..&wait=s`), which answers the moment the task is done.
-import { judicatorPortFlags, judicatorPorts, startNode, type Kv2Node } from '../../test/helpers/kv2';
-import { startJudicators } from '../../test/helpers/cluster';
+import fs from 'node:fs';
+import { judicatorPortFlags, judicatorPorts, killLeftovers, startNode, waitForJudicator, type Kv2Node } from '../../test/helpers/kv2';
+import { restartJudicator, startJudicators, type ClusterNode } from '../../test/helpers/cluster';
 import { startExecutor, startGateway } from '../../test/helpers/system';
 import { freePort } from '../../test/helpers/ports';
 import { waitFor } from '../../test/helpers/wait';
 import { hooks, tempDir } from '../lib/cleanup';
-import { wallNs } from '../lib/clock';
+import { msBetween, sleep, wallNs } from '../lib/clock';
 import { HttpClient } from '../lib/http';
 import { kv2Label, treeMemory, type ProcessMemory } from '../lib/memory';
 import { CLOCK_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type Held, type TaskSpec } from './system';
 
 /** Flags every kv2 node of the benchmark gets: the etcd store (not MongoDB, even where a mongod is found). */
 const STORE_FLAGS = ['--store', 'etcd'];
-/** Tasks run unsandboxed, as the other systems run them. */
+/** Tasks run unsandboxed, as the other systems run them (the kv2-bwrap variant aside). */
 const EXECUTOR_FLAGS = ['--main-task-sandbox', 'none'];
+/** How long the failover measurement waits for a task to start after the leader's death. */
+const FAILOVER_TIMEOUT_MS = 60_000;
+/** Pause between submissions while no judicator takes them during a failover. */
+const FAILOVER_RETRY_MS = 20;
+
+/** Workload (e): the leader killed with SIGKILL on an idle cluster, then started again. */
+export type FailoverFigures = {
+  /** From the SIGKILL to the start of the first task submitted after it. */
+  nextStartMs: number;
+  /** From starting the killed judicator again to its being ready (registered, healthy). */
+  readyMs: number;
+};
 /** Seconds one wait call may hold (the gateway's maximum is 60); a task not done by then is asked again. */
 const WAIT_S = 30;
 /** Each step's timeout, seconds (the tasks take milliseconds). */
@@ -54,13 +67,19 @@ export class Kv2System implements BenchSystem<string> {
     readonly url: string,
     /** Supervisor pids by role name, for memory figures. */
     private readonly roots: { role: string; node: Kv2Node }[],
+    /** The cluster's judicators (none for standalone). */
+    private readonly judicators: ClusterNode[] = [],
   ) {
     this.client = new HttpClient(new URL(url), 128);
   }
 
-  /** `kv2 standalone` with `slots` slots, on free loopback ports. */
-  static async standalone(binary: string, slots: number): Promise<Kv2System> {
+  /**
+   * `kv2 standalone` with `slots` slots, on free loopback ports; `sandbox` bwrap runs each step in
+   * bubblewrap as the executor ships (the work dir searchable by the task users, as /var/lib/kv2 is).
+   */
+  static async standalone(binary: string, slots: number, sandbox: 'none' | 'bwrap' = 'none'): Promise<Kv2System> {
     const dir = tempDir('kv2-bench-standalone-');
+    fs.chmodSync(dir, 0o755);
     const ports = await judicatorPorts();
     const serverPort = await freePort();
     const args = [
@@ -72,10 +91,10 @@ export class Kv2System implements BenchSystem<string> {
       '--main-name', 'bench',
       '--main-task-vacant', String(slots),
       ...STORE_FLAGS,
-      ...EXECUTOR_FLAGS,
+      '--main-task-sandbox', sandbox,
     ];
     const node = startNode(hooks, dir, args, { binary });
-    const system = new Kv2System('kv2', `http://127.0.0.1:${serverPort}`, [{ role: 'standalone', node }]);
+    const system = new Kv2System(sandbox === 'none' ? 'kv2' : `kv2 (${sandbox})`, `http://127.0.0.1:${serverPort}`, [{ role: 'standalone', node }]);
     await system.ready(1, () => node.exited, () => node.tail());
     return system;
   }
@@ -92,7 +111,7 @@ export class Kv2System implements BenchSystem<string> {
       ...executors.map((e) => ({ role: `executor ${e.name}`, node: e.node })),
       { role: 'gateway', node: gateway.node },
     ];
-    const system = new Kv2System('kv2 3j+2e', gateway.url, roots);
+    const system = new Kv2System('kv2 3j+2e', gateway.url, roots, judicators);
     const all = () => roots.map((r) => r.node);
     await system.ready(2, () => all().some((n) => n.exited), () => all().map((n) => n.tail(10)).join('\n'));
     return system;
@@ -141,7 +160,49 @@ export class Kv2System implements BenchSystem<string> {
     return held;
   }
 
-  /** Every kv2 process (supervisors, modules, etcd), labelled by role and module. */
+  /**
+   * Workload (e) on the cluster: SIGKILL every process of the leading judicator (a lost machine), submit
+   * `date +%s%N` tasks until one is taken and runs (its start against the kill's time), then start the
+   * judicator again in its old work dir and time it to ready; returns once the cluster is whole again.
+   */
+  async failover(): Promise<FailoverFigures> {
+    const list = await this.client.json<{ judicators?: { name: string; leader: boolean }[] }>('GET', '/api/judicators');
+    const leaderName = list.judicators?.find((j) => j.leader)?.name.split('/').pop();
+    const index = this.judicators.findIndex((j) => j.name === leaderName);
+    if (index < 0) throw new Error(`no leader among the judicators (${JSON.stringify(list.judicators)})`);
+    const leader = this.judicators[index]!;
+    const killedAt = wallNs();
+    killLeftovers(leader.dir);
+    await leader.node.waitExit();
+    let nextStartMs = NaN;
+    await waitFor(
+      async () => {
+        try {
+          const [held] = await this.collect([this.submit({ kind: 'clock' })]);
+          nextStartMs = msBetween(killedAt, BigInt(held!.output.trim()));
+          return true;
+        } catch {
+          await sleep(FAILOVER_RETRY_MS);
+          return false;
+        }
+      },
+      { what: 'a task to start after the leader was killed', timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 1 },
+    );
+    const restarting = wallNs();
+    const restarted = restartJudicator(hooks, leader);
+    await waitForJudicator(restarted.node, restarted.ports.rpc, FAILOVER_TIMEOUT_MS);
+    const readyMs = msBetween(restarting, wallNs());
+    this.judicators[index] = restarted;
+    const root = this.roots.find((r) => r.node === leader.node);
+    if (root) root.node = restarted.node;
+    await waitFor(
+      async () => ((await this.client.json<{ judicators?: unknown[] }>('GET', '/api/judicators')).judicators?.length ?? 0) >= this.judicators.length,
+      { what: 'every judicator to be registered again', timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 100 },
+    );
+    return { nextStartMs, readyMs };
+  }
+
+  /** Every kv2 process (supervisors, modules, etcd, the step launcher), labelled by role and module. */
   memory(): ProcessMemory[] {
     return this.roots.flatMap(({ role, node }) =>
       node.process.pid === undefined ? [] : treeMemory(node.process.pid, (cmdline) => {

@@ -36,6 +36,8 @@ export interface BenchSystem<T = unknown> {
   collect(tickets: readonly Promise<T>[]): Promise<Held[]>;
   /** Resident memory of the system's own processes now (labelled), where the benchmark measures it. */
   memory?(): ProcessMemory[];
+  /** Workload (e), a cluster's only: its leader killed and started again (ms figures). */
+  failover?(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
 

@@ -1,8 +1,8 @@
-// How a task's steps are confined: who owns the work dir, what command line actually runs a step
-// (`bash compile.sh` behind cgroup, limit, sandbox and user wrappers), with what environment, and the
-// extra containment (cgroup) around it. The runner asks this. PlainConfinement runs `bash` directly
-// with a clean environment; HostConfinement adds everything the machine allows (issue 5), with as few
-// programs started per step as that allows: each exec costs milliseconds.
+// How a task's steps are confined: who owns the work dir, what the step launcher starts for a step
+// (`bash compile.sh`, in the sandbox where there is one), as whom, with what environment, rlimits and
+// cgroups, and the extra containment (cgroup) around it. The runner asks this. PlainConfinement runs
+// `bash` directly with a clean environment; HostConfinement adds everything the machine allows (issue 5),
+// with one exec per step: each exec costs milliseconds.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +11,8 @@ import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import type { StepLimits, StopReason } from '../task/types';
 import { Cgroups, type CgroupFacts } from './cgroups';
-import { effectiveLimits, prlimitArgs, ShellUlimit, type LimitSettings, type LimitValues } from './limits';
+import { StepLauncher, type StepCommand } from './launcher';
+import { effectiveLimits, stepRlimits, type LimitSettings, type LimitValues } from './limits';
 import { Sandbox, type SandboxMode } from './sandbox';
 import type { StepContainment, StepEnd } from './step';
 import { TaskUsers, chownTree, setprivArgs } from './task-user';
@@ -32,9 +33,9 @@ export interface StepRequest {
 }
 
 export interface StepPlan {
-  argv: string[];
-  cwd: string;
-  env: NodeJS.ProcessEnv;
+  /** What the step launcher starts, as whom, with which rlimits and cgroups. */
+  command: StepCommand;
+  launcher: StepLauncher;
   /** Bytes kept per stream for this step. */
   outputLimit: number;
   containment?: StepContainment;
@@ -50,7 +51,7 @@ export interface Confinement {
   plan(request: StepRequest): Promise<StepPlan>;
   /** After the task: anything left of its confinement goes (the dir itself is the runner's). */
   release(slot: number, taskDir: string): Promise<void>;
-  /** When the executor stops, after its last task. */
+  /** When the executor stops, after its last task: stops the step launcher. */
   close?(): Promise<void>;
 }
 
@@ -67,19 +68,33 @@ export function taskEnvironment(home: string): NodeJS.ProcessEnv {
 /** No user switch, no limits, no sandbox: `bash <script>` in the work dir with a clean environment. */
 export class PlainConfinement implements Confinement {
   readonly usesTaskUsers = false;
+  private readonly launcher: StepLauncher;
+  private readonly bash = findOnPath('bash') ?? '/bin/bash';
+
+  constructor(logger?: Logger) {
+    this.launcher = new StepLauncher(logger);
+  }
+
+  /** The step launcher's pid while it runs. */
+  get launcherPid(): number | undefined {
+    return this.launcher.pid;
+  }
 
   async prepare(): Promise<void> {}
 
   async plan(request: StepRequest): Promise<StepPlan> {
     return {
-      argv: ['bash', request.script],
-      cwd: request.paths.workDir,
-      env: taskEnvironment(request.paths.workDir),
+      command: { argv: [this.bash, request.script], cwd: request.paths.workDir, env: taskEnvironment(request.paths.workDir) },
+      launcher: this.launcher,
       outputLimit: Math.min(request.limits?.output ?? request.outputLimit, request.outputLimit),
     };
   }
 
   async release(): Promise<void> {}
+
+  async close(): Promise<void> {
+    await this.launcher.close();
+  }
 }
 
 /** How often a running step's cgroup is checked against its CPU and process limits. */
@@ -88,30 +103,14 @@ const LIMIT_WATCH_MS = 100;
 const EXIT_XCPU = 128 + 24;
 const EXIT_XFSZ = 128 + 25;
 
-/** The shell that starts every step (its `ulimit` is probed at start). */
-const STEP_SHELL = '/bin/sh';
-/** Exit code of the step shell when it cannot join the step's cgroups or set its limits. */
-const EXIT_SETUP = 125;
-
-/**
- * The script of the `sh` that starts a step: moves itself into the step's cgroups (the cgroup.procs
- * files before `--`: every process of the step is born inside them), sets the step's rlimits with its
- * ulimit builtin (`limits`, when given), then execs the rest of the command line. Exits 125 if it cannot.
- */
-function stepShellScript(limits: string | undefined): string {
-  const join = `while [ "$1" != -- ]; do echo $$ > "$1" || exit ${EXIT_SETUP}; shift; done; shift`;
-  const ulimit = limits ? `; ${limits} || { echo "kv2: cannot set the step's resource limits" >&2; exit ${EXIT_SETUP}; }` : '';
-  return `${join}${ulimit}; exec "$@"`;
-}
-
 export interface HostConfinementOptions {
   limits: LimitSettings;
+  /** Starts every step (one per executor). */
+  launcher: StepLauncher;
   /** Task users (the executor runs as root); undefined: tasks run as the executor's user. */
   users?: TaskUsers;
+  /** Only for a sandbox that runs as root: the user switch inside it. */
   setpriv?: string;
-  prlimit?: string;
-  /** The step shell's ulimit, when it can set the rlimits (else prlimit does). */
-  ulimit?: ShellUlimit;
   /** Absolute path of bash (found once, not searched on PATH at every step). */
   bash?: string;
   cgroups?: Cgroups;
@@ -121,16 +120,26 @@ export interface HostConfinementOptions {
 }
 
 /**
- * The real confinement: the step as the task's user, with rlimits, in its own cgroup and sandbox.
- * `sh (joins the cgroups, sets the rlimits) -> [bwrap] -> [setpriv] -> bash <script>`: joining cgroups
- * and making namespaces need root, so the user switch comes last, inside the sandbox. prlimit joins the
- * chain only where the shell's ulimit cannot set a limit exactly.
+ * The real confinement: the step as the task's user, with rlimits, in its own cgroup and sandbox. The
+ * step launcher forks, joins the cgroups, sets the rlimits, switches to the task user and execs bash
+ * (or bwrap, which execs bash): one exec per step. Only a sandbox that must run as root (no user
+ * namespaces here) puts setpriv between bwrap and bash.
  */
 export class HostConfinement implements Confinement {
   constructor(private readonly options: HostConfinementOptions) {}
 
   get usesTaskUsers(): boolean {
     return this.options.users !== undefined;
+  }
+
+  /** The step launcher's pid while it runs. */
+  get launcherPid(): number | undefined {
+    return this.options.launcher.pid;
+  }
+
+  /** Who runs bwrap: the task user (one exec per step) or root; undefined without a sandbox. */
+  get sandboxUser(): Sandbox['user'] | undefined {
+    return this.options.sandbox?.user;
   }
 
   async prepare(slot: number, paths: TaskPaths): Promise<void> {
@@ -149,18 +158,28 @@ export class HostConfinement implements Confinement {
     const identity = options.users?.forSlot(request.slot);
     const workDir = request.paths.workDir;
     const cgroup = options.cgroups && (await options.cgroups.create(request.slot, { memory: limits.memory, processes: limits.processes }));
-    const rlimitExtras = {
+    const rlimits = stepRlimits(limits, {
       // Without a memory cgroup only a task's own memory request is enforced, as address space.
       addressSpace: cgroup?.memoryLimited || !request.limits?.memory ? 0 : limits.memory,
       processes: cgroup?.processesLimited || !options.users?.dedicated ? 0 : limits.processes,
+    });
+    const bash = [options.bash ?? 'bash', request.script];
+    const sandbox = options.sandbox;
+    // A sandbox run as root switches to the task user inside it; everything else switches in the launcher.
+    const userInside = sandbox?.user === 'root' && identity !== undefined;
+    const argv = [
+      ...(sandbox ? sandbox.wrap(workDir, options.allowNetwork && request.network) : []),
+      ...(userInside ? setprivArgs(options.setpriv!, identity) : []),
+      ...bash,
+    ];
+    const command: StepCommand = {
+      argv,
+      cwd: workDir,
+      env: taskEnvironment(workDir),
+      ...(identity && !userInside ? { user: { uid: identity.uid, gid: identity.gid } } : {}),
+      rlimits,
+      cgroups: cgroup?.procsFiles ?? [],
     };
-    const ulimit = options.ulimit?.commands(limits, rlimitExtras, options.prlimit !== undefined);
-    const argv: string[] = [];
-    if (cgroup || ulimit) argv.push(STEP_SHELL, '-c', stepShellScript(ulimit), 'kv2-step', ...(cgroup?.procsFiles ?? []), '--');
-    if (!ulimit && options.prlimit) argv.push(options.prlimit, ...prlimitArgs(limits, rlimitExtras), '--');
-    if (options.sandbox) argv.push(...options.sandbox.wrap(workDir, options.allowNetwork && request.network));
-    if (identity && options.setpriv) argv.push(...setprivArgs(options.setpriv, identity));
-    argv.push(options.bash ?? 'bash', request.script);
 
     const containment: StepContainment | undefined = cgroup && {
       watch: (stop) => {
@@ -180,9 +199,8 @@ export class HostConfinement implements Confinement {
       },
     };
     return {
-      argv,
-      cwd: workDir,
-      env: taskEnvironment(workDir),
+      command,
+      launcher: options.launcher,
       outputLimit: limits.output,
       ...(containment ? { containment } : { containment: rlimitOnly(limits) }),
       // Removed in the background: the task's result does not wait for the kernel to tear it down.
@@ -193,6 +211,7 @@ export class HostConfinement implements Confinement {
   async release(): Promise<void> {}
 
   async close(): Promise<void> {
+    await this.options.launcher.close();
     await this.options.cgroups?.close();
   }
 }
@@ -217,17 +236,22 @@ function rlimitOnly(limits: LimitValues): StepContainment {
 
 /** Everything the executor found about confining tasks on this machine, ready to use. */
 export async function createConfinement(
-  settings: { userGroup: string | null; slots: number; sandbox: SandboxMode; allowNetwork: boolean; limits: LimitSettings; executorName: string; roleDir: string },
+  settings: {
+    userGroup: string | null;
+    slots: number;
+    sandbox: SandboxMode;
+    allowNetwork: boolean;
+    limits: LimitSettings;
+    executorName: string;
+    roleDir: string;
+    /** Where task dirs are made; data/main of the role dir by default. */
+    dataDir?: string;
+  },
   logger: Logger,
 ): Promise<HostConfinement> {
   const asRoot = process.getuid?.() === 0;
-  const ulimit = ShellUlimit.probe(STEP_SHELL);
-  const prlimit = findOnPath('prlimit');
-  if (!prlimit && !ulimit) logger.warn(`prlimit (util-linux) is not installed and ${STEP_SHELL}'s ulimit cannot set the limits: no CPU time, file size or address space limits for tasks`);
   const bash = findOnPath('bash');
   const users = TaskUsers.resolve(settings.userGroup, settings.slots, logger);
-  const setpriv = users ? findOnPath('setpriv') : undefined;
-  if (users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run tasks as another user than root; install util-linux');
   // Named by executor and role dir: two executors with one name on one machine must not share it.
   const instance = `${settings.executorName}-${createHash('sha256').update(settings.roleDir).digest('hex').slice(0, 8)}`;
   const cgroups = Cgroups.detect(instance, logger);
@@ -235,27 +259,40 @@ export async function createConfinement(
     const left = await cgroups.cleanupLeftovers();
     if (left > 0) logger.info({ cgroups: left }, `removed ${left} cgroup(s) left by a previous run`);
   }
-  const sandbox = Sandbox.detect(settings.sandbox, settings.roleDir, logger);
-  logger.info(
-    {
-      user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
-      sandbox: sandbox?.describe() ?? 'none',
-      cgroups: cgroups?.describe() ?? 'none',
-      rlimits: ulimit ? `${ulimit.describe()}${prlimit ? ', prlimit for limits it cannot say to the byte' : ''}` : prlimit ? 'prlimit' : 'none',
+  // Started after the cgroups are set up: on cgroup v2 the executor may have moved itself into a leaf
+  // first, and its children must be born there.
+  const launcher = new StepLauncher(logger);
+  try {
+    await launcher.start();
+    const dataDir = settings.dataDir ?? path.join(settings.roleDir, 'data', 'main');
+    const sandbox = await Sandbox.detect(settings.sandbox, settings.roleDir, logger, { launcher, identities: users?.all() ?? [], dataDir });
+    const setpriv = sandbox?.user === 'root' && users ? findOnPath('setpriv') : undefined;
+    if (sandbox?.user === 'root' && users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run sandboxed tasks as another user where bwrap must run as root; install util-linux');
+    logger.info(
+      {
+        user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
+        launcher: `one exec per step${sandbox?.user === 'root' ? ' (bwrap, setpriv, bash in the sandbox)' : ''}`,
+        sandbox: sandbox?.describe() ?? 'none',
+        cgroups: cgroups?.describe() ?? 'none',
+        rlimits: 'setrlimit by the step launcher, to the byte',
+        limits: settings.limits,
+        network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
+      },
+      'task confinement',
+    );
+    return new HostConfinement({
       limits: settings.limits,
-      network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
-    },
-    'task confinement',
-  );
-  return new HostConfinement({
-    limits: settings.limits,
-    users,
-    setpriv,
-    prlimit,
-    ulimit,
-    bash,
-    cgroups,
-    sandbox,
-    allowNetwork: settings.allowNetwork,
-  });
+      launcher,
+      users,
+      setpriv,
+      bash,
+      cgroups,
+      sandbox,
+      allowNetwork: settings.allowNetwork,
+    });
+  } catch (error) {
+    await launcher.close();
+    await cgroups?.close();
+    throw error;
+  }
 }

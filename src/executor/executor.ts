@@ -81,6 +81,7 @@ async function serve(
       limits,
       executorName: config.name,
       roleDir,
+      dataDir,
     },
     logger,
   );

@@ -223,9 +223,8 @@ export class TaskRun {
     let outcome: StepOutcome;
     try {
       outcome = await runStep({
-        argv: plan.argv,
-        cwd: plan.cwd,
-        env: plan.env,
+        launcher: plan.launcher,
+        command: plan.command,
         stdinFile: step === 'execute' ? paths.executeInput : null,
         // Whoever owns the work dir (the task's user) must own its input: not a hard link to another file.
         stdinOwner: fs.lstatSync(paths.workDir).uid,

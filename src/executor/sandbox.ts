@@ -2,22 +2,84 @@
 // it) network namespaces; the root file system read-only; a private /tmp, /var/tmp and /dev/shm; the
 // kv2 role directories (configs with tokens, other tasks, logs) hidden; only the task's work dir
 // writable. `auto` uses it where bwrap works and says so at start when it does not.
-import { spawnSync } from 'node:child_process';
+// bwrap runs as the task user in a user namespace of its own where the machine allows it (the step
+// launcher switches to the task user and execs bwrap, which execs bash: one exec each); else, as root
+// only, bwrap runs as root and setpriv switches to the task user inside it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { findOnPath } from '../common/assets';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
+import type { StepLauncher } from './launcher';
+import type { TaskIdentity } from './task-user';
 
 export type SandboxMode = 'auto' | 'none' | 'bwrap';
 
 /** How long the start-up probe of bwrap may take. */
 const PROBE_TIMEOUT_MS = 10_000;
+/** Bytes of a failed probe's output kept for its message. */
+const PROBE_OUTPUT_BYTES = 4_096;
+
+/** How the step reaches bwrap. */
+type SandboxUser =
+  /** bwrap runs as the task user (or the executor's own, not root), in a user namespace of its own. */
+  | 'task-user'
+  /** bwrap runs as root; the user switch happens inside it (setpriv). */
+  | 'root';
+
+export interface SandboxProbe {
+  launcher: StepLauncher;
+  /** The users tasks run as (the executor runs as root), or none (tasks run as the executor's user). */
+  identities: readonly TaskIdentity[];
+  /** Where task dirs are made: the task user must reach it by path for bwrap to bind its work dir. */
+  dataDir: string;
+}
+
+/** Whether `identity` (no supplementary groups) may search `dir`. */
+function searchable(stat: fs.Stats, identity: TaskIdentity): boolean {
+  if (stat.uid === identity.uid) return (stat.mode & 0o100) !== 0;
+  if (stat.gid === identity.gid) return (stat.mode & 0o010) !== 0;
+  return (stat.mode & 0o001) !== 0;
+}
+
+/**
+ * The first directory on the way to `dir` (`dir` itself excluded: the executor sets its mode) that
+ * `identity` may not search, or undefined. Those that do not exist yet the executor makes searchable.
+ */
+function closedOnTheWay(dir: string, identity: TaskIdentity): string | undefined {
+  const parts = path.resolve(dir).split('/').filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const at = `/${parts.slice(0, i).join('/')}`;
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(at);
+    } catch {
+      return undefined;
+    }
+    if (!searchable(stat, identity)) return at;
+  }
+  return undefined;
+}
+
+/** `inner` is strictly below `outer`. */
+function isInside(inner: string, outer: string): boolean {
+  return inner.startsWith(`${outer}/`);
+}
+
+/** The directories strictly between `outer` and `inner`, outermost first. */
+function between(outer: string, inner: string): string[] {
+  const steps: string[] = [];
+  for (let dir = path.dirname(inner); dir !== outer && isInside(dir, outer); dir = path.dirname(dir)) steps.unshift(dir);
+  return steps;
+}
 
 export class Sandbox {
   private constructor(
     readonly bwrap: string,
-    private readonly asRoot: boolean,
+    /** How bwrap is reached: as the task user (one exec per step) or as root with setpriv inside. */
+    readonly user: SandboxUser,
+    /** bwrap can keep the task from making user namespaces of its own (bwrap 0.8+). */
+    private readonly disableUserns: boolean,
     /** Directories tasks must not see (replaced by empty tmpfs). */
     private readonly hidden: string[],
   ) {}
@@ -26,39 +88,94 @@ export class Sandbox {
    * The sandbox to use, or undefined for none. `bwrap` that does not work is a ConfigError (the
    * operator asked for it); `auto` falls back to none with a warning.
    */
-  static detect(mode: SandboxMode, roleDir: string, logger: Logger): Sandbox | undefined {
+  static async detect(mode: SandboxMode, roleDir: string, logger: Logger, probe: SandboxProbe): Promise<Sandbox | undefined> {
     if (mode === 'none') {
       logger.warn('task sandbox is off (--main-task-sandbox none): tasks share the network, process table and file system view of the executor');
       return undefined;
     }
     const bwrap = findOnPath('bwrap');
-    const asRoot = process.getuid?.() === 0;
-    const problem = bwrap ? Sandbox.probe(bwrap, asRoot) : 'bwrap (bubblewrap) is not installed';
-    if (problem) {
-      if (mode === 'bwrap') throw new ConfigError(`--main-task-sandbox bwrap: ${problem}`);
-      logger.warn({ reason: problem }, `no task sandbox: ${problem}; tasks run without namespaces (install bubblewrap, or allow user namespaces)`);
-      return undefined;
-    }
     const parent = path.dirname(roleDir);
     // Every kv2 role dir next to ours (standalone runs all three in one work dir), and ours.
-    const hidden = ['judicator', 'executor', 'gateway', 'standalone']
-      .map((role) => path.join(parent, role))
-      .filter((dir) => dir === roleDir || fs.existsSync(dir));
-    return new Sandbox(bwrap!, asRoot, [...new Set([roleDir, ...hidden])]);
-  }
-
-  private static probe(bwrap: string, asRoot: boolean): string | undefined {
-    const args = [...Sandbox.namespaceArgs(asRoot, false), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--perms', '1777', '--tmpfs', '/tmp', '--', 'true'];
-    const result = spawnSync(bwrap, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: PROBE_TIMEOUT_MS, encoding: 'utf8' });
-    if (result.error) return `bwrap cannot run: ${result.error.message}`;
-    if (result.status !== 0) return `bwrap does not work here: ${(result.stderr || `exit ${result.status}`).trim().split('\n')[0]}`;
+    const hide = [...new Set([roleDir, ...['judicator', 'executor', 'gateway', 'standalone'].map((role) => path.join(parent, role))])].filter((dir) => fs.existsSync(dir));
+    let problem = bwrap ? undefined : 'bwrap (bubblewrap) is not installed';
+    if (bwrap) {
+      const asRoot = process.getuid?.() === 0;
+      const closed = probe.identities.map((identity) => closedOnTheWay(probe.dataDir, identity)).find(Boolean);
+      // As the task user first: one exec per step. That needs user namespaces, and the task user must
+      // reach its work dir by path (bwrap binds it as that user).
+      const userProblem = closed ? `the task user cannot search ${closed} on the way to ${probe.dataDir}` : undefined;
+      if (!userProblem) {
+        for (const disableUserns of [true, false]) {
+          const candidate = new Sandbox(bwrap, 'task-user', disableUserns, hide);
+          problem = await candidate.probe(probe, probe.identities[0]);
+          if (!problem) return candidate;
+        }
+      } else {
+        problem = userProblem;
+      }
+      if (asRoot) {
+        const rootProblem = problem;
+        const candidate = new Sandbox(bwrap, 'root', false, hide);
+        problem = await candidate.probe(probe, undefined);
+        if (!problem) {
+          logger.info({ reason: rootProblem }, `bwrap runs as root with setpriv inside it (two more execs per step): as the task user it cannot (${rootProblem})`);
+          return candidate;
+        }
+      }
+    }
+    if (mode === 'bwrap') throw new ConfigError(`--main-task-sandbox bwrap: ${problem}`);
+    logger.warn({ reason: problem }, `no task sandbox: ${problem}; tasks run without namespaces (install bubblewrap, or allow user namespaces)`);
     return undefined;
   }
 
-  private static namespaceArgs(asRoot: boolean, network: boolean): string[] {
+  /** Runs `true` in this sandbox through the step launcher; undefined when it works, else why not. */
+  private async probe(probe: SandboxProbe, identity: TaskIdentity | undefined): Promise<string | undefined> {
+    const output: Buffer[] = [];
+    let size = 0;
+    const keep = (chunk: Buffer) => {
+      if (size < PROBE_OUTPUT_BYTES) output.push(chunk);
+      size += chunk.length;
+    };
+    const argv = [...this.namespaceArgs(false), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--perms', '1777', '--tmpfs', '/tmp', ...this.hidden.flatMap((dir) => ['--tmpfs', dir]), '--', 'true'];
+    const step = probe.launcher.launch(
+      {
+        argv: [this.bwrap, ...argv],
+        cwd: '/',
+        env: { PATH: process.env.PATH || '/usr/bin:/bin' },
+        ...(identity ? { user: { uid: identity.uid, gid: identity.gid } } : {}),
+        stdinFile: null,
+        outputLimit: PROBE_OUTPUT_BYTES,
+      },
+      { stdout: keep, stderr: keep },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), PROBE_TIMEOUT_MS);
+    });
+    const end = await Promise.race([step.ended, timedOut]);
+    clearTimeout(timer);
+    if (end === 'timeout') {
+      try {
+        if (step.pid !== undefined) process.kill(-step.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      await step.closed;
+      return `bwrap did not finish within ${PROBE_TIMEOUT_MS} ms`;
+    }
+    await step.closed;
+    if (end.error) return `bwrap cannot run: ${end.error}`;
+    if (end.exitCode !== 0) {
+      const said = Buffer.concat(output).toString('utf8').trim().split('\n')[0];
+      return `bwrap does not work here${this.user === 'task-user' ? ' as the task user' : ''}: ${said || `exit ${end.exitCode ?? end.signal}`}`;
+    }
+    return undefined;
+  }
+
+  private namespaceArgs(network: boolean): string[] {
     return [
       '--die-with-parent',
-      ...(asRoot ? [] : ['--unshare-user']),
+      ...(this.user === 'task-user' ? ['--unshare-user', ...(this.disableUserns ? ['--disable-userns'] : [])] : []),
       '--unshare-pid',
       '--unshare-ipc',
       '--unshare-uts',
@@ -68,7 +185,8 @@ export class Sandbox {
   }
 
   describe(): string {
-    return `bwrap (${this.bwrap}): own mount, pid, ipc, uts and network namespaces, read-only root, only the task dir writable`;
+    const how = this.user === 'task-user' ? 'as the task user in its own user namespace' : 'as root, setpriv to the task user inside';
+    return `bwrap (${this.bwrap}, ${how}): own mount, pid, ipc, uts and network namespaces, read-only root, only the task dir writable`;
   }
 
   /** The argv prefix that runs a command inside the sandbox with `workDir` as its only writable place. */
@@ -76,13 +194,16 @@ export class Sandbox {
     const privateDirs = ['/tmp', '/var/tmp', '/dev/shm'].filter((dir) => dir === '/tmp' || dir === '/dev/shm' || fs.existsSync(dir));
     return [
       this.bwrap,
-      ...Sandbox.namespaceArgs(this.asRoot, network),
+      ...this.namespaceArgs(network),
       '--ro-bind', '/', '/',
       '--dev', '/dev',
       '--proc', '/proc',
       // Sticky and world-writable, as on any system: the task user must be able to use them.
       ...privateDirs.flatMap((dir) => ['--perms', '1777', '--tmpfs', dir]),
-      ...this.hidden.flatMap((dir) => ['--tmpfs', dir]),
+      ...this.hidden.flatMap((dir) => [...(isInside(workDir, dir) ? ['--perms', '0111'] : []), '--tmpfs', dir]),
+      // The way to the work dir through a hidden dir: searchable, not listable, not even by the task user
+      // who owns it when bwrap runs as that user (it would find only its own task there anyway).
+      ...this.hidden.filter((dir) => isInside(workDir, dir)).flatMap((dir) => between(dir, workDir).flatMap((step) => ['--perms', '0111', '--dir', step])),
       '--bind', workDir, workDir,
       '--chdir', workDir,
       '--',

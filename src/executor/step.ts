@@ -1,14 +1,11 @@
-// Running one step of a task (compile or execute): the command in its own process group, stdin from a
-// file, stdout and stderr captured while they stream and capped, stopped whole on timeout, output
-// overflow or cancel, and not finished until nothing it started is left running.
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
+// Running one step of a task (compile or execute): the command started by the step launcher in its own
+// process group and session, stdin from a file, stdout and stderr captured while they stream and capped,
+// stopped whole on timeout, output overflow or cancel, and not finished until nothing it started is left
+// running.
 import { performance } from 'node:perf_hooks';
 import type { StopReason } from '../task/types';
+import type { StepCommand, StepLauncher, StepUsage } from './launcher';
 import { killGroupAndWait, recordGroup } from './process-group';
-
-/** How long the output pipes may stay open after the step's processes are gone (held by an escapee). */
-const PIPE_DRAIN_MS = 2_000;
 
 /** How the step's command ended, for containment to interpret (SIGXCPU means the CPU limit...). */
 export interface StepEnd {
@@ -29,10 +26,10 @@ export interface StepContainment {
 }
 
 export interface StepSpec {
-  /** Program and arguments (`bash compile.sh`, possibly behind limit and sandbox wrappers). */
-  argv: readonly string[];
-  cwd: string;
-  env: NodeJS.ProcessEnv;
+  /** Starts the step's process (one exec, from outside the executor's event loop). */
+  launcher: StepLauncher;
+  /** The program (`bash compile.sh`, possibly behind bwrap), as whom, with which rlimits and cgroups. */
+  command: StepCommand;
   /**
    * File given as stdin; null means /dev/null. It sits in the task's own directory, where an earlier
    * step could have replaced it: it is opened without following a link or blocking on a FIFO, and
@@ -58,11 +55,13 @@ export interface StepOutcome {
   wallMs: number;
   cpuMs: number | null;
   memoryKb: number | null;
+  /** What wait4 said of the step (CPU time, peak memory, wall time to the microsecond); null when unknown. */
+  usage: StepUsage | null;
   stdout: Buffer;
   stderr: Buffer;
   /** Why kv2 stopped the step before it ended by itself. */
   stopped: StopReason | null;
-  /** The command could not be started at all (why). */
+  /** The command could not be started at all, or its launcher failed it (why). */
   startError: string | null;
 }
 
@@ -112,24 +111,13 @@ class CappedCapture {
   }
 }
 
-function streamEnded(stream: NodeJS.ReadableStream | null): Promise<void> {
-  if (!stream) return Promise.resolve();
-  return new Promise((resolve) => {
-    stream.once('end', resolve);
-    stream.once('close', resolve);
-    stream.once('error', () => resolve());
-  });
-}
-
-function openInput(file: string | null, owner: number | undefined): number {
-  if (file === null) return fs.openSync('/dev/null', 'r');
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  const stat = fs.fstatSync(fd);
-  if (!stat.isFile() || (owner !== undefined && stat.uid !== owner)) {
-    fs.closeSync(fd);
-    throw new Error(`${file} is not a regular file of the task's`);
+/** SIGKILL to a process or (negative) a group that may be gone already. */
+function killQuietly(target: number): void {
+  try {
+    process.kill(target, 'SIGKILL');
+  } catch {
+    // gone already; the sweeps after the step make sure
   }
-  return fd;
 }
 
 export async function runStep(spec: StepSpec): Promise<StepOutcome> {
@@ -141,6 +129,7 @@ export async function runStep(spec: StepSpec): Promise<StepOutcome> {
     wallMs: 0,
     cpuMs: null,
     memoryKb: null,
+    usage: null,
     stdout: Buffer.alloc(0),
     stderr: Buffer.alloc(0),
     stopped,
@@ -148,95 +137,79 @@ export async function runStep(spec: StepSpec): Promise<StepOutcome> {
   });
   if (spec.signal.aborted) return empty('cancel', null);
 
-  let stdinFd: number;
-  try {
-    stdinFd = openInput(spec.stdinFile, spec.stdinOwner);
-  } catch (error) {
-    return empty(null, `cannot open the step's input: ${(error as Error).message}`);
-  }
   const started = performance.now();
-  let child: ChildProcess;
-  try {
-    // detached: the step leads a new process group, so it can be killed whole.
-    child = spawn(spec.argv[0]!, spec.argv.slice(1), { cwd: spec.cwd, env: spec.env, detached: true, stdio: [stdinFd, 'pipe', 'pipe'] });
-  } catch (error) {
-    return empty(null, `cannot start ${spec.argv[0]}: ${(error as Error).message}`);
-  } finally {
-    fs.closeSync(stdinFd);
-  }
-  const pgid = child.pid;
-
-  if (pgid !== undefined) liveGroups.add(pgid);
   const state: { stopped: StopReason | null } = { stopped: null };
-  const stop = (reason: StopReason) => {
-    if (state.stopped !== null || pgid === undefined) return;
-    state.stopped = reason;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // already gone; the sweep below makes sure
-    }
+  const launched = spec.launcher.launch(
+    { ...spec.command, stdinFile: spec.stdinFile, stdinOwner: spec.stdinOwner, outputLimit: spec.outputLimit },
+    {
+      stdout: (chunk) => {
+        if (!stdout.push(chunk)) stop('output');
+      },
+      stderr: (chunk) => {
+        if (!stderr.push(chunk)) stop('output');
+      },
+    },
+  );
+  // The launcher reports the pid once the step exec'd: it leads its own process group and session.
+  const kill = () => {
+    if (launched.pid !== undefined) killQuietly(-launched.pid);
   };
-
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', (error) => resolve({ code: null, signal: null, error }));
-  });
-  if (pgid !== undefined && spec.groupRecordFile) {
-    try {
-      recordGroup(spec.groupRecordFile, pgid);
-    } catch {
-      // Only a restarted executor's cleanup needs it; the step itself is unaffected.
-    }
-  }
-  const stdoutEnded = streamEnded(child.stdout);
-  const stderrEnded = streamEnded(child.stderr);
-  child.stdout?.on('data', (chunk: Buffer) => {
-    if (!stdout.push(chunk)) stop('output');
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    if (!stderr.push(chunk)) stop('output');
-  });
+  const stop = (reason: StopReason) => {
+    if (state.stopped !== null) return;
+    state.stopped = reason;
+    kill();
+  };
   const onCancel = () => stop('cancel');
   spec.signal.addEventListener('abort', onCancel, { once: true });
-  const timer = spec.timeoutMs > 0 ? setTimeout(() => stop('time'), spec.timeoutMs) : undefined;
-  if (spec.containment) liveContainments.add(spec.containment);
-  const unwatch = pgid !== undefined ? spec.containment?.watch?.(stop) : undefined;
 
-  const ended = await exit;
-  const wallMs = Math.round(performance.now() - started);
+  const pgid = await launched.started;
+  let timer: NodeJS.Timeout | undefined;
+  let unwatch: (() => void) | undefined;
+  if (pgid !== undefined) {
+    liveGroups.add(pgid);
+    // A stop that came before the pid did.
+    if (state.stopped !== null) kill();
+    if (spec.groupRecordFile) {
+      try {
+        recordGroup(spec.groupRecordFile, pgid);
+      } catch {
+        // Only a restarted executor's cleanup needs it; the step itself is unaffected.
+      }
+    }
+    if (spec.timeoutMs > 0) timer = setTimeout(() => stop('time'), spec.timeoutMs);
+    if (spec.containment) liveContainments.add(spec.containment);
+    unwatch = spec.containment?.watch?.(stop);
+  }
+
+  const ended = await launched.ended;
+  const wallMs = ended.usage ? Math.round(ended.usage.wallUs / 1000) : Math.round(performance.now() - started);
   if (timer) clearTimeout(timer);
   unwatch?.();
   spec.signal.removeEventListener('abort', onCancel);
 
-  // The step's command is done; anything it left running in the background goes with it.
+  // The step's command is done (the launcher killed its group as it reaped it); anything that left the
+  // group goes with the cgroup.
   if (pgid !== undefined) {
     const left = await killGroupAndWait(pgid);
     if (left.length === 0) liveGroups.delete(pgid);
   }
   await spec.containment?.killAll();
   if (spec.containment) liveContainments.delete(spec.containment);
-  let drainTimer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all([stdoutEnded, stderrEnded]),
-    new Promise((resolve) => {
-      drainTimer = setTimeout(resolve, PIPE_DRAIN_MS);
-    }),
-  ]);
-  clearTimeout(drainTimer);
-  child.stdout?.destroy();
-  child.stderr?.destroy();
+  // The launcher closes the output pipes at their end of file, or a bounded time after the step ended
+  // (a process that escaped the group and the cgroup could hold them open).
+  await launched.closed;
 
-  const facts = (await spec.containment?.collect({ exitCode: ended.code, signal: ended.signal })) ?? { cpuMs: null, memoryKb: null, stopped: null };
-  if (ended.error) {
-    return { ...empty(null, `cannot start ${spec.argv[0]}: ${ended.error.message}`), wallMs };
-  }
+  const facts = (await spec.containment?.collect({ exitCode: ended.exitCode, signal: ended.signal })) ?? { cpuMs: null, memoryKb: null, stopped: null };
+  if (ended.error !== null) return { ...empty(state.stopped, ended.error), wallMs };
+  const usage = ended.usage;
   return {
-    exitCode: ended.code,
+    exitCode: ended.exitCode,
     signal: ended.signal,
     wallMs,
-    cpuMs: facts.cpuMs,
-    memoryKb: facts.memoryKb,
+    // The cgroup counts every process of the step, also those it did not wait for; without one, wait4's.
+    cpuMs: facts.cpuMs ?? (usage ? Math.round((usage.userUs + usage.systemUs) / 1000) : null),
+    memoryKb: facts.memoryKb ?? usage?.maxRssKb ?? null,
+    usage,
     stdout: stdout.bytes(),
     stderr: stderr.bytes(),
     stopped: state.stopped ?? facts.stopped,

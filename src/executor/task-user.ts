@@ -125,6 +125,10 @@ export class TaskUsers {
   forSlot(slot: number): TaskIdentity {
     return this.identities[slot % this.identities.length]!;
   }
+
+  all(): readonly TaskIdentity[] {
+    return this.identities;
+  }
 }
 
 /** Gives a work dir (and everything in it, links themselves not followed) to the task's user. */
@@ -135,7 +139,10 @@ export function chownTree(target: string, identity: TaskIdentity): void {
   for (const name of fs.readdirSync(target)) chownTree(path.join(target, name), identity);
 }
 
-/** setpriv's options that switch to `identity` for good: groups cleared, no capabilities, no new privileges. */
+/**
+ * setpriv's options that switch to `identity` for good: groups cleared, no capabilities, no new privileges
+ * (what the step launcher does itself; setpriv only serves inside a sandbox that must run as root).
+ */
 export function setprivArgs(setpriv: string, identity: TaskIdentity): string[] {
   return [
     setpriv,

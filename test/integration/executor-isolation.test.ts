@@ -9,13 +9,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { findOnPath } from '../../src/common/assets';
 import { createLogger } from '../../src/common/logging';
 import { unpackText } from '../../src/task/codec';
 import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type Task } from '../../src/task/types';
 import { Cgroups } from '../../src/executor/cgroups';
 import { createConfinement, type HostConfinement } from '../../src/executor/confinement';
 import { TaskRun, type RunnerSettings } from '../../src/executor/runner';
+import { StepLauncher } from '../../src/executor/launcher';
 import { Sandbox } from '../../src/executor/sandbox';
 import { makeTask, type TaskSpec } from '../helpers/task';
 import { makeTempDir } from '../helpers/temp';
@@ -36,8 +36,15 @@ interface Executor {
   run(spec: TaskSpec, slot?: number): Promise<TaskRun>;
 }
 
-async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | 'bwrap'; allowNetwork?: boolean } = {}): Promise<Executor> {
-  const roleDir = path.join(makeTempDir(t, 'kv2-isolation-'), 'executor');
+/**
+ * An executor as it runs from a work dir. By default that work dir's parents are searchable by anyone,
+ * as /var/lib/kv2 is (bwrap then runs as the task user); `closedParent` puts it in a root-only (0700)
+ * directory, where bwrap must run as root with the user switch inside it.
+ */
+async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | 'bwrap'; allowNetwork?: boolean; closedParent?: boolean } = {}): Promise<Executor> {
+  const base = makeTempDir(t, 'kv2-isolation-');
+  fs.chmodSync(base, options.closedParent ? 0o700 : 0o755);
+  const roleDir = path.join(base, 'executor');
   const dataDir = path.join(roleDir, 'data', 'main');
   fs.mkdirSync(dataDir, { recursive: true });
   fs.mkdirSync(path.join(roleDir, 'config'), { recursive: true });
@@ -89,11 +96,14 @@ function cgroupsHere(): boolean {
   return probe !== undefined && probe.memory && probe.pids;
 }
 
-function bwrapHere(): boolean {
+async function bwrapHere(): Promise<boolean> {
+  const launcher = new StepLauncher(logger);
   try {
-    return Sandbox.detect('bwrap', '/nonexistent/executor', logger) !== undefined;
+    return (await Sandbox.detect('bwrap', '/nonexistent/executor', logger, { launcher, identities: [], dataDir: '/nonexistent/executor/data/main' })) !== undefined;
   } catch {
     return false;
+  } finally {
+    await launcher.close();
   }
 }
 
@@ -114,12 +124,12 @@ test('a task runs as an unprivileged user without supplementary groups, with a c
   assert.equal(home, path.join(e.dataDir, run.id, 'source'));
 });
 
-for (const sandbox of ['none', 'auto'] as const) {
-  test(`[sandbox ${sandbox}] a task cannot read another running task's directory nor the executor's environment or config`, async (t) => {
+for (const [sandbox, closedParent] of [['none', false], ['auto', false], ['auto', true]] as const) {
+  test(`[sandbox ${sandbox}${closedParent ? ', bwrap as root' : ''}] a task cannot read another running task's directory nor the executor's environment or config`, async (t) => {
     if (!isRoot) return t.skip('not root: tasks share the executor\'s user here, so nothing separates them but the sandbox');
     process.env.KV2_ISOLATION_SECRET = 'do-not-leak';
     t.after(() => delete process.env.KV2_ISOLATION_SECRET);
-    const e = await executor(t, { sandbox });
+    const e = await executor(t, { sandbox, closedParent });
     const victim = e.start({ execute: 'echo top-secret > secret.txt; sleep 30', executeTimeout: 60 }, 0);
     t.after(() => victim.cancel());
     const victimDir = path.join(e.dataDir, victim.id, 'source');
@@ -141,6 +151,18 @@ for (const sandbox of ['none', 'auto'] as const) {
     assert.equal(out(attacker).trim(), 'done', `the attacker read: ${out(attacker)}`);
     victim.cancel();
     await victim.done;
+  });
+}
+
+for (const sandbox of ['none', 'auto'] as const) {
+  test(`[sandbox ${sandbox}] an executor whose work dir is in a root-only directory runs tasks as their user, with their input`, async (t) => {
+    if (!isRoot) return t.skip('not root: tasks run as the executor\'s own user here');
+    const e = await executor(t, { sandbox, closedParent: true });
+    const run = await e.run({ compile: 'echo compiled', execute: 'id -u; cat', input: 'the input\n' });
+    assert.equal(run.status, TaskStatus.SUCCESS, err(run));
+    const [uid, input] = out(run).split('\n');
+    assert.notEqual(uid, '0');
+    assert.equal(input, 'the input');
   });
 }
 
@@ -195,17 +217,19 @@ test('limits a task asks for are bounded by the executor maxima', async (t) => {
   assert.equal(out(run), `${(1024 * MiB) / 1024}\n5\n`);
 });
 
-test('limits are set to the byte, also those the shell\'s ulimit cannot say in its units', async (t) => {
-  if (!findOnPath('prlimit')) return t.skip('no prlimit here: a limit that is not a whole number of blocks is rounded down');
+test('limits are set to the byte, also those the shell\'s ulimit could not say in its units', async (t) => {
   const e = await executor(t);
   const run = await e.run({ execute: 'grep -E "^Max (file size|cpu time|core file size)" /proc/self/limits | tr -s " "', executeLimits: { file_size: 1000, cpu_time: 2 } });
   assert.equal(run.status, TaskStatus.SUCCESS, err(run));
   assert.equal(out(run), 'Max cpu time 2 3 seconds \nMax file size 1000 1000 bytes \nMax core file size 0 0 bytes \n');
 });
 
-test('in the sandbox a task has no network, a private /tmp, and can write only its own directory', async (t) => {
-  if (!bwrapHere()) return t.skip('bwrap does not work here: no sandbox to test');
-  const e = await executor(t, { sandbox: 'bwrap' });
+for (const closedParent of [false, true]) test(`in the sandbox${closedParent ? ' (bwrap as root: the work dir is in a root-only dir)' : ''} a task has no network, a private /tmp, and can write only its own directory`, async (t) => {
+  if (!(await bwrapHere())) return t.skip('bwrap does not work here: no sandbox to test');
+  if (closedParent && !isRoot) return t.skip('not root: bwrap runs as the executor\'s user');
+  const e = await executor(t, { sandbox: 'bwrap', closedParent });
+  // Where user namespaces work, bwrap runs as the task user (one exec per step) unless it cannot reach the work dir.
+  assert.equal(e.confinement.sandboxUser, closedParent ? 'root' : 'task-user');
   const server = net.createServer((socket) => socket.end('hello from outside\n'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
@@ -223,12 +247,15 @@ test('in the sandbox a task has no network, a private /tmp, and can write only i
   });
   assert.equal(run.status, TaskStatus.SUCCESS, err(run));
   assert.equal(out(run), 'no-network\netc-read-only\ntmp-private\nrole-hidden\ntmp-writable\nown-dir-writable\n');
+  const who = await e.run({ execute: 'id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status | tr -s "\t" " "' });
+  assert.notEqual(out(who).split('\n')[0], '0', 'the task is not root in the sandbox');
+  assert.match(out(who), /CapEff: 0+\nNoNewPrivs: 1\n$/);
   assert.equal(fs.existsSync('/etc/kv2-escape'), false);
   assert.deepEqual(fs.readdirSync(outsideTmp), []);
 });
 
 test('a task that asks for the network gets it only when the executor allows it', async (t) => {
-  if (!bwrapHere()) return t.skip('bwrap does not work here: without a sandbox every task has the network');
+  if (!(await bwrapHere())) return t.skip('bwrap does not work here: without a sandbox every task has the network');
   const server = net.createServer((socket) => socket.end('hello\n'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
@@ -251,7 +278,7 @@ test('a background child is gone after a timeout and after a cancel, even one th
       return false;
     }
   });
-  if (!(isRoot && cgroupsHere()) && !bwrapHere()) return t.skip('neither cgroups nor a pid namespace here: a process that calls setsid escapes its group');
+  if (!(isRoot && cgroupsHere()) && !(await bwrapHere())) return t.skip('neither cgroups nor a pid namespace here: a process that calls setsid escapes its group');
   const timedOut = await e.run({ execute: `setsid sleep ${mark} & sleep ${mark}`, executeTimeout: 1 });
   assert.equal(timedOut.result!.execute!.stopped, 'time');
   assert.equal(alive(), false, 'the setsid child died with its step');

@@ -42,7 +42,10 @@ type Mode = 'plain' | 'confined';
 const MODES: Mode[] = ['plain', 'confined'];
 
 async function harness(t: TestContext, mode: Mode, overrides: Partial<RunnerSettings> & { wrap?: (inner: Confinement) => Confinement } = {}): Promise<Harness> {
-  const roleDir = path.join(makeTempDir(t, 'kv2-executor-'), 'executor');
+  // A work dir whose parents anyone may search, as /var/lib/kv2 (see executor-isolation for a closed one).
+  const base = makeTempDir(t, 'kv2-executor-');
+  fs.chmodSync(base, 0o755);
+  const roleDir = path.join(base, 'executor');
   const dataDir = path.join(roleDir, 'data', 'main');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const outputLimit = overrides.outputLimit ?? 1024 * 1024;

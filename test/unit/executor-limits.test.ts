@@ -1,62 +1,41 @@
-// The rlimits of a step set by the `ulimit` builtin of the shell that starts it: probed at start, they
-// come out as prlimit would set them (soft and hard, to the byte), and a limit the shell cannot say to
-// the byte is left to prlimit (or rounded down, never up, without it).
+// The rlimits of a step as the executor asks the step launcher to set them: to the byte, soft and hard,
+// CPU seconds rounded up with SIGKILL a second after SIGXCPU, and only the limits that are set. (That the
+// launcher sets them is test/integration/executor-launcher.test.ts's.)
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import { test } from 'node:test';
-import { ShellUlimit, prlimitArgs, type LimitValues } from '../../src/executor/limits';
+import { effectiveLimits, stepRlimits, type LimitValues } from '../../src/executor/limits';
 
 const MiB = 1024 * 1024;
-const limits: LimitValues = { cpu_time: 2.5, memory: 0, processes: 0, file_size: 3 * MiB, output: MiB };
-const extra = { addressSpace: 512 * MiB, processes: 77 };
 
-/** Soft and hard limits as /proc/self/limits shows them, by name. */
-function limitsAfter(shell: string, commands: string): Map<string, [string, string]> {
-  const result = spawnSync(shell, ['-c', `${commands} && exec cat /proc/self/limits`], { encoding: 'utf8' });
-  assert.equal(result.status, 0, result.stderr);
-  const table = new Map<string, [string, string]>();
-  for (const line of result.stdout.split('\n')) {
-    const match = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
-    if (match) table.set(match[1]!, [match[2]!, match[3]!]);
-  }
-  return table;
-}
+test('every limit that is set becomes an rlimit, to the byte, soft and hard', () => {
+  const limits: LimitValues = { cpu_time: 2.5, memory: 0, processes: 0, file_size: 3 * MiB + 100, output: MiB };
+  assert.deepEqual(stepRlimits(limits, { addressSpace: 512 * MiB + 7, processes: 77 }), [
+    { name: 'core', soft: 0, hard: 0 },
+    // As prlimit's --cpu=3:4 did: SIGXCPU at the soft limit, SIGKILL a second later.
+    { name: 'cpu', soft: 3, hard: 4 },
+    { name: 'fsize', soft: 3 * MiB + 100, hard: 3 * MiB + 100 },
+    { name: 'as', soft: 512 * MiB + 7, hard: 512 * MiB + 7 },
+    { name: 'nproc', soft: 77, hard: 77 },
+  ]);
+});
 
-for (const shell of ['/bin/sh', '/bin/bash']) {
-  test(`${shell}: ulimit sets the limits prlimit would, soft and hard`, (t) => {
-    if (!fs.existsSync(shell)) return t.skip(`no ${shell} here`);
-    const ulimit = ShellUlimit.probe(shell);
-    if (!ulimit) return t.skip(`${shell}'s ulimit is not one kv2 knows (prlimit sets the limits there)`);
-    const commands = ulimit.commands(limits, extra, true);
-    assert.ok(commands);
-    const table = limitsAfter(shell, commands);
-    assert.deepEqual(table.get('Max core file size'), ['0', '0']);
-    // As prlimit's --cpu=3:4: SIGXCPU at the soft limit, SIGKILL a second later.
-    assert.ok(prlimitArgs(limits, extra).includes('--cpu=3:4'));
-    assert.deepEqual(table.get('Max cpu time'), ['3', '4']);
-    assert.deepEqual(table.get('Max file size'), [String(3 * MiB), String(3 * MiB)]);
-    assert.deepEqual(table.get('Max address space'), [String(512 * MiB), String(512 * MiB)]);
-    assert.deepEqual(table.get('Max processes'), ['77', '77']);
+test('limits that are not set are left alone; a fraction of a CPU second is a whole one', () => {
+  const none: LimitValues = { cpu_time: 0, memory: 0, processes: 0, file_size: 0, output: 0 };
+  assert.deepEqual(stepRlimits(none, { addressSpace: 0, processes: 0 }), [{ name: 'core', soft: 0, hard: 0 }]);
+  assert.deepEqual(stepRlimits({ ...none, cpu_time: 0.2 }, { addressSpace: 0, processes: 0 })[1], { name: 'cpu', soft: 1, hard: 2 });
+});
+
+test('a task asks within the maxima; "none" is more than any cap', () => {
+  const settings = {
+    defaults: { cpu_time: 0, memory: 2 * MiB, processes: 10, file_size: MiB, output: MiB },
+    maxima: { cpu_time: 5, memory: 8 * MiB, processes: 0, file_size: 4 * MiB, output: 8 * MiB },
+  };
+  assert.deepEqual(effectiveLimits(settings, { cpu_time: 60, file_size: 1024, processes: 100000 }), {
+    cpu_time: 5,
+    memory: 2 * MiB,
+    processes: 100000,
+    file_size: 1024,
+    output: MiB,
   });
-
-  test(`${shell}: a limit that is not a whole number of ulimit's units goes to prlimit, or is rounded down`, (t) => {
-    if (!fs.existsSync(shell)) return t.skip(`no ${shell} here`);
-    const ulimit = ShellUlimit.probe(shell);
-    if (!ulimit) return t.skip(`${shell}'s ulimit is not one kv2 knows`);
-    const odd = { ...limits, file_size: 3 * MiB + 100 };
-    assert.equal(ulimit.commands(odd, extra, true), undefined, 'left to prlimit, which sets it to the byte');
-    const rounded = limitsAfter(shell, ulimit.commands(odd, { addressSpace: 512 * MiB + 100, processes: 0 }, false)!);
-    const [soft] = rounded.get('Max file size')!;
-    assert.ok(Number(soft) <= 3 * MiB + 100 && Number(soft) > 3 * MiB + 100 - 1024, `file size ${soft}`);
-    const [space] = rounded.get('Max address space')!;
-    assert.equal(Number(space), 512 * MiB, 'rounded down to the KiB');
-  });
-}
-
-test('limits that are not set are left alone', (t) => {
-  const ulimit = ShellUlimit.probe('/bin/sh');
-  if (!ulimit) return t.skip("/bin/sh's ulimit is not one kv2 knows");
-  const none = { cpu_time: 0, memory: 0, processes: 0, file_size: 0, output: 0 };
-  assert.equal(ulimit.commands(none, { addressSpace: 0, processes: 0 }, true), 'ulimit -c 0');
+  assert.equal(effectiveLimits(settings, undefined).cpu_time, 5);
 });
