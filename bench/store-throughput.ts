@@ -7,7 +7,7 @@ import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../src/cluster/etcd-client';
 import { createLogger } from '../src/common/logging';
-import { EtcdTaskStore } from '../src/store/etcd-store';
+import { EtcdTaskStore } from '../src/store/etcd/store';
 import { packText } from '../src/task/codec';
 import { TaskStatus, type TaskInput } from '../src/task/types';
 import { EtcdServer } from '../test/helpers/etcd';

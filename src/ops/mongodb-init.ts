@@ -34,8 +34,8 @@ export async function buildMongodbData(mongodExe: string, dumpDir: string, dataD
   const [{ MongoClient }, { MongodProcess }, { restoreCollections }, { DATABASE }, { hello }] = await Promise.all([
     import('mongodb'),
     import('../mongodb/mongod-process'),
-    import('../store/mongo-dump'),
-    import('../store/mongo-store'),
+    import('../store/mongo/dump'),
+    import('../store/mongo/store'),
     import('../mongodb/commands'),
   ]);
   fs.mkdirSync(dataDir, { recursive: true });

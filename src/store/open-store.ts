@@ -4,7 +4,7 @@ import type { Etcd3 } from 'etcd3';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { clusterKeys } from '../cluster/keys';
-import { EtcdTaskStore } from './etcd-store';
+import { EtcdTaskStore } from './etcd/store';
 import type { StoreKind, TaskStore } from './task-store';
 
 interface CommonStoreOptions {
@@ -21,7 +21,7 @@ export interface EtcdStoreOpenOptions extends CommonStoreOptions {
   client: Etcd3 | (() => Etcd3);
   /** The cluster's key prefix (--etcd-prefix); the store keeps its keys under clusterKeys(prefix).store. */
   prefix: string;
-  /** Timings of the etcd store (etcd-store.ts DEFAULT_REPORT_REFRESH_MS, DEFAULT_HEARTBEAT_REFRESH_MS, DEFAULT_HELD_VIEW_MS). */
+  /** Timings of the etcd store (etcd/store.ts DEFAULT_REPORT_REFRESH_MS, DEFAULT_HEARTBEAT_REFRESH_MS, DEFAULT_HELD_VIEW_MS). */
   reportRefreshMs?: number;
   heartbeatRefreshMs?: number;
   heldViewMs?: number;
@@ -53,7 +53,7 @@ export async function openTaskStore(options: OpenStoreOptions): Promise<TaskStor
       }).open();
     case 'mongodb': {
       // Loaded only here: a cluster on the etcd store never loads the MongoDB driver.
-      const { openMongoStore } = await import('./mongo-store');
+      const { openMongoStore } = await import('./mongo/store');
       return openMongoStore({ uri: options.uri, maxTaskSize: options.maxTaskSize, logger: options.logger, now: options.now }, options.signal);
     }
     default:

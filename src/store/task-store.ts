@@ -1,5 +1,5 @@
 // The TaskStore: everything the judicators keep about tasks and executors, behind one interface with two
-// implementations (etcd-store.ts, mongo-store.ts). Nothing outside store/ knows which one runs.
+// implementations (etcd/store.ts, mongo/store.ts). Nothing outside store/ knows which one runs.
 //
 // Every method that changes a task is atomic per task: a task is held by at most one executor, a result
 // is accepted only from the executor holding the task, and a task is `done` exactly once. Methods never

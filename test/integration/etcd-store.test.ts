@@ -6,7 +6,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/cluster/etcd-client';
 import { createLogger } from '../../src/common/logging';
-import { EtcdTaskStore } from '../../src/store/etcd-store';
+import { EtcdTaskStore } from '../../src/store/etcd/store';
 import { packText, unpackText } from '../../src/task/codec';
 import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type TaskInput } from '../../src/task/types';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';

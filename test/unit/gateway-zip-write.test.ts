@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { unzipSync } from 'fflate';
-import { readEntries, unpackZip } from '../../src/executor/zip';
+import { readEntries, unpackZip } from '../../src/task/zip';
 import { zipOneFile } from '../../src/gateway/forms';
 import { writeZip } from '../../src/gateway/zip-write';
 import { makeTempDir } from '../helpers/temp';

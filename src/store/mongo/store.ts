@@ -21,12 +21,12 @@ import {
   type IndexDescription,
   type ResumeToken,
 } from 'mongodb';
-import { TooLargeError, UnavailableError, describeError } from '../common/errors';
-import { ID_PATTERN, idTime, newId } from '../common/ids';
-import type { Logger } from '../common/logging';
-import { sleep } from '../common/processes';
-import { isoTime } from '../common/time';
-import { inputSize, resultSize } from '../task/codec';
+import { TooLargeError, UnavailableError, describeError } from '../../common/errors';
+import { ID_PATTERN, idTime, newId } from '../../common/ids';
+import type { Logger } from '../../common/logging';
+import { sleep } from '../../common/processes';
+import { isoTime } from '../../common/time';
+import { inputSize, resultSize } from '../../task/codec';
 import {
   RUNNING_STATUSES,
   TaskStatus,
@@ -39,7 +39,7 @@ import {
   type TaskBrief,
   type TaskInput,
   type TaskResult,
-} from '../task/types';
+} from '../../task/types';
 import type {
   ExecutingUpdate,
   RequeueOutcome,
@@ -50,8 +50,8 @@ import type {
   StoreOptions,
   TaskStore,
   WriteFence,
-} from './task-store';
-import { errorResult, giveUpMessage, notFinalResult, tooLargeResult } from './store-results';
+} from '../task-store';
+import { errorResult, giveUpMessage, notFinalResult, tooLargeResult } from '../store-results';
 
 export const DATABASE = 'judicator';
 export const TASK_COLLECTION = 'task';

@@ -1,4 +1,4 @@
-// The etcd task store: tasks in the judicators' own etcd cluster (key layout in etcd-keys.ts). Every
+// The etcd task store: tasks in the judicators' own etcd cluster (key layout in keys.ts). Every
 // change to a task is one transaction conditioned on the key its state was read from not having changed
 // since (its mod revision), so a task is held by at most one executor, a result is accepted only from the
 // executor holding the task, and two judicators (or two leaders) racing cannot both win. Changes to
@@ -16,11 +16,11 @@
 // tasks' metadata, then the claim with their inputs), the executor's held tasks being read again at
 // most every DEFAULT_HELD_VIEW_MS; search 2; get 1.
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
-import { TooLargeError, UnavailableError } from '../common/errors';
-import { highestIdAt, idTime, lowestIdAt, newId } from '../common/ids';
-import type { Logger } from '../common/logging';
-import { isoTime } from '../common/time';
-import { inputSize, resultSize } from '../task/codec';
+import { TooLargeError, UnavailableError } from '../../common/errors';
+import { highestIdAt, idTime, lowestIdAt, newId } from '../../common/ids';
+import type { Logger } from '../../common/logging';
+import { isoTime } from '../../common/time';
+import { inputSize, resultSize } from '../../task/codec';
 import {
   RUNNING_STATUSES,
   TaskStatus,
@@ -31,14 +31,14 @@ import {
   type TaskBrief,
   type TaskInput,
   type TaskResult,
-} from '../task/types';
-import { packInput, packResult } from './blob';
-import { inlineBlob, joinChunks, readChunks, stageBlob, type StagedBlob } from './etcd-blob';
-import { StoreFeed } from './etcd-feed';
-import { heldExecutor, inclusiveEnd, invertId, lastSegment, prefixEnd, storeKeys, type StoreKeys } from './etcd-keys';
-import { briefOf, newMeta, parseMeta, taskOf, type TaskMeta } from './etcd-meta';
-import { DEFAULT_TXN_LIMITS, cmp, etcdCall, getMany, op, runSteps, valueBytes, type TxnLimits, type TxnStep } from './etcd-txn';
-import { errorResult, giveUpMessage, notFinalResult, tooLargeResult } from './store-results';
+} from '../../task/types';
+import { packInput, packResult } from './packing';
+import { inlineBlob, joinChunks, readChunks, stageBlob, type StagedBlob } from './chunks';
+import { StoreFeed } from './feed';
+import { heldExecutor, inclusiveEnd, invertId, lastSegment, prefixEnd, storeKeys, type StoreKeys } from './keys';
+import { briefOf, newMeta, parseMeta, taskOf, type TaskMeta } from './meta';
+import { DEFAULT_TXN_LIMITS, cmp, etcdCall, getMany, op, runSteps, valueBytes, type TxnLimits, type TxnStep } from './txn';
+import { errorResult, giveUpMessage, notFinalResult, tooLargeResult } from '../store-results';
 import type {
   ExecutingUpdate,
   RequeueOutcome,
@@ -49,7 +49,7 @@ import type {
   StoreOptions,
   TaskStore,
   WriteFence,
-} from './task-store';
+} from '../task-store';
 
 /** updateExecuting leaves a task alone when nothing changed and its report time is younger than this. */
 export const DEFAULT_REPORT_REFRESH_MS = 5_000;

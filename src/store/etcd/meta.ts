@@ -1,9 +1,9 @@
 // A task's metadata as the etcd store keeps it (JSON in task/<id>, copied into its queue or held entry):
 // everything but the large fields, and how it turns back into the shapes the rest of kv2 uses.
-import { idTime } from '../common/ids';
-import { isoTime } from '../common/time';
-import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput } from '../task/types';
-import { unpackInput, unpackResult } from './blob';
+import { idTime } from '../../common/ids';
+import { isoTime } from '../../common/time';
+import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput } from '../../task/types';
+import { unpackInput, unpackResult } from './packing';
 
 export interface TaskMeta {
   user: number;
@@ -20,7 +20,7 @@ export interface TaskMeta {
   /** What the size limit counts of the input (codec.inputSize) and of the result (codec.resultSize). */
   input_size: number;
   result_size: number;
-  /** Where the packed input and result are: the upload's token and its number of chunks (etcd-blob.ts). */
+  /** Where the packed input and result are: the upload's token and its number of chunks (chunks.ts). */
   input_token: string;
   input_chunks: number;
   result_token?: string;
