@@ -8,7 +8,7 @@ import { InvalidInputError, UsageError, UnavailableError } from '../common/error
 import { parseTime } from '../common/time';
 import { DEFAULT_GATEWAY, GatewayClient } from '../gateway/client';
 import type { PresentedBrief, PresentedTask } from '../gateway/present';
-import { writeZip, type ZipEntry } from '../gateway/zip-write';
+import { writeZip, type ZipEntry } from '../task/zip';
 import { STATUS_NAMES, TaskStatus } from '../task/types';
 
 /** Exit codes of `kv2 task submit --wait` and `kv2 task wait` (2 stays "usage", as everywhere). */

@@ -5,7 +5,7 @@ import { logSchema, renderLog } from '../boot/config-files';
 import { checkNodeName, hostnameDefault, resolveNodeName, type FlagSpec, type FlagValues } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
 import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
-import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
+import { DEFAULT_TASK_MAX_SIZE } from '../task/limits';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

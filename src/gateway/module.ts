@@ -6,7 +6,7 @@ import { logSchema, renderLog } from '../boot/config-files';
 import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
 import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
-import { DEFAULT_TASK_MAX_SIZE } from '../task/types';
+import { DEFAULT_TASK_MAX_SIZE } from '../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from './api/wait';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);

@@ -115,8 +115,7 @@ export async function runJudicator({ config, logger, roleDir, signal }: ModuleCo
       clusterToken: config.cluster_token,
       bodyLimit: 2 * config.task.max_size + 1024 * 1024,
       maxSearchResults: config.rpc.max_search_results,
-      clientIdSkewMs: 10 * 60_000,
-      maxInflatedBytes: 256 * 1024 * 1024,
+      maxTaskSize: config.task.max_size,
     },
     {
       store,

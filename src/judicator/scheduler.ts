@@ -4,7 +4,7 @@
 // taken away, so a task starts milliseconds after it is submitted.
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { EXECUTOR_FINAL_STATUSES, RUNNING_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
+import { EXECUTING_STATUSES, EXECUTOR_FINAL_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 
 export interface ReportInput {
@@ -69,8 +69,7 @@ export class Scheduler {
       if (!EXECUTOR_FINAL_STATUSES.includes(task.status)) return `complete task ${task.id} has status ${task.status}, which is not a final status`;
     }
     for (const task of input.executing) {
-      const allowed = [...RUNNING_STATUSES, 0, 6];
-      if (!allowed.includes(task.status)) return `executing task ${task.id} has status ${task.status}, which is not a running status`;
+      if (!EXECUTING_STATUSES.includes(task.status)) return `executing task ${task.id} has status ${task.status}, which is not a running status`;
     }
     const ids = [...input.complete.map((t) => t.id), ...input.executing.map((t) => t.id)];
     if (new Set(ids).size !== ids.length) return 'a task appears twice in one report';

@@ -1,6 +1,6 @@
 // Conversions between tasks as kv2 holds them (bytes in Buffers) and as the RPC carries them (base64).
-import type { CompletedTask, StepLimits, Task, TaskBrief, TaskInput, TaskResult, TaskStatus } from '../task/types';
-import type { WireBrief, WireResult, WireTask, WireTaskInput } from './contract';
+import { briefOf, type CompletedTask, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
+import type { WireResult, WireTask, WireTaskInput } from './contract';
 
 const b64 = (bytes: Buffer) => bytes.toString('base64');
 const bytes = (text: string | undefined) => (text ? Buffer.from(text, 'base64') : Buffer.alloc(0));
@@ -72,22 +72,10 @@ export function resultFromWire(wire: WireResult): TaskResult {
   };
 }
 
-export function briefToWire(task: TaskBrief): WireBrief {
-  return {
-    id: task.id,
-    user: task.user,
-    add_time: task.add_time,
-    done: task.done,
-    status: task.status,
-    executor: task.executor,
-    report_time: task.report_time,
-  };
-}
-
 export function taskToWire(task: Task): WireTask {
   return {
     ...inputToWire(task),
-    ...briefToWire(task),
+    ...briefOf(task),
     retries: task.retries,
     result: task.result ? resultToWire(task.result) : null,
   };
