@@ -53,7 +53,7 @@ export async function openTaskStore(options: OpenStoreOptions): Promise<TaskStor
       }).open();
     case 'mongodb': {
       // Loaded only here: a cluster on the etcd store never loads the MongoDB driver.
-      const { openMongoStore } = await import('./mongo/store');
+      const { openMongoStore } = await import('./mongo/open');
       return openMongoStore({ uri: options.uri, maxTaskSize: options.maxTaskSize, logger: options.logger, now: options.now }, options.signal);
     }
     default:

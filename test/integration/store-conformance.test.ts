@@ -11,7 +11,7 @@ import { createLogger } from '../../src/common/logging';
 import { isoTime } from '../../src/common/time';
 import { waitForTask } from '../../src/judicator/wait';
 import { EtcdTaskStore } from '../../src/store/etcd/store';
-import { openMongoStore } from '../../src/store/mongo/store';
+import { openMongoStore } from '../../src/store/mongo/open';
 import type { StoreEvent, TaskStore } from '../../src/store/task-store';
 import { inputSize, packText, unpackText } from '../../src/task/codec';
 import { DEFAULT_TASK_MAX_SIZE } from '../../src/task/limits';

@@ -8,7 +8,7 @@ import { CorruptValueError, packBuffers, packInput, packResult, unpackBuffers, u
 import { CHUNK_BYTES, chunksOf } from '../../src/store/etcd/chunks';
 import { chunkKey, decodeName, encodeName, heldExecutor, inclusiveEnd, invertId, prefixEnd, storeKeys, timeSegment } from '../../src/store/etcd/keys';
 import { briefOf, newMeta, parseMeta, taskOf } from '../../src/store/etcd/meta';
-import { giveUpMessage, tooLargeResult } from '../../src/store/store-results';
+import { giveUpMessage, tooLargeResult } from '../../src/store/transition-rules';
 import { packText, unpackText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
 
