@@ -100,7 +100,7 @@ export interface ReportInput {
   complete: readonly CompletedTask[];
   /** Tasks handed back because the executor is stopping. */
   release: readonly string[];
-  /** Running tasks and their statuses (not those in `complete` or `release`). */
+  /** Running tasks and their statuses (one also in `complete` or `release` counts as that only). */
   executing: readonly ExecutingUpdate[];
   /** Tasks held but neither reported nor acknowledged are lost past this many retries. */
   maxRetries: number;
