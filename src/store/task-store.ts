@@ -187,8 +187,10 @@ export interface TaskStore extends TaskTransitions {
 
   /**
    * One executor report in one call: complete, release, updateExecuting and requeueUnreported (with
-   * `reported` the ids the report names), then unacknowledged and assign for its free slots: the same
-   * transitions with the same outcomes as calling them one by one, in fewer round trips.
+   * `reported` the ids the report names), and unacknowledged then assign for its free slots: the same
+   * transitions with the same outcomes as calling them one by one, in fewer round trips. Its assignments
+   * come from the queue as it was before the report: the tasks it gives back or loses are assignable
+   * again, to any executor, normally from the next report on.
    */
   report(executor: string, input: ReportInput): Promise<ReportOutcome>;
 

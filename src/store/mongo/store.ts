@@ -115,7 +115,11 @@ export class MongoTaskStore implements TaskStore {
     return mongoTransitions.deleteFinishedBefore(this.context, beforeMs, batch, fence);
   }
 
-  /** The report's transitions one after another: each is already one query plus its conditioned writes. */
+  /**
+   * The report's transitions one after another (each is already one query plus its conditioned writes).
+   * Assignment comes before the tasks the report gives back or loses go back to the queue, as on etcd
+   * (where all of it is one transaction): those are assignable from the next report on.
+   */
   async report(executor: string, input: ReportInput): Promise<ReportOutcome> {
     const complete = new Set(input.complete.map((task) => task.id));
     const release = input.release.filter((id) => !complete.has(id));
@@ -123,11 +127,11 @@ export class MongoTaskStore implements TaskStore {
     const executing = input.executing.filter((update) => !complete.has(update.id) && !releasing.has(update.id));
     const reported = new Set([...complete, ...release, ...executing.map((update) => update.id)]);
     const { accepted } = input.complete.length ? await this.complete(executor, input.complete) : { accepted: [] };
-    const released = release.length ? await this.release(executor, release) : [];
     const { notHeld } = executing.length ? await this.updateExecuting(executor, executing) : { notHeld: [] };
-    const lost = await this.requeueUnreported(executor, reported, input.maxRetries);
     const redelivered = await this.unacknowledged(executor, reported, input.vacant);
     const fresh = input.vacant > redelivered.length ? await this.assign(executor, input.vacant - redelivered.length) : [];
+    const released = release.length ? await this.release(executor, release) : [];
+    const lost = await this.requeueUnreported(executor, reported, input.maxRetries);
     return { accepted, released, notHeld, lost, assigned: [...redelivered, ...fresh] };
   }
 
