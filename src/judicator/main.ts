@@ -10,7 +10,10 @@ import { createEtcdClient } from '../cluster/etcd-client';
 import { LeaderElection } from '../cluster/election';
 import { clusterKeys } from '../cluster/keys';
 import { LeasedRegistration } from '../cluster/registration';
-import { openJudicatorStore } from './store-choice';
+import fs from 'node:fs';
+import { configPath, readConfigFile } from '../boot/config-files';
+import type { MongodbStoreSettings } from '../mongodb/store-settings';
+import { openStore } from '../store/open-store';
 import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './module';
@@ -90,13 +93,32 @@ class ExecutorKeys {
   }
 }
 
+/**
+ * This judicator's MongoDB settings, from the mongodb module's config (read at each start, so that an edit
+ * made during maintenance counts). No such config: no mongod here, and the MongoDB libraries stay unloaded.
+ */
+async function mongodbSettings(roleDir: string): Promise<MongodbStoreSettings | undefined> {
+  const file = configPath(roleDir, 'mongodb');
+  if (!fs.existsSync(file)) return undefined;
+  const [{ mongodbConfigSchema }, { mongodbStoreSettings }] = await Promise.all([import('../mongodb/module'), import('../mongodb/store-settings')]);
+  return mongodbStoreSettings(readConfigFile(file, mongodbConfigSchema));
+}
+
 export async function runJudicator({ config, logger, roleDir, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
   const keys = clusterKeys(config.etcd.prefix);
   const etcd = createEtcdClient(config.etcd.endpoints);
   const quorum = new QuorumWatch(etcd, keys.clusterStore, logger);
   const quorumLoop = quorum.run(config.quorum_check_interval * 1000, signal);
 
-  const store = await openJudicatorStore(config, roleDir, () => etcd, logger, signal);
+  const store = await openStore({
+    flag: config.store,
+    etcd: () => etcd,
+    prefix: config.etcd.prefix,
+    mongodb: await mongodbSettings(roleDir),
+    maxTaskSize: config.task.max_size,
+    logger,
+    signal,
+  });
   if (!store) {
     etcd.close();
     return; // shutdown while waiting for etcd

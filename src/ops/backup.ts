@@ -81,8 +81,8 @@ export async function locateCluster(options: Pick<BackupOptions, 'endpoints' | '
   const etcdConfig = haveConfig ? readConfigFile(etcdConfigFile, etcdConfigSchema) : undefined;
   let mongodbUri = options.mongodbUri;
   if (!mongodbUri && fs.existsSync(configPath(roleDir, 'mongodb'))) {
-    const { readMongodbStoreSettings } = await import('../mongodb/store-settings');
-    mongodbUri = (await readMongodbStoreSettings(roleDir))?.uri;
+    const { mongodbConfigSchema, replicaSetUri } = await import('../mongodb/module');
+    mongodbUri = replicaSetUri(readConfigFile(configPath(roleDir, 'mongodb'), mongodbConfigSchema));
   }
   const prefix = options.prefix ?? etcdConfig?.prefix ?? DEFAULT_PREFIX;
   if (options.endpoints?.length) return { endpoints: options.endpoints, prefix, mongodbUri, from: '--etcd-endpoints' };

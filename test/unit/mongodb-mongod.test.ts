@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { compareVersions, parseMongodVersion } from '../../src/mongodb/binary';
 import { mongodArgs, parseMongodLogLine, TEXT_SEVERITY_POSITION } from '../../src/mongodb/mongod-process';
 import { directUri, memberHost, mongodbModule, replicaSetUri } from '../../src/mongodb/module';
-import { wantedStore } from '../../src/store/choose-store';
+import { wantedStore } from '../../src/store/open-store';
 
 test('mongod gets the original flags, loopback for the shutdown command, no unix socket', () => {
   const args = mongodArgs({ replica_set: 'rs', listen: { address: '0.0.0.0', port: 3000 }, cache_size_gb: null }, '/w/judicator/data/mongodb');
