@@ -18,7 +18,10 @@ import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './module';
 import { createRpcServer } from './rpc-server';
-import { Scheduler } from './scheduler';
+import { DEFAULT_HEARTBEAT_EVERY_MS, Scheduler } from './scheduler';
+
+/** The shortest a quorum probe may wait for etcd's answer (ms); otherwise two check intervals. */
+const QUORUM_PROBE_MIN_TIMEOUT_MS = 2_000;
 
 /** A judicator is only advertised and serving while etcd answers linearizable reads. */
 class QuorumWatch {
@@ -40,7 +43,7 @@ class QuorumWatch {
     while (!signal.aborted) {
       try {
         // A linearizable read needs the etcd leader and a quorum: exactly what writes need.
-        await withTimeout(this.etcd.get(this.probeKey).exec(), Math.max(2 * intervalMs, 2_000));
+        await withTimeout(this.etcd.get(this.probeKey).exec(), Math.max(2 * intervalMs, QUORUM_PROBE_MIN_TIMEOUT_MS));
         if (!this.healthy) this.logger.info('etcd quorum reachable: serving');
         this.healthy = true;
         failures = 0;
@@ -69,6 +72,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
+/** How long an executor's registration key read from etcd serves its reports (ms). */
+const EXECUTOR_KEY_CACHE_MS = 2_000;
+
 /** Executors' registration keys, read from etcd and kept for a moment: a report must not cost a read. */
 class ExecutorKeys {
   private readonly cache = new Map<string, { key: string | undefined; at: number }>();
@@ -80,7 +86,7 @@ class ExecutorKeys {
 
   async get(name: string): Promise<string | undefined> {
     const cached = this.cache.get(name);
-    if (cached && Date.now() - cached.at < 2_000) return cached.key;
+    if (cached && Date.now() - cached.at < EXECUTOR_KEY_CACHE_MS) return cached.key;
     const value = await this.etcd.get(clusterKeys(this.prefix).executorService(name)).string();
     let key: string | undefined;
     try {
@@ -123,7 +129,7 @@ export async function runJudicator({ config, logger, roleDir, signal }: ModuleCo
     etcd.close();
     return; // shutdown while waiting for etcd
   }
-  const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: 1_000 }, logger);
+  const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: DEFAULT_HEARTBEAT_EVERY_MS }, logger);
   const executorKeys = new ExecutorKeys(etcd, config.etcd.prefix);
   const election = new LeaderElection(() => etcd, { prefix: config.etcd.prefix, name: config.name, ttl: config.lead.ttl }, logger);
   const metrics = new JudicatorMetrics(store, () => election.isLeader);

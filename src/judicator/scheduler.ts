@@ -23,6 +23,9 @@ export interface ReportOutput {
   assign: Task[];
 }
 
+/** How often (at most) an executor's heartbeat is written, ms: a report every few ms must not cost a write each. */
+export const DEFAULT_HEARTBEAT_EVERY_MS = 1_000;
+
 export interface SchedulerSettings {
   maxRetries: number;
   /** Longest a report may be held, whatever the executor asks (ms). */

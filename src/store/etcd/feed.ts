@@ -13,6 +13,8 @@ import { lastSegment, prefixEnd, type StoreKeys } from './keys';
 
 /** How long to wait before watching again after etcd cancelled the watch. */
 export const FEED_RETRY_MS = 1_000;
+/** How long closing waits for etcd to confirm the watch's cancel (a store closing while etcd is gone). */
+const FEED_CANCEL_WAIT_MS = 1_000;
 
 export class StoreFeed {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
@@ -148,7 +150,7 @@ export class StoreFeed {
     this.watcher = undefined;
     if (watcher) {
       // Cancelling waits for etcd's answer; a store closing while etcd is gone must not hang on it.
-      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, FEED_CANCEL_WAIT_MS).unref())]);
     }
   }
 }
