@@ -85,6 +85,9 @@ export function assignment(executor: string, now: number): Pick<TaskState, 'exec
   return { executor, report_ms: now, acked: false };
 }
 
+/** How often (at most) a running task's report time is rewritten when nothing else changed (runningRule), ms. */
+export const DEFAULT_REPORT_REFRESH_MS = 5_000;
+
 /**
  * updateExecuting: the holder reports a task as running. Only a running status fits a task that is not
  * done; anything else keeps the stored status. The task's report time is refreshed once it is older than

@@ -9,21 +9,10 @@ import type { Etcd3 } from 'etcd3';
 import { highestIdAt, idTime, lowestIdAt } from '../../common/ids';
 import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
-import { TaskStatus, type CompletedTask, type ExecutorInfo, type Task, type TaskBrief, type TaskInput } from '../../task/types';
-import { isUnacknowledged } from '../transition-rules';
-import type {
-  ExecutingUpdate,
-  ReportInput,
-  ReportOutcome,
-  RequeueOutcome,
-  RequeueReason,
-  SearchQuery,
-  SearchResult,
-  StoreEvent,
-  StoreOptions,
-  TaskStore,
-  WriteFence,
-} from '../task-store';
+import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../task/types';
+import { BoundTransitions } from '../bound-transitions';
+import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import { DEFAULT_REPORT_REFRESH_MS, isUnacknowledged } from '../transition-rules';
 import { DEFAULT_HELD_VIEW_MS, TaskChanges } from './changes';
 import { joinChunks, readChunks } from './chunks';
 import { StoreFeed } from './feed';
@@ -34,9 +23,8 @@ import { etcdTransitions, redeliveryRound, type EtcdTransitionContext } from './
 import { DEFAULT_TXN_LIMITS, cmp, etcdCall, getMany, op, runSteps, type TxnLimits } from './txn';
 
 export { DEFAULT_HELD_VIEW_MS } from './changes';
+export { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 
-/** A running task's report time is rewritten at most this often when nothing else changed (transition-rules.ts runningRule). */
-export const DEFAULT_REPORT_REFRESH_MS = 5_000;
 /** recordHeartbeat rewrites an executor's record (when its slots and host are unchanged) at most this often. */
 export const DEFAULT_HEARTBEAT_REFRESH_MS = 1_000;
 /** How long opening a store waits for its change feed before going on without it (it keeps trying). */
@@ -57,7 +45,7 @@ export interface EtcdTaskStoreOptions extends StoreOptions {
   txnLimits?: Partial<TxnLimits>;
 }
 
-export class EtcdTaskStore implements TaskStore {
+export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> implements TaskStore {
   readonly kind = 'etcd' as const;
   private readonly keys: StoreKeys;
   private readonly clientOf: () => Etcd3;
@@ -67,10 +55,11 @@ export class EtcdTaskStore implements TaskStore {
   private readonly logger: Logger;
   private readonly heartbeatRefreshMs: number;
   private readonly heartbeats = new Map<string, { ms: number; slots?: number; host?: string }>();
-  private readonly context: EtcdTransitionContext;
+  protected readonly context: EtcdTransitionContext;
   private lastClient: Etcd3 | undefined;
 
   constructor(options: EtcdTaskStoreOptions) {
+    super(etcdTransitions);
     const client = options.client;
     this.clientOf = typeof client === 'function' ? client : () => client;
     this.keys = storeKeys(options.keyPrefix);
@@ -108,43 +97,7 @@ export class EtcdTaskStore implements TaskStore {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // the transitions (transitions.ts), and a whole report (report.ts)
-
-  add(task: TaskInput, id?: string): Promise<string> {
-    return etcdTransitions.add(this.context, task, id);
-  }
-
-  assign(executor: string, count: number): Promise<Task[]> {
-    return etcdTransitions.assign(this.context, executor, count);
-  }
-
-  updateExecuting(executor: string, updates: readonly ExecutingUpdate[]): Promise<{ notHeld: string[] }> {
-    return etcdTransitions.updateExecuting(this.context, executor, updates);
-  }
-
-  complete(executor: string, tasks: readonly CompletedTask[]): Promise<{ accepted: string[] }> {
-    return etcdTransitions.complete(this.context, executor, tasks);
-  }
-
-  release(executor: string, ids: readonly string[]): Promise<string[]> {
-    return etcdTransitions.release(this.context, executor, ids);
-  }
-
-  requeueUnreported(executor: string, reported: ReadonlySet<string>, maxRetries: number): Promise<RequeueOutcome> {
-    return etcdTransitions.requeueUnreported(this.context, executor, reported, maxRetries);
-  }
-
-  requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number; fence?: WriteFence }): Promise<RequeueOutcome> {
-    return etcdTransitions.requeueHeldBy(this.context, executor, options);
-  }
-
-  cancel(id: string): Promise<{ found: true; executor: string | null } | { found: false }> {
-    return etcdTransitions.cancel(this.context, id);
-  }
-
-  deleteFinishedBefore(beforeMs: number, batch?: number, fence?: WriteFence): Promise<number> {
-    return etcdTransitions.deleteFinishedBefore(this.context, beforeMs, batch, fence);
-  }
+  // the transitions are etcdTransitions (transitions.ts, bound by BoundTransitions); a whole report
 
   report(executor: string, input: ReportInput): Promise<ReportOutcome> {
     return etcdReport(this.context, executor, input);

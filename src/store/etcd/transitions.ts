@@ -13,19 +13,7 @@ import { resultSize } from '../../task/codec';
 import { checkTaskSize } from '../../task/schema';
 import { TaskStatus, type CompletedTask, type Task } from '../../task/types';
 import type { RequeueOutcome, TransitionFunctions, WriteFence } from '../task-store';
-import {
-  RELEASE,
-  assignRule,
-  cancelRule,
-  completeRule,
-  heldTooLong,
-  requeueOutcome,
-  runningRule,
-  sendBackMessage,
-  sendBackRule,
-  unreported,
-  type SendBack,
-} from '../transition-rules';
+import * as rules from '../transition-rules';
 import { joinChunks, readChunks, stageBlob, type StagedBlob } from './chunks';
 import { OP_OVERHEAD, requestBytes, type Loaded, type Planned, type TaskChanges } from './changes';
 import { lastSegment, prefixEnd } from './keys';
@@ -103,7 +91,7 @@ export const etcdTransitions: TransitionFunctions<EtcdTransitionContext> = {
   async updateExecuting({ changes, reportRefreshMs }, executor, updates) {
     const byId = new Map(updates.map((update) => [update.id, update.status]));
     const results = await changes.perTask([...byId.keys()], 'record the running tasks', { from: 'held', executor }, (task, now) =>
-      changes.planned(task, runningRule(task.meta, executor, byId.get(task.id)!, now, reportRefreshMs)),
+      changes.planned(task, rules.runningRule(task.meta, executor, byId.get(task.id)!, now, reportRefreshMs)),
     );
     return { notHeld: [...byId.keys()].filter((id) => !results.get(id)?.outcome) };
   },
@@ -124,24 +112,24 @@ export const etcdTransitions: TransitionFunctions<EtcdTransitionContext> = {
   },
 
   async release(context, executor, ids) {
-    return (await sendBack(context, executor, [...new Set(ids)], RELEASE)).retried;
+    return (await sendBack(context, executor, [...new Set(ids)], rules.RELEASE)).retried;
   },
 
   async requeueUnreported(context, executor, reported, maxRetries) {
     const lost = (await context.changes.heldBy(executor)).filter((task) => task.meta?.acked && !reported.has(task.id));
     if (lost.length === 0) return { retried: [], abandoned: [] };
-    return sendBack(context, executor, lost, unreported(maxRetries));
+    return sendBack(context, executor, lost, rules.unreported(maxRetries));
   },
 
   async requeueHeldBy(context, executor, options) {
-    const how = heldTooLong(options);
+    const how = rules.heldTooLong(options);
     const tasks = (await context.changes.heldBy(executor, true)).filter((task) => !task.meta || how.due(task.meta));
     if (tasks.length === 0) return { retried: [], abandoned: [] };
     return sendBack(context, executor, tasks, how, options.fence);
   },
 
   async cancel({ changes }, id) {
-    const results = await changes.perTask([id], 'cancel the task', { from: 'task' }, (task, now) => changes.planned(task, cancelRule(task.meta, now)));
+    const results = await changes.perTask([id], 'cancel the task', { from: 'task' }, (task, now) => changes.planned(task, rules.cancelRule(task.meta, now)));
     const outcome = results.get(id)!.outcome;
     // The holder's held view cannot follow a change made through task/<id>.
     if (outcome.found && outcome.executor !== null) changes.dropHeldView(outcome.executor);
@@ -221,7 +209,7 @@ export function completePlan(
   used: Set<string>,
 ): (task: Loaded, now: number) => Planned<boolean> {
   return (task, now) => {
-    const decision = completeRule(task.meta, executor, byId.get(task.id)!, maxTaskSize, now);
+    const decision = rules.completeRule(task.meta, executor, byId.get(task.id)!, maxTaskSize, now);
     const blob = staged.get(task.id);
     if (decision.kind === 'change' && decision.change.reported && blob) used.add(task.id);
     return changes.planned(task, decision, blob ? { staged: blob } : {});
@@ -229,11 +217,11 @@ export function completePlan(
 }
 
 /** A send-back's plan for each held task (an unreadable held entry, in a damaged store, is dropped). */
-export function sendBackPlan(changes: TaskChanges, executor: string, how: SendBack, fence?: WriteFence): (task: Loaded, now: number) => Planned<'retried' | 'abandoned' | 'skipped'> {
+export function sendBackPlan(changes: TaskChanges, executor: string, how: rules.SendBack, fence?: WriteFence): (task: Loaded, now: number) => Planned<'retried' | 'abandoned' | 'skipped'> {
   const compare = fence ? [cmp.exists(fence.etcdKey)] : undefined;
   return (task, now) => {
     if (!task.meta && task.exists) return { outcome: 'skipped', write: { ops: [op.del(task.key)] }, held: null };
-    return changes.planned(task, sendBackRule(task.meta, executor, how, now), compare ? { compare } : {});
+    return changes.planned(task, rules.sendBackRule(task.meta, executor, how, now), compare ? { compare } : {});
   };
 }
 
@@ -242,19 +230,19 @@ async function sendBack(
   { changes }: EtcdTransitionContext,
   executor: string,
   tasks: readonly string[] | readonly Loaded[],
-  how: SendBack,
+  how: rules.SendBack,
   fence?: WriteFence,
 ): Promise<RequeueOutcome> {
   const preloaded = typeof tasks[0] === 'object' ? (tasks as readonly Loaded[]) : undefined;
   const ids = preloaded ? preloaded.map((task) => task.id) : (tasks as readonly string[]);
   const results = await changes.perTask(ids, 'send tasks back to the queue', { from: 'held', executor }, sendBackPlan(changes, executor, how, fence), preloaded ? { preloaded } : {});
-  const outcome = requeueOutcome(ids, (id) => results.get(id)?.outcome);
+  const outcome = rules.requeueOutcome(ids, (id) => results.get(id)?.outcome);
   logSendBack(changes, executor, how, outcome);
   return outcome;
 }
 
-export function logSendBack(changes: TaskChanges, executor: string, how: SendBack, outcome: RequeueOutcome): void {
-  const message = sendBackMessage(executor, how, outcome);
+export function logSendBack(changes: TaskChanges, executor: string, how: rules.SendBack, outcome: RequeueOutcome): void {
+  const message = rules.sendBackMessage(executor, how, outcome);
   if (message) changes.logger.info({ executor, reason: how.reason, ...outcome }, message);
 }
 
@@ -330,7 +318,7 @@ export function claimRound(
     const id = lastSegment(key);
     const meta = changes.metaOf(kv);
     const compare = [cmp.unchanged(key, kv.mod_revision)];
-    const decision = assignRule(meta, executor, now);
+    const decision = rules.assignRule(meta, executor, now);
     if (decision.kind !== 'change' || !meta) {
       // A queue entry without an assignable task: only a damaged store has one. Drop it.
       claims.push({ id, next: undefined });

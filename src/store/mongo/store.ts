@@ -7,27 +7,14 @@
 import type { ChangeStreamDocument, Collection, Filter, MongoClient } from 'mongodb';
 import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
-import { TaskStatus, type CompletedTask, type ExecutorInfo, type Task, type TaskInput } from '../../task/types';
-import type {
-  ExecutingUpdate,
-  ReportInput,
-  ReportOutcome,
-  RequeueOutcome,
-  RequeueReason,
-  SearchQuery,
-  SearchResult,
-  StoreEvent,
-  StoreOptions,
-  TaskStore,
-  WriteFence,
-} from '../task-store';
+import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
+import { BoundTransitions } from '../bound-transitions';
+import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, translate } from './errors';
 import { CHANGE_STREAM_OPEN_TIMEOUT_MS, TaskChangeStream } from './feed';
 import { mongoTransitions, objectIds, type MongoTransitionContext } from './transitions';
-
-/** A running task's report time is rewritten at most this often when nothing else changed (as the etcd store's). */
-export const DEFAULT_REPORT_REFRESH_MS = 5_000;
 
 export interface MongoStoreOptions extends StoreOptions {
   /** Connection string of the replica set (mongodb/module.ts replicaSetUri). */
@@ -42,22 +29,23 @@ export interface MongoStoreOptions extends StoreOptions {
   changeStreamRetryMs?: number;
   /** Milliseconds between attempts while opening (the replica set may not be initiated yet): OPEN_RETRY_MS. */
   openRetryMs?: number;
-  /** See DEFAULT_REPORT_REFRESH_MS. */
+  /** See transition-rules.ts DEFAULT_REPORT_REFRESH_MS. */
   reportRefreshMs?: number;
 }
 
-export class MongoTaskStore implements TaskStore {
+export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> implements TaskStore {
   readonly kind = 'mongodb' as const;
   private readonly tasks: Collection<TaskDoc>;
   private readonly executors: Collection<ExecutorDoc>;
   private readonly now: () => number;
   private readonly feed: TaskChangeStream;
-  private readonly context: MongoTransitionContext;
+  protected readonly context: MongoTransitionContext;
 
   constructor(
     private readonly client: MongoClient,
-    private readonly options: MongoStoreOptions,
+    options: MongoStoreOptions,
   ) {
+    super(mongoTransitions);
     const db = client.db(options.database ?? DATABASE);
     this.tasks = db.collection<TaskDoc>(TASK_COLLECTION);
     this.executors = db.collection<ExecutorDoc>(EXECUTOR_COLLECTION);
@@ -77,43 +65,7 @@ export class MongoTaskStore implements TaskStore {
     await this.tasks.createIndexes(TASK_INDEXES);
   }
 
-  // ---- the transitions (transitions.ts), and a whole report ----
-
-  add(task: TaskInput, id?: string): Promise<string> {
-    return mongoTransitions.add(this.context, task, id);
-  }
-
-  assign(executor: string, count: number): Promise<Task[]> {
-    return mongoTransitions.assign(this.context, executor, count);
-  }
-
-  updateExecuting(executor: string, updates: readonly ExecutingUpdate[]): Promise<{ notHeld: string[] }> {
-    return mongoTransitions.updateExecuting(this.context, executor, updates);
-  }
-
-  complete(executor: string, tasks: readonly CompletedTask[]): Promise<{ accepted: string[] }> {
-    return mongoTransitions.complete(this.context, executor, tasks);
-  }
-
-  release(executor: string, ids: readonly string[]): Promise<string[]> {
-    return mongoTransitions.release(this.context, executor, ids);
-  }
-
-  requeueUnreported(executor: string, reported: ReadonlySet<string>, maxRetries: number): Promise<RequeueOutcome> {
-    return mongoTransitions.requeueUnreported(this.context, executor, reported, maxRetries);
-  }
-
-  requeueHeldBy(executor: string, options: { olderThanMs?: number; reason: RequeueReason; maxRetries: number; fence?: WriteFence }): Promise<RequeueOutcome> {
-    return mongoTransitions.requeueHeldBy(this.context, executor, options);
-  }
-
-  cancel(id: string): Promise<{ found: true; executor: string | null } | { found: false }> {
-    return mongoTransitions.cancel(this.context, id);
-  }
-
-  deleteFinishedBefore(beforeMs: number, batch?: number, fence?: WriteFence): Promise<number> {
-    return mongoTransitions.deleteFinishedBefore(this.context, beforeMs, batch, fence);
-  }
+  // ---- the transitions are mongoTransitions (transitions.ts, bound by BoundTransitions); a whole report ----
 
   /**
    * The report's transitions one after another (each is already one query plus its conditioned writes).

@@ -12,23 +12,7 @@ import { resultSize } from '../../task/codec';
 import { checkTaskSize } from '../../task/schema';
 import { TaskStatus, type Task } from '../../task/types';
 import type { RequeueOutcome, TransitionFunctions } from '../task-store';
-import {
-  RELEASE,
-  assignment,
-  cancelRule,
-  completeRule,
-  heldTooLong,
-  requeueOutcome,
-  runningRule,
-  sendBackMessage,
-  sendBackRule,
-  tooLargeResult,
-  unreported,
-  type Change,
-  type Decision,
-  type SendBack,
-  type TaskState,
-} from '../transition-rules';
+import * as rules from '../transition-rules';
 import { STATE_PROJECTION, changeSet, parseId, stateOf, taskDoc, toTask, unchangedSince, type StateDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, isTooLargeError, translate } from './errors';
 
@@ -71,7 +55,7 @@ export const mongoTransitions: TransitionFunctions<MongoTransitionContext> = {
       while (assigned.length < count) {
         // Picked and changed in one atomic step (the filter is assignRule's condition): concurrent
         // judicators never hand one task to two executors.
-        const fields = assignment(executor, now());
+        const fields = rules.assignment(executor, now());
         const doc = await tasks.findOneAndUpdate(
           { done: false, executor: null },
           { $set: { executor: fields.executor, acknowledged: fields.acked, report_time: new Date(fields.report_ms) } },
@@ -94,7 +78,7 @@ export const mongoTransitions: TransitionFunctions<MongoTransitionContext> = {
   async updateExecuting(context, executor, updates) {
     const byId = new Map(updates.map((update) => [update.id, update.status]));
     const outcomes = await perTask(context, [...byId.keys()], 'recording running tasks', {}, (state, id, now) =>
-      runningRule(state, executor, byId.get(id)!, now, context.reportRefreshMs),
+      rules.runningRule(state, executor, byId.get(id)!, now, context.reportRefreshMs),
     );
     return { notHeld: [...byId.keys()].filter((id) => !outcomes.get(id)) };
   },
@@ -109,33 +93,33 @@ export const mongoTransitions: TransitionFunctions<MongoTransitionContext> = {
         // A result the server still finds too large (BSON overhead past 16 MB) ends the task as too large.
         onTooLarge: (doc, change, id) => {
           const size = stateOf(doc).input_size + resultSize(byId.get(id)!.result);
-          return { ...change, next: { ...change.next, status: TaskStatus.UNKNOWN_ERROR }, result: tooLargeResult(size, context.maxTaskSize), reported: false };
+          return { ...change, next: { ...change.next, status: TaskStatus.UNKNOWN_ERROR }, result: rules.tooLargeResult(size, context.maxTaskSize), reported: false };
         },
       },
-      (state, id, now) => completeRule(state, executor, byId.get(id)!, context.maxTaskSize, now),
+      (state, id, now) => rules.completeRule(state, executor, byId.get(id)!, context.maxTaskSize, now),
     );
     return { accepted: [...byId.keys()].filter((id) => outcomes.get(id)) };
   },
 
   async release(context, executor, ids) {
-    return (await sendBack(context, executor, [...new Set(ids)], { executor, done: false }, RELEASE)).retried;
+    return (await sendBack(context, executor, [...new Set(ids)], { executor, done: false }, rules.RELEASE)).retried;
   },
 
   async requeueUnreported(context, executor, reported, maxRetries) {
     const scope: Filter<TaskDoc> = { executor, done: false, acknowledged: true, _id: { $nin: objectIds(reported) } };
-    return sendBack(context, executor, undefined, scope, unreported(maxRetries));
+    return sendBack(context, executor, undefined, scope, rules.unreported(maxRetries));
   },
 
   async requeueHeldBy(context, executor, options) {
     await checkFence(options.fence);
     const scope: Filter<TaskDoc> = { executor, done: false };
     if (options.olderThanMs !== undefined) scope.report_time = { $lt: new Date(options.olderThanMs) };
-    return sendBack(context, executor, undefined, scope, heldTooLong(options));
+    return sendBack(context, executor, undefined, scope, rules.heldTooLong(options));
   },
 
   async cancel(context, id) {
     if (!parseId(id)) return { found: false };
-    const outcomes = await perTask(context, [id], 'cancelling a task', {}, (state, _id, now) => cancelRule(state, now));
+    const outcomes = await perTask(context, [id], 'cancelling a task', {}, (state, _id, now) => rules.cancelRule(state, now));
     return outcomes.get(id) ?? { found: false };
   },
 
@@ -167,8 +151,8 @@ async function perTask<T>(
   { tasks, now }: MongoTransitionContext,
   ids: readonly string[],
   what: string,
-  options: { preloaded?: readonly StateDoc[]; onTooLarge?: (doc: StateDoc, change: Change, id: string) => Change },
-  decide: (state: TaskState | undefined, id: string, now: number) => Decision<T>,
+  options: { preloaded?: readonly StateDoc[]; onTooLarge?: (doc: StateDoc, change: rules.Change, id: string) => rules.Change },
+  decide: (state: rules.TaskState | undefined, id: string, now: number) => rules.Decision<T>,
 ): Promise<Map<string, T>> {
   const outcomes = new Map<string, T>();
   let todo = [...new Set(ids)].filter((id) => parseId(id) !== undefined);
@@ -203,7 +187,7 @@ async function perTask<T>(
 }
 
 /** Writes `change` on the task as it was read; false when it changed since (the filter matched nothing). */
-async function writeChange(tasks: Collection<TaskDoc>, doc: StateDoc, change: Change, onTooLarge?: (change: Change) => Change): Promise<boolean> {
+async function writeChange(tasks: Collection<TaskDoc>, doc: StateDoc, change: rules.Change, onTooLarge?: (change: rules.Change) => rules.Change): Promise<boolean> {
   try {
     return (await tasks.updateOne(unchangedSince(doc), { $set: changeSet(doc, change) })).matchedCount === 1;
   } catch (error) {
@@ -216,7 +200,7 @@ async function writeChange(tasks: Collection<TaskDoc>, doc: StateDoc, change: Ch
  * Takes tasks of `executor` back to the queue as `how` says: the tasks `ids`, or (undefined) those that
  * `scope` finds, read in the same query that finds them.
  */
-async function sendBack(context: MongoTransitionContext, executor: string, ids: readonly string[] | undefined, scope: Filter<TaskDoc>, how: SendBack): Promise<RequeueOutcome> {
+async function sendBack(context: MongoTransitionContext, executor: string, ids: readonly string[] | undefined, scope: Filter<TaskDoc>, how: rules.SendBack): Promise<RequeueOutcome> {
   let preloaded: StateDoc[] | undefined;
   if (!ids) {
     try {
@@ -226,9 +210,9 @@ async function sendBack(context: MongoTransitionContext, executor: string, ids: 
     }
   }
   const chosen = ids ?? preloaded!.map((doc) => doc._id.toHexString());
-  const outcomes = await perTask(context, chosen, 'requeueing tasks', preloaded ? { preloaded } : {}, (state, _id, now) => sendBackRule(state, executor, how, now));
-  const outcome = requeueOutcome(chosen, (id) => outcomes.get(id));
-  const message = sendBackMessage(executor, how, outcome);
+  const outcomes = await perTask(context, chosen, 'requeueing tasks', preloaded ? { preloaded } : {}, (state, _id, now) => rules.sendBackRule(state, executor, how, now));
+  const outcome = rules.requeueOutcome(chosen, (id) => outcomes.get(id));
+  const message = rules.sendBackMessage(executor, how, outcome);
   if (message) context.logger.info({ executor, reason: how.reason, ...outcome }, message);
   return outcome;
 }
