@@ -102,19 +102,19 @@ export const mongoTransitions: TransitionFunctions<MongoTransitionContext> = {
   },
 
   async release(context, executor, ids) {
-    return (await sendBack(context, executor, [...new Set(ids)], { executor, done: false }, rules.RELEASE)).retried;
+    return (await sendBack(context, executor, { ids: [...new Set(ids)] }, rules.RELEASE)).retried;
   },
 
   async requeueUnreported(context, executor, reported, maxRetries) {
     const scope: Filter<TaskDoc> = { executor, done: false, acknowledged: true, _id: { $nin: objectIds(reported) } };
-    return sendBack(context, executor, undefined, scope, rules.unreported(maxRetries));
+    return sendBack(context, executor, { scope }, rules.unreported(maxRetries));
   },
 
   async requeueHeldBy(context, executor, options) {
     await checkFence(options.fence);
     const scope: Filter<TaskDoc> = { executor, done: false };
     if (options.olderThanMs !== undefined) scope.report_time = { $lt: new Date(options.olderThanMs) };
-    return sendBack(context, executor, undefined, scope, rules.heldTooLong(options));
+    return sendBack(context, executor, { scope }, rules.heldTooLong(options));
   },
 
   async cancel(context, id) {
@@ -197,19 +197,24 @@ async function writeChange(tasks: Collection<TaskDoc>, doc: StateDoc, change: ru
 }
 
 /**
- * Takes tasks of `executor` back to the queue as `how` says: the tasks `ids`, or (undefined) those that
- * `scope` finds, read in the same query that finds them.
+ * Takes tasks of `executor` back to the queue as `how` says: the tasks `ids`, or those that `scope` finds
+ * (their state read by the query that finds them).
  */
-async function sendBack(context: MongoTransitionContext, executor: string, ids: readonly string[] | undefined, scope: Filter<TaskDoc>, how: rules.SendBack): Promise<RequeueOutcome> {
+async function sendBack(
+  context: MongoTransitionContext,
+  executor: string,
+  which: { ids: readonly string[] } | { scope: Filter<TaskDoc> },
+  how: rules.SendBack,
+): Promise<RequeueOutcome> {
   let preloaded: StateDoc[] | undefined;
-  if (!ids) {
+  if ('scope' in which) {
     try {
-      preloaded = (await context.tasks.find(scope, { projection: STATE_PROJECTION }).toArray()) as StateDoc[];
+      preloaded = (await context.tasks.find(which.scope, { projection: STATE_PROJECTION }).toArray()) as StateDoc[];
     } catch (error) {
       throw translate(error, 'requeueing tasks');
     }
   }
-  const chosen = ids ?? preloaded!.map((doc) => doc._id.toHexString());
+  const chosen = 'ids' in which ? which.ids : preloaded!.map((doc) => doc._id.toHexString());
   const outcomes = await perTask(context, chosen, 'requeueing tasks', preloaded ? { preloaded } : {}, (state, _id, now) => rules.sendBackRule(state, executor, how, now));
   const outcome = rules.requeueOutcome(chosen, (id) => outcomes.get(id));
   const message = rules.sendBackMessage(executor, how, outcome);
