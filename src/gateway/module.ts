@@ -6,7 +6,7 @@ import { logSchema, renderLog } from '../boot/config-files';
 import { PORT, checkNodeName, hostnameDefault, resolveAddress, resolveNodeName, type FlagSpec } from '../boot/flags';
 import type { ModuleDefinition } from '../boot/module-definition';
 import { clientEndpoints, clusterClientFlags } from '../cluster/client-flags';
-import { DEFAULT_TASK_MAX_SIZE } from '../task/limits';
+import { DEFAULT_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from './api/wait';
 
 const port = z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]);
@@ -44,7 +44,7 @@ export const gatewayConfigSchema = z.object({
     /** Largest request body (JSON or urlencoded; also each uploaded file), in bytes. */
     body_bytes: z.number().int().min(1024),
     /** Largest task (compressed commands, input, standard, zips), in bytes: the original's 15.5 MiB. */
-    task_max_size: z.number().int().min(1024),
+    task_max_size: z.number().int().min(MIN_TASK_MAX_SIZE),
     /** Most tasks in one POST /api/task/batch. */
     batch_max: z.number().int().min(1).max(10_000),
     /** Adds of one batch sent to the judicators at once. */

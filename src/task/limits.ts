@@ -4,6 +4,9 @@
 
 /** The original's limit on a task's stored size: 15.5 MiB (16 MiB minus 512 KiB). */
 export const DEFAULT_TASK_MAX_SIZE = 16_252_928;
+/** The range --task-max-size may be set in: a MongoDB document holds at most 16 MiB. */
+export const MIN_TASK_MAX_SIZE = 1024;
+export const MAX_TASK_MAX_SIZE = 16 * 1024 * 1024;
 
 /** The original's whole numbers (user, timeouts, search limits and pages): 0 to 2^31 - 1. */
 export const MAX_INT = 2_147_483_647;
