@@ -83,9 +83,11 @@ export async function etcdReport(context: EtcdTransitionContext, executor: strin
     }
     // Lost races and "no"s from the first read: task by task, read again linearizably.
     if (again.length > 0) await changes.perTask(again, 'record the report', source, plan, { attempt: 1, results });
-    // Fewer claimed than wanted while another judicator took some, or the queue may hold more: as assign.
-    const short = want - (assigned.length - Math.min(waiting.length, assigned.length));
-    if (short > 0 && (claimLost > 0 || (queue?.more ?? false))) assigned.push(...(await etcdTransitions.assign(context, executor, short)));
+    // Slots still free (another judicator took some of the claims, or a redelivered task was cancelled
+    // meanwhile) while the queue may hold more: filled as assign fills them.
+    const short = input.vacant - assigned.length;
+    const queueMore = queue !== undefined && (queue.more || queue.entries.length > claim.steps.length);
+    if (short > 0 && (claimLost > 0 || queueMore)) assigned.push(...(await etcdTransitions.assign(context, executor, short)));
 
     const outcomeOf = (id: string) => results.get(id)?.outcome;
     for (const id of complete.keys()) {
