@@ -1,13 +1,20 @@
 // `npx tsx bench/store-throughput.ts` (not part of `npm test`): how many tasks per second the etcd task
 // store carries through add -> assign -> complete against one local etcd (fsync on, as judicators run
-// it), with the store calls a report makes (src/judicator/scheduler.ts) and several executors at once.
+// it), with the store call a report makes (src/judicator/scheduler.ts: TaskStore.report) and several
+// executors at once; then how many etcd calls one report costs through the scheduler, and how many of
+// them write (each write is a raft entry and an fsync), for the shapes reports take:
+//   steady:  the report carries the executor's 4 results and gets 4 tasks back
+//   mixed:   1 result, 3 running tasks (unchanged), 1 task back
+//   running: 4 running tasks (unchanged), no free slot: a heartbeat
+//   started: 4 tasks newly running (their first acknowledgement), no free slot
 // Prints the figures; asserts nothing.
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../src/etcd/client';
 import { createLogger } from '../src/common/logging';
-import { EtcdTaskStore } from '../src/store/etcd-store';
+import { Scheduler } from '../src/judicator/scheduler';
+import { EtcdTaskStore } from '../src/store/etcd/store';
 import { packText } from '../src/task/codec';
 import { TaskStatus, type TaskInput } from '../src/task/types';
 import { EtcdServer } from '../test/helpers/etcd';
@@ -16,6 +23,8 @@ const TASKS = Number(process.env.BENCH_TASKS ?? 3000);
 const EXECUTORS = Number(process.env.BENCH_EXECUTORS ?? 4);
 const SLOTS = Number(process.env.BENCH_SLOTS ?? 4);
 const ADDERS = Number(process.env.BENCH_ADDERS ?? 32);
+/** Reports measured per shape in section 4. */
+const REPORTS = Number(process.env.BENCH_REPORTS ?? 200);
 
 const cleanups: (() => unknown)[] = [];
 const hooks = { after: (fn: () => unknown) => cleanups.push(fn) };
@@ -72,6 +81,47 @@ async function main(): Promise<void> {
   console.log(`  etcd calls per task: ${calls.summary(TASKS)}`);
   const counts = await store.countByStatus();
   console.log(`store afterwards: ${counts[TaskStatus.SUCCESS]} succeeded, ${counts[TaskStatus.PENDING]} pending`);
+
+  // 4. etcd calls per report, through the scheduler, by shape.
+  await reportShapes(store, calls);
+}
+
+/** The etcd calls one report costs through the scheduler, for each shape a report takes (see the top). */
+async function reportShapes(store: EtcdTaskStore, calls: ReturnType<typeof countCalls>): Promise<void> {
+  const logger = createLogger('bench', { maxBytes: 1e6, keep: 1, printToStdout: true, level: 'warn' });
+  const scheduler = new Scheduler(store, { maxRetries: 3, maxWaitMs: 0, heartbeatEveryMs: 1_000 }, logger);
+  cleanups.push(() => scheduler.close());
+  const never = new AbortController().signal;
+  for (let i = 0; i < REPORTS * SLOTS * 2 + 40 * SLOTS; i++) await store.add(task);
+  type Held = { id: string; status: TaskStatus }[];
+  const report = async (name: string, complete: Held, executing: Held, vacant: number): Promise<Held> => {
+    const answer = await scheduler.report(
+      { executor: name, complete: complete.map((t) => ({ id: t.id, status: TaskStatus.SUCCESS, result })), executing, vacant, release: [], waitMs: 0, fresh: false },
+      never,
+    );
+    return answer.assign.map((t) => ({ id: t.id, status: t.status }));
+  };
+  const running = (held: Held): Held => held.map((t) => ({ id: t.id, status: TaskStatus.RUNNING }));
+  const shapes: [string, (held: Held) => Promise<Held>][] = [
+    ['steady', (held) => report('steady', held, [], SLOTS)],
+    ['mixed', async (held) => [...running(held.slice(1)), ...(await report('mixed', held.slice(0, 1), running(held.slice(1)), 1))]],
+    ['running', async (held) => (await report('running', [], held, 0), held)],
+  ];
+  for (const [name, step] of shapes) {
+    // The executor holds SLOTS running tasks, acknowledged.
+    let held = running(await report(name, [], [], SLOTS));
+    await report(name, [], held, 0);
+    calls.reset();
+    for (let i = 0; i < REPORTS; i++) held = await step(held);
+    console.log(`report ${name.padEnd(8)} etcd calls per report: ${calls.summary(REPORTS)}`);
+  }
+  calls.reset();
+  for (let i = 0; i < 40; i++) {
+    const held = await report(`started${i}`, [], [], SLOTS);
+    await report(`started${i}`, [], held.map((t) => ({ id: t.id, status: TaskStatus.COMPILING })), 0);
+  }
+  // Each executor's first report (its assignment) counts too: the figure is per pair of reports.
+  console.log(`report started  etcd calls per report pair (assigned, then started): ${calls.summary(40)}`);
 }
 
 /** CPU seconds etcd has used so far (from /proc). */
@@ -101,21 +151,21 @@ function countCalls(client: Etcd3) {
   };
 }
 
-/** One executor's reports, as the scheduler makes them: finished tasks in, new ones out. */
+/** One executor's reports, as the scheduler makes them (one store call each): finished tasks in, new ones out. */
 async function executorLoop(store: EtcdTaskStore, name: string, more: () => boolean): Promise<number> {
   let holding: string[] = [];
   let finished = 0;
   for (;;) {
     await store.recordHeartbeat(name, { vacant: SLOTS });
-    if (holding.length) {
-      const { accepted } = await store.complete(name, holding.map((id) => ({ id, status: TaskStatus.SUCCESS, result })));
-      finished += accepted.length;
-    }
-    const reported = new Set(holding);
-    await store.requeueUnreported(name, reported, 3);
-    const redelivered = await store.unacknowledged(name, reported, SLOTS);
-    const fresh = await store.assign(name, SLOTS - redelivered.length);
-    holding = [...redelivered, ...fresh].map((t) => t.id);
+    const outcome = await store.report(name, {
+      complete: holding.map((id) => ({ id, status: TaskStatus.SUCCESS, result })),
+      release: [],
+      executing: [],
+      maxRetries: 3,
+      vacant: SLOTS,
+    });
+    finished += outcome.accepted.length;
+    holding = outcome.assigned.map((t) => t.id);
     if (holding.length === 0) {
       if (!more()) return finished;
       await new Promise((resolve) => setTimeout(resolve, 2));

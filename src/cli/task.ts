@@ -8,7 +8,7 @@ import { InvalidInputError, UsageError, UnavailableError } from '../common/error
 import { parseTime } from '../common/time';
 import type { GatewayClient } from '../gateway/client';
 import type { PresentedBrief, PresentedTask } from '../gateway/present';
-import { writeZip, type ZipEntry } from '../gateway/zip-write';
+import { writeZip, type ZipEntry } from '../task/zip';
 import { TaskStatus } from '../task/types';
 import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
 

@@ -1,6 +1,7 @@
 // What the executor's main module runs with (config/main.json, less the log section boot adds): its
 // slots, timings, task limits and sandbox, and where the judicators' etcd is. Rendered from the flags by
 // boot/modules/executor.ts; validated by this schema every time the module starts.
+import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { z } from 'zod';
 import { nodeNameField } from '../common/config-fields';
 
@@ -33,7 +34,7 @@ export const executorConfigSchema = z.object({
     /** Entries a task's zips may hold, together. */
     max_files: z.number().int().min(1),
     /** The cluster's task size limit (input + result); a result past it is replaced, as the original did. */
-    max_size: z.number().int().min(1024),
+    max_size: z.number().int().min(MIN_TASK_MAX_SIZE),
   }),
   etcd: z.object({
     endpoints: z.array(z.string().min(1)).min(1),

@@ -20,7 +20,7 @@ import type { Confinement, StepPlan } from './confinement';
 import { judge } from './judge';
 import { runStep, type StepOutcome } from './step';
 import { prepareTaskDir, removeTree, taskPaths, type StepName, type TaskPaths } from './workdir';
-import type { ZipLimits } from './zip';
+import type { ZipLimits } from '../task/zip';
 
 export interface RunnerSettings {
   /** Absolute data/main: where task dirs are made. */

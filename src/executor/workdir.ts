@@ -8,7 +8,7 @@ import { InvalidInputError } from '../common/errors';
 import { unpackBytes } from '../task/codec';
 import type { TaskInput } from '../task/types';
 import { killRecordedGroup } from './process-group';
-import { unpackZip, type ZipLimits } from './zip';
+import { unpackZip, type ZipLimits } from '../task/zip';
 
 export type StepName = 'compile' | 'execute';
 

@@ -1,6 +1,7 @@
 // What the gateway's server module runs with (config/server.json, less the log section boot adds): its
 // addresses, the judicators' etcd, its API tokens, limits and RPC timings. Rendered from the flags by
 // boot/modules/gateway.ts; validated by this schema every time the module starts.
+import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
 
@@ -37,7 +38,7 @@ export const gatewayConfigSchema = z.object({
     /** Largest request body (JSON or urlencoded; also each uploaded file), in bytes. */
     body_bytes: z.number().int().min(1024),
     /** Largest task (compressed commands, input, standard, zips), in bytes: the original's 15.5 MiB. */
-    task_max_size: z.number().int().min(1024),
+    task_max_size: z.number().int().min(MIN_TASK_MAX_SIZE),
     /** Most tasks in one POST /api/task/batch. */
     batch_max: z.number().int().min(1).max(10_000),
     /** Adds of one batch sent to the judicators at once. */

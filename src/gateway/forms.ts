@@ -1,14 +1,15 @@
 // What a client submits (the original's form fields, as a multipart or urlencoded form or as a JSON
 // object) turned into a TaskInput, or refused with an InvalidInputError / TooLargeError that says which
-// field is wrong and why. Also the validation of the query parameters of the other routes.
-import { unzipSync } from 'fflate';
-import { InvalidInputError, TooLargeError } from '../common/errors';
+// field is wrong and why (the task's own rules are task/schema.ts's). Also the validation of the query
+// parameters of the other routes.
+import { InvalidInputError } from '../common/errors';
 import { ID_PATTERN } from '../common/ids';
 import { parseTime } from '../common/time';
-import { MAX_INT, stepLimitsSchema } from '../rpc/contract';
-import { inputSize, packText } from '../task/codec';
+import { packText } from '../task/codec';
+import { MAX_INT } from '../task/limits';
+import { checkTaskInput, stepLimitsSchema } from '../task/schema';
 import type { StepLimits, TaskInput } from '../task/types';
-import { writeZip } from './zip-write';
+import { checkFileName, zipOneFile } from '../task/zip';
 
 /** A submission as it arrived: text fields, uploaded files, and whether it came as JSON. */
 export interface Submission {
@@ -29,9 +30,6 @@ export const SUBMISSION_FIELDS: readonly string[] = [...INT_FIELDS, ...TEXT_FIEL
 
 /** JSON submissions may leave these out (the original's form required them): they default to ''. */
 const JSON_OPTIONAL_TEXT = new Set(['compile_command', 'execute_input', 'execute_standard']);
-
-/** Longest file name accepted in a name+text pair, in UTF-8 bytes (a common file-system limit). */
-export const MAX_FILE_NAME_BYTES = 255;
 
 /** Parses a whole number in 0..2147483647 (the original's int check); `what` names the field. */
 export function parseCount(value: unknown, what: string): number {
@@ -79,51 +77,6 @@ export function parseId(value: unknown, what = 'id'): string {
   throw new InvalidInputError(`${what} must be a task id (24 lower-case hex characters), not ${describe(value)}`);
 }
 
-/**
- * A file name for a name+text pair: a plain name that lands in the task's directory and nowhere else
- * (the original joined it onto a path unchecked, so `../x` or `/etc/x` wrote anywhere).
- */
-export function checkFileName(name: string, what: string): string {
-  if (name === '.' || name === '..') throw new InvalidInputError(`${what} cannot be "${name}"`);
-  if (/[/\\]/.test(name)) throw new InvalidInputError(`${what} must be a plain file name, without "/" or "\\": ${describe(name)}`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(name)) throw new InvalidInputError(`${what} cannot contain control characters (NUL, newline, ...)`);
-  if (Buffer.byteLength(name) > MAX_FILE_NAME_BYTES) throw new InvalidInputError(`${what} is longer than ${MAX_FILE_NAME_BYTES} bytes`);
-  return name;
-}
-
-/** A zip holding one file: the original's name+text pairs (CRLF turned into LF, as it did). */
-export function zipOneFile(name: string, text: string): Buffer {
-  return writeZip([{ name, data: Buffer.from(text.replace(/\r\n/g, '\n'), 'utf8') }]);
-}
-
-/**
- * Checks that uploaded bytes are a zip whose entries stay inside the directory they are unpacked into.
- * The executor checks again when it unpacks; refusing here tells the user at once, and stores nothing.
- */
-export function checkZip(bytes: Buffer, what: string): void {
-  if (bytes.length === 0) return;
-  const names: string[] = [];
-  try {
-    // The filter sees every entry and decompresses none: this reads the directory only.
-    unzipSync(bytes, {
-      filter: (file) => {
-        names.push(file.name);
-        return false;
-      },
-    });
-  } catch (error) {
-    throw new InvalidInputError(`${what} is not a zip archive (${(error as Error).message})`);
-  }
-  for (const name of names) {
-    const parts = name.split(/[/\\]+/);
-    if (name.startsWith('/') || name.startsWith('\\') || /^[A-Za-z]:/.test(name) || parts.includes('..')) {
-      throw new InvalidInputError(`${what} holds ${describe(name)}, a path that leaves the task directory; only relative paths without ".." are accepted`);
-    }
-    if (name.includes('\0')) throw new InvalidInputError(`${what} holds an entry whose name contains NUL`);
-  }
-}
-
 function describe(value: unknown): string {
   const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
   const short = text.length > 60 ? `${text.slice(0, 60)}...` : text;
@@ -158,10 +111,8 @@ function archive(submission: Submission, field: 'compile_source' | 'execute_data
     }
     uploaded = Buffer.from(inline, 'base64');
   }
-  if (uploaded && uploaded.length > 0) {
-    checkZip(uploaded, field);
-    return uploaded;
-  }
+  // Checked with the whole task (checkTaskInput), as every edge checks it.
+  if (uploaded && uploaded.length > 0) return uploaded;
   const name = optionalText(submission, `${field}_name`);
   const str = optionalText(submission, `${field}_str`);
   if (!name && !str) return Buffer.alloc(0);
@@ -193,8 +144,9 @@ function limits(submission: Submission, step: 'compile' | 'execute'): StepLimits
 }
 
 /**
- * The TaskInput of a submission. Throws InvalidInputError naming the first bad field, or TooLargeError
- * when the packed task is over `taskMaxSize` bytes.
+ * The TaskInput of a submission, checked as every edge checks a task (task/schema.ts checkTaskInput).
+ * Throws InvalidInputError naming the first bad field, or TooLargeError when the packed task is over
+ * `taskMaxSize` bytes.
  */
 export function parseSubmission(submission: Submission, options: { taskMaxSize: number }): TaskInput {
   if (submission.kind === 'json') {
@@ -233,10 +185,7 @@ export function parseSubmission(submission: Submission, options: { taskMaxSize: 
     },
   };
   if (network !== undefined && network !== null && network !== '') task.network = parseFlag(network, 'network');
-  const size = inputSize(task);
-  if (size > options.taskMaxSize) {
-    throw new TooLargeError(`the task takes ${size} bytes packed, more than the limit of ${options.taskMaxSize} bytes; make its sources, data or input smaller`);
-  }
+  checkTaskInput(task, { maxTaskSize: options.taskMaxSize });
   return task;
 }
 

@@ -1,6 +1,7 @@
 // What the judicator's main module runs with (config/main.json, less the log section boot adds): its
 // addresses, its etcd, its timings and limits, and what it needs to know of this node's mongod. Rendered
 // from the flags by boot/modules/judicator.ts; validated by this schema every time the module starts.
+import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
 
@@ -21,7 +22,7 @@ export const judicatorConfigSchema = z.object({
   }),
   task: z.object({
     /** Largest stored task (input and result), bytes. */
-    max_size: z.number().int().min(1024),
+    max_size: z.number().int().min(MIN_TASK_MAX_SIZE),
     /** Times a task may go back to Retrying before it ends as Unknown error. */
     max_retries: z.number().int().min(0),
     /** Seconds without a report of a held task before the leader sends it back to Retrying. */

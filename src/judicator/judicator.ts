@@ -10,12 +10,16 @@ import { createEtcdClient } from '../etcd/client';
 import { LeaderElection } from '../etcd/election';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
-import { openJudicatorStore } from './store-choice';
+import type { MongodAvailability } from '../store/open-store';
+import { openStore } from '../store/open-store';
 import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './config';
 import { createRpcServer } from './rpc-server';
-import { Scheduler } from './scheduler';
+import { DEFAULT_HEARTBEAT_EVERY_MS, Scheduler } from './scheduler';
+
+/** The shortest a quorum probe may wait for etcd's answer (ms); otherwise two check intervals. */
+const QUORUM_PROBE_MIN_TIMEOUT_MS = 2_000;
 
 /** A judicator is only advertised and serving while etcd answers linearizable reads. */
 class QuorumWatch {
@@ -37,7 +41,7 @@ class QuorumWatch {
     while (!signal.aborted) {
       try {
         // A linearizable read needs the etcd leader and a quorum: exactly what writes need.
-        await withTimeout(this.etcd.get(this.probeKey).exec(), Math.max(2 * intervalMs, 2_000));
+        await withTimeout(this.etcd.get(this.probeKey).exec(), Math.max(2 * intervalMs, QUORUM_PROBE_MIN_TIMEOUT_MS));
         if (!this.healthy) this.logger.info('etcd quorum reachable: serving');
         this.healthy = true;
         failures = 0;
@@ -66,6 +70,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]);
 }
 
+/** How long an executor's registration key read from etcd serves its reports (ms). */
+const EXECUTOR_KEY_CACHE_MS = 2_000;
+
 /** Executors' registration keys, read from etcd and kept for a moment: a report must not cost a read. */
 class ExecutorKeys {
   private readonly cache = new Map<string, { key: string | undefined; at: number }>();
@@ -77,7 +84,7 @@ class ExecutorKeys {
 
   async get(name: string): Promise<string | undefined> {
     const cached = this.cache.get(name);
-    if (cached && Date.now() - cached.at < 2_000) return cached.key;
+    if (cached && Date.now() - cached.at < EXECUTOR_KEY_CACHE_MS) return cached.key;
     const value = await this.etcd.get(clusterKeys(this.prefix).executorService(name)).string();
     let key: string | undefined;
     try {
@@ -90,18 +97,37 @@ class ExecutorKeys {
   }
 }
 
+/**
+ * What the store's opener needs of this node's mongod: config.mongodb is null where no mongodb module runs
+ * (the MongoDB libraries then stay unloaded); else the mongod is looked for as that module looks for it,
+ * so that both record the same `--store auto` decision.
+ */
+async function mongodbSettings(config: JudicatorConfig): Promise<{ availability: MongodAvailability; uri: string } | undefined> {
+  if (!config.mongodb) return undefined;
+  const { mongodAvailability } = await import('../mongodb/binary');
+  return { availability: await mongodAvailability(config.mongodb), uri: config.mongodb.uri };
+}
+
 export async function runJudicator({ config, logger, signal }: ModuleContext<JudicatorConfig>): Promise<void> {
   const keys = clusterKeys(config.etcd.prefix);
   const etcd = createEtcdClient(config.etcd.endpoints);
   const quorum = new QuorumWatch(etcd, keys.clusterStore, logger);
   const quorumLoop = quorum.run(config.quorum_check_interval * 1000, signal);
 
-  const store = await openJudicatorStore(config, () => etcd, logger, signal);
+  const store = await openStore({
+    flag: config.store,
+    etcd: () => etcd,
+    prefix: config.etcd.prefix,
+    mongodb: await mongodbSettings(config),
+    maxTaskSize: config.task.max_size,
+    logger,
+    signal,
+  });
   if (!store) {
     etcd.close();
     return; // shutdown while waiting for etcd
   }
-  const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: 1_000 }, logger);
+  const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: DEFAULT_HEARTBEAT_EVERY_MS }, logger);
   const executorKeys = new ExecutorKeys(etcd, config.etcd.prefix);
   const election = new LeaderElection(() => etcd, { prefix: config.etcd.prefix, name: config.name, ttl: config.lead.ttl }, logger);
   const metrics = new JudicatorMetrics(store, () => election.isLeader);
@@ -115,8 +141,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
       clusterToken: config.cluster_token,
       bodyLimit: 2 * config.task.max_size + 1024 * 1024,
       maxSearchResults: config.rpc.max_search_results,
-      clientIdSkewMs: 10 * 60_000,
-      maxInflatedBytes: 256 * 1024 * 1024,
+      maxTaskSize: config.task.max_size,
     },
     {
       store,

@@ -2,16 +2,17 @@
 // codes, every input validated with a reason, the cluster token checked, and a judicator that lost its
 // etcd quorum answering 503 so clients go to another one. `GET /ping` and `GET /health` for operators.
 import { timingSafeEqual } from 'node:crypto';
-import zlib from 'node:zlib';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { describeError, TooLargeError } from '../common/errors';
+import { InvalidInputError, TooLargeError, describeError } from '../common/errors';
 import { idTime } from '../common/ids';
 import type { Logger } from '../common/logging';
 import { parseTime } from '../common/time';
 import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
-import { briefToWire, inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
+import { inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
-import { ReturnCode, type TaskInput, type TaskStatus } from '../task/types';
+import { MAX_CLIENT_ID_SKEW_MS } from '../task/limits';
+import { checkTaskInput } from '../task/schema';
+import { ReturnCode, briefOf, type TaskStatus } from '../task/types';
 import { Scheduler } from './scheduler';
 import { waitForTask } from './wait';
 
@@ -22,10 +23,12 @@ export interface RpcServerSettings {
   bodyLimit: number;
   /** Most tasks one search returns when it asks for all (limit 0). */
   maxSearchResults: number;
-  /** How far (ms) a client-chosen task id's time may be from this judicator's clock. */
-  clientIdSkewMs: number;
-  /** Largest text field once inflated, bytes (a zlib bomb is refused). */
-  maxInflatedBytes: number;
+  /** The cluster's task size limit (--task-max-size), bytes. */
+  maxTaskSize: number;
+  /** How far (ms) a client-chosen task id's time may be from this judicator's clock (default MAX_CLIENT_ID_SKEW_MS). */
+  clientIdSkewMs?: number;
+  /** Largest text field once inflated, bytes (default MAX_INFLATED_TEXT_BYTES). */
+  maxInflatedBytes?: number;
 }
 
 export interface RpcDependencies {
@@ -118,9 +121,13 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
 
     add: async (body: { task: Parameters<typeof inputFromWire>[0]; id?: string }) => {
       const input = inputFromWire(body.task);
-      const problem = checkTextFields(input, settings.maxInflatedBytes);
-      if (problem) return refusal('add', ReturnCode.INVALID_INPUT, problem);
-      if (body.id !== undefined && Math.abs(idTime(body.id) - Date.now()) > settings.clientIdSkewMs) {
+      try {
+        checkTaskInput(input, { maxTaskSize: settings.maxTaskSize, maxInflatedBytes: settings.maxInflatedBytes });
+      } catch (error) {
+        if (error instanceof InvalidInputError) return refusal('add', ReturnCode.INVALID_INPUT, error.message);
+        throw error;
+      }
+      if (body.id !== undefined && Math.abs(idTime(body.id) - Date.now()) > (settings.clientIdSkewMs ?? MAX_CLIENT_ID_SKEW_MS)) {
         return refusal('add', ReturnCode.INVALID_INPUT, `id ${body.id} was not made just now (its time is ${new Date(idTime(body.id)).toISOString()})`);
       }
       const id = await deps.store.add(input, body.id);
@@ -150,7 +157,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         page: limit === 0 ? 0 : body.page ?? 0,
       });
       const pages = limit === 0 ? (result.total > 0 ? 1 : 0) : result.pages;
-      return { result: ReturnCode.OK, pages, tasks: result.tasks.map(briefToWire) };
+      return { result: ReturnCode.OK, pages, tasks: result.tasks.map(briefOf) };
     },
 
     get: async (body: { id: string }) => {
@@ -219,30 +226,3 @@ function tokenMatches(header: string | undefined, expected: Buffer): boolean {
   const given = Buffer.from(header);
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
-
-/** Text fields must be zlib (or empty) and inflate to a sane size: checked before anything is stored. */
-function checkTextFields(input: TaskInput, maxInflatedBytes: number): string | undefined {
-  const fields: [string, Buffer][] = [
-    ['compile.command', input.compile.command],
-    ['execute.input', input.execute.input],
-    ['execute.command', input.execute.command],
-    ['execute.standard', input.execute.standard],
-  ];
-  for (const [name, bytes] of fields) {
-    if (bytes.length === 0) continue;
-    try {
-      zlib.inflateSync(bytes, { maxOutputLength: maxInflatedBytes });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      return code === 'ERR_BUFFER_TOO_LARGE'
-        ? `${name} inflates to more than ${maxInflatedBytes} bytes`
-        : `${name} is not zlib-compressed text`;
-    }
-  }
-  for (const [name, bytes] of [['compile.source', input.compile.source], ['execute.data', input.execute.data]] as const) {
-    // A zip starts with a local file header (PK\x03\x04) or, when empty, the end record (PK\x05\x06).
-    if (bytes.length && !(bytes[0] === 0x50 && bytes[1] === 0x4b)) return `${name} is not a zip archive`;
-  }
-  return undefined;
-}
-

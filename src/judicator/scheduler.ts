@@ -4,7 +4,7 @@
 // taken away, so a task starts milliseconds after it is submitted.
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { EXECUTOR_FINAL_STATUSES, RUNNING_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
+import { EXECUTING_STATUSES, EXECUTOR_FINAL_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 
 export interface ReportInput {
@@ -22,6 +22,9 @@ export interface ReportOutput {
   cancel: string[];
   assign: Task[];
 }
+
+/** How often (at most) an executor's heartbeat is written, ms: a report every few ms must not cost a write each. */
+export const DEFAULT_HEARTBEAT_EVERY_MS = 1_000;
 
 export interface SchedulerSettings {
   maxRetries: number;
@@ -69,8 +72,7 @@ export class Scheduler {
       if (!EXECUTOR_FINAL_STATUSES.includes(task.status)) return `complete task ${task.id} has status ${task.status}, which is not a final status`;
     }
     for (const task of input.executing) {
-      const allowed = [...RUNNING_STATUSES, 0, 6];
-      if (!allowed.includes(task.status)) return `executing task ${task.id} has status ${task.status}, which is not a running status`;
+      if (!EXECUTING_STATUSES.includes(task.status)) return `executing task ${task.id} has status ${task.status}, which is not a running status`;
     }
     const ids = [...input.complete.map((t) => t.id), ...input.executing.map((t) => t.id)];
     if (new Set(ids).size !== ids.length) return 'a task appears twice in one report';
@@ -107,31 +109,24 @@ export class Scheduler {
       }
     }
 
-    // 1. Results. Listing a completed task in `cancel` tells the executor it may forget it.
-    if (input.complete.length) {
-      await this.store.complete(executor, input.complete);
-      for (const task of input.complete) cancel.add(task.id);
-    }
-    // 2. Tasks handed back by an executor that is stopping.
-    if (input.release.length) {
-      await this.store.release(executor, input.release);
-      for (const id of input.release) cancel.add(id);
-    }
-    // 3. Running tasks: refresh them; the executor must drop those it no longer holds (cancelled, expired).
-    const running = input.executing.filter((t) => !cancel.has(t.id));
-    if (running.length) {
-      const { notHeld } = await this.store.updateExecuting(executor, running);
-      for (const id of notHeld) cancel.add(id);
-    }
-    // 4. Tasks it had acknowledged but no longer reports: it lost them (restart); back to Retrying.
+    // 1-5 in one store call (TaskStore.report): results (listing a completed task in `cancel` tells the
+    // executor it may forget it); tasks handed back by an executor that is stopping; running tasks,
+    // refreshed (the executor must drop those it no longer holds: cancelled, expired); tasks it had
+    // acknowledged but no longer reports (it lost them: back to Retrying); then work for its free slots
+    // (the waiter registered at the start catches a task added meanwhile).
     const reported = new Set([...input.complete.map((t) => t.id), ...input.executing.map((t) => t.id), ...input.release]);
-    const requeued = await this.store.requeueUnreported(executor, reported, this.settings.maxRetries);
-    if (requeued.retried.length || requeued.abandoned.length) {
-      this.logger.warn({ executor, retried: requeued.retried, abandoned: requeued.abandoned }, `executor ${executor} lost tasks it was running; they go back to Retrying`);
+    const outcome = await this.store.report(executor, {
+      complete: input.complete,
+      release: input.release,
+      executing: input.executing,
+      maxRetries: this.settings.maxRetries,
+      vacant: input.vacant,
+    });
+    for (const id of [...input.complete.map((t) => t.id), ...input.release, ...outcome.notHeld]) cancel.add(id);
+    if (outcome.lost.retried.length || outcome.lost.abandoned.length) {
+      this.logger.warn({ executor, retried: outcome.lost.retried, abandoned: outcome.lost.abandoned }, `executor ${executor} lost tasks it was running; they go back to Retrying`);
     }
-
-    // 5. Work (the waiter registered at the start catches a task added meanwhile).
-    let assign = input.vacant > 0 ? await this.assign(executor, input.vacant, reported) : [];
+    let assign = outcome.assigned;
     const deadline = Date.now() + Math.min(input.waitMs, this.settings.maxWaitMs);
     // 6. Nothing to say: hold the call until something happens, the wait ends, or the executor hangs up.
     while (assign.length === 0 && cancel.size === 0 && waiter.released.size === 0 && Date.now() < deadline && !aborted.aborted) {

@@ -210,7 +210,7 @@ class ProgressDownload extends MongoBinaryDownload {
 }
 
 /**
- * For the store decision (store/choose-store.ts): `local` when a mongod is found without downloading,
+ * For the store decision (store/open-store.ts): `local` when a mongod is found without downloading,
  * `download` when none is but downloading is allowed, `none` otherwise.
  */
 export async function mongodAvailability(options: MongodLookup & { download: boolean }): Promise<'local' | 'download' | 'none'> {

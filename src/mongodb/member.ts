@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { ConfigError, describeError } from '../common/errors';
+import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { signalGroup, sleep } from '../common/processes';
 import type { ModuleContext } from '../common/module-context';
@@ -14,7 +14,7 @@ import { createEtcdClient } from '../etcd/client';
 import { isEmptyDir, moveAside } from '../etcd/member-data';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
-import { chooseStore, type StoreChoice } from '../store/choose-store';
+import { chooseStoreWhenEtcdAnswers } from '../store/open-store';
 import { checkMongodVersion, mongodAvailability, resolveMongod } from './binary';
 import { hello } from './commands';
 import { MongodProcess, mongodArgs, stopLeftoverMongod } from './mongod-process';
@@ -25,11 +25,7 @@ export async function runMongodbMember({ config, logger, roleDir, signal }: Modu
   const etcd = createEtcdClient(config.etcd.endpoints);
   try {
     const availability = await mongodAvailability({ exe: config.exe, version: config.version, download: config.download });
-    const choice = await untilEtcdAnswers(
-      () => chooseStore(config.store, etcd, availability, { prefix: config.etcd.prefix, logger }),
-      logger,
-      signal,
-    );
+    const choice = await chooseStoreWhenEtcdAnswers({ flag: config.store, etcd: () => etcd, mongod: availability, prefix: config.etcd.prefix, logger, signal });
     if (!choice) return;
     if (choice.kind === 'etcd') {
       logger.info("this cluster's task store is etcd: the mongodb module has nothing to run and waits until it is stopped");
@@ -40,24 +36,6 @@ export async function runMongodbMember({ config, logger, roleDir, signal }: Modu
   } finally {
     etcd.close();
   }
-}
-
-/** Retries `action` while etcd does not answer (the etcd module may still be starting). */
-async function untilEtcdAnswers(action: () => Promise<StoreChoice>, logger: Logger, signal: AbortSignal): Promise<StoreChoice | undefined> {
-  let lastLog = 0;
-  while (!signal.aborted) {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof ConfigError) throw error;
-      if (Date.now() - lastLog > 15_000) {
-        lastLog = Date.now();
-        logger.info({ err: describeError(error) }, 'waiting for etcd to learn the cluster\'s task store');
-      }
-      await sleep(500, signal);
-    }
-  }
-  return undefined;
 }
 
 /** Replaces the data dir with a copy of data/mongodb_init when that holds anything, then empties it. */

@@ -138,7 +138,7 @@ async function checkExport(report: VerifyReport, manifest: Manifest, onStep: (wh
 }
 
 async function checkMongodump(report: VerifyReport, dump: NonNullable<Manifest['mongodump']>, onStep: (what: string) => void): Promise<void> {
-  const { readBsonFile } = await import('../store/mongo-dump');
+  const { readBsonFile } = await import('../store/mongo/dump');
   const found: string[] = [];
   for (const [collection, expected] of Object.entries(dump.collections)) {
     const name = `${MONGODUMP_DIR}/${dump.database}/${collection}.bson`;

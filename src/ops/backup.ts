@@ -250,7 +250,7 @@ async function mongodbUriFromEtcd(source: ClusterSource): Promise<string> {
 
 async function dumpMongodb(uri: string, dumpDir: string): Promise<{ database: string; collections: Record<string, number> }> {
   // Loaded only here: a backup of an etcd store never loads the MongoDB driver.
-  const [{ MongoClient }, { dumpCollections }, { DATABASE }] = await Promise.all([import('mongodb'), import('../store/mongo-dump'), import('../store/mongo-store')]);
+  const [{ MongoClient }, { dumpCollections }, { DATABASE }] = await Promise.all([import('mongodb'), import('../store/mongo/dump'), import('../store/mongo/documents')]);
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: BACKUP_ETCD_CALL_TIMEOUT_MS });
   try {
     const dumped = await dumpCollections(client.db(DATABASE), dumpDir);

@@ -2,7 +2,7 @@
 // data/mongodb_init, which the judicator's mongodb module copies into place at its next start (the
 // maintenance page's step "copy files from backup to judicator/data/mongodb_init"). A dump is not a data
 // dir, so a private, standalone mongod is started on a staging dir, the dump is loaded with
-// restoreCollections (src/store/mongo-dump.ts), and mongod is shut down cleanly; the module then starts
+// restoreCollections (src/store/mongo/dump.ts), and mongod is shut down cleanly; the module then starts
 // mongod on that data with --replSet and initiates a new set from it once the old set's marker in etcd is
 // found stale (replica-set.ts, after --mongodb-remove-after).
 import fs from 'node:fs';
@@ -34,8 +34,8 @@ export async function buildMongodbData(mongodExe: string, dumpDir: string, dataD
   const [{ MongoClient }, { MongodProcess }, { restoreCollections }, { DATABASE }, { hello }] = await Promise.all([
     import('mongodb'),
     import('../mongodb/mongod-process'),
-    import('../store/mongo-dump'),
-    import('../store/mongo-store'),
+    import('../store/mongo/dump'),
+    import('../store/mongo/documents'),
     import('../mongodb/commands'),
   ]);
   fs.mkdirSync(dataDir, { recursive: true });

@@ -1,6 +1,6 @@
 // What etcd needs of the cluster PKI: the flags that make a member serve its client and peer ports over
 // mutual TLS with certificates of the cluster CA only (and peers that are judicators only), and the
-// credentials an etcd client (src/cluster/etcd-client.ts `tls`) presents.
+// credentials an etcd client (src/etcd/client.ts `tls`) presents.
 import type { NodeFiles } from './identity-files';
 import { identityPaths } from './identity-files';
 

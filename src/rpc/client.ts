@@ -29,6 +29,18 @@ export interface RpcClientOptions {
   retryForMs?: number;
 }
 
+/** Defaults of RpcClientOptions, and the client's own timings (ms). */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+export const DEFAULT_ATTEMPTS = 3;
+export const DEFAULT_AVOID_MS = 5_000;
+export const DEFAULT_RETRY_FOR_MS = 8_000;
+/** The first pause between rounds of attempts, doubled each round up to RETRY_PAUSE_MAX_MS. */
+const RETRY_PAUSE_FIRST_MS = 100;
+const RETRY_PAUSE_MAX_MS = 1_000;
+/** How long an idle kept-alive socket stays open, and how many a client keeps per judicator. */
+const KEEP_ALIVE_MS = 10_000;
+const MAX_SOCKETS = 64;
+
 /** A call that reached no judicator able to answer. */
 export class RpcUnavailableError extends UnavailableError {}
 
@@ -39,7 +51,7 @@ export class JudicatorRpcClient {
    * node:http with kept-alive connections: a report or an add costs one round trip on an open socket
    * (fetch's machinery cost as much CPU as the call itself in profiles).
    */
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64, keepAliveMsecs: 10_000 });
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, keepAliveMsecs: KEEP_ALIVE_MS });
 
   constructor(private readonly options: RpcClientOptions) {}
 
@@ -48,13 +60,13 @@ export class JudicatorRpcClient {
     body: RpcRequest<M>,
     options: { timeoutMs?: number; signal?: AbortSignal; retryForMs?: number } = {},
   ): Promise<RpcResponse<M>> {
-    const deadline = Date.now() + (options.retryForMs ?? this.options.retryForMs ?? 8_000);
+    const deadline = Date.now() + (options.retryForMs ?? this.options.retryForMs ?? DEFAULT_RETRY_FOR_MS);
     const failures: string[] = [];
     for (let round = 0; ; round++) {
       const answer = await this.tryRound(method, body, options, failures);
       if (answer) return answer;
       if (options.signal?.aborted || Date.now() >= deadline) break;
-      await sleep(Math.min(100 * 2 ** round, 1_000, Math.max(deadline - Date.now(), 0)), options.signal);
+      await sleep(Math.min(RETRY_PAUSE_FIRST_MS * 2 ** round, RETRY_PAUSE_MAX_MS, Math.max(deadline - Date.now(), 0)), options.signal);
     }
     throw new RpcUnavailableError(`${method} failed on every judicator tried (${failures.slice(-3).join('; ') || 'aborted'})`);
   }
@@ -75,8 +87,8 @@ export class JudicatorRpcClient {
       return undefined;
     }
     const order = this.order(addresses);
-    const attempts = Math.min(order.length, Math.max(this.options.attempts ?? 3, 1));
-    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 10_000;
+    const attempts = Math.min(order.length, Math.max(this.options.attempts ?? DEFAULT_ATTEMPTS, 1));
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     for (const address of order.slice(0, attempts)) {
       if (options.signal?.aborted) return undefined;
       try {
@@ -86,7 +98,7 @@ export class JudicatorRpcClient {
       } catch (error) {
         if (options.signal?.aborted) throw error;
         failures.push(`${address}: ${describeError(error)}`);
-        this.avoidUntil.set(address, Date.now() + (this.options.avoidMs ?? 5_000));
+        this.avoidUntil.set(address, Date.now() + (this.options.avoidMs ?? DEFAULT_AVOID_MS));
         if (this.preferred === address) this.preferred = undefined;
       }
     }

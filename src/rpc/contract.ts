@@ -5,34 +5,29 @@
 // UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
 // Requests are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
-import { ID_PATTERN } from '../common/ids';
-import { TaskStatus, type ReturnCode } from '../task/types';
+import { countSchema, stepLimitsSchema, stepReportSchema, taskIdSchema, taskStatusSchema } from '../task/schema';
+import type { ExecutorInfo, ReturnCode, TaskBrief } from '../task/types';
 
 export const RPC_PATH = '/rpc';
 /** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
 export const TOKEN_HEADER = 'authorization';
 
-export const MAX_INT = 2_147_483_647;
 /** Longest a `wait` call may ask to be held, ms. */
 export const MAX_TASK_WAIT_MS = 120_000;
+/** Longest a `report` may ask to be held when there is nothing to say, ms. */
+export const MAX_REPORT_WAIT_MS = 120_000;
+/** Most tasks one report may list as complete, executing or released, and most slots it may offer. */
+export const MAX_REPORT_TASKS = 10_000;
+/** Longest executor name and registration key. */
+export const MAX_NAME_LENGTH = 128;
 /** The message of a judicator's answer to a method it does not know (judicators before `wait` too). */
 export const UNKNOWN_METHOD = (method: string) => `no RPC method "${method}"`;
-const int = z.number().int().min(0).max(MAX_INT);
-const id = z.string().regex(ID_PATTERN, 'must be 24 lower-case hex characters');
+const int = countSchema;
+const id = taskIdSchema;
+const status = taskStatusSchema;
 /** base64 text; an empty string is empty bytes. */
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
-const status = z.union(Object.values(TaskStatus).map((s) => z.literal(s)) as [z.ZodLiteral<number>, z.ZodLiteral<number>, ...z.ZodLiteral<number>[]]);
-const name = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only');
-
-export const stepLimitsSchema = z
-  .object({
-    cpu_time: z.number().positive().max(86_400).optional(),
-    memory: z.number().int().positive().optional(),
-    processes: z.number().int().positive().max(1_000_000).optional(),
-    file_size: z.number().int().positive().optional(),
-    output: z.number().int().positive().optional(),
-  })
-  .strict();
+const name = z.string().min(1).max(MAX_NAME_LENGTH).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only');
 
 export const wireTaskInputSchema = z
   .object({
@@ -46,15 +41,6 @@ export const wireTaskInputSchema = z
   // The original's clients send the whole Task struct; what the judicator decides itself is ignored.
   .passthrough();
 export type WireTaskInput = z.infer<typeof wireTaskInputSchema>;
-
-export const stepReportSchema = z.object({
-  exit_code: z.number().int().nullable(),
-  signal: z.string().max(32).nullable(),
-  wall_ms: z.number().min(0),
-  cpu_ms: z.number().min(0).nullable(),
-  memory_kb: z.number().min(0).nullable(),
-  stopped: z.enum(['time', 'memory', 'output', 'cancel', 'processes', 'file_size', 'cpu_time']).nullable(),
-});
 
 export const wireResultSchema = z.object({
   compile_output: base64,
@@ -102,14 +88,14 @@ export const requestSchemas = {
   get: z.object({ id }),
   report: z.object({
     executor: name,
-    complete: z.array(z.object({ id, status, result: wireResultSchema })).max(10_000),
-    executing: z.array(z.object({ id, status })).max(10_000),
-    vacant: z.number().int().min(0).max(10_000),
+    complete: z.array(z.object({ id, status, result: wireResultSchema })).max(MAX_REPORT_TASKS),
+    executing: z.array(z.object({ id, status })).max(MAX_REPORT_TASKS),
+    vacant: z.number().int().min(0).max(MAX_REPORT_TASKS),
     /**
      * Addition: the random key the executor process registered under executor/service/<name>; a report
      * carrying another key comes from a second process using the same name, and is refused.
      */
-    key: z.string().min(1).max(128).optional(),
+    key: z.string().min(1).max(MAX_NAME_LENGTH).optional(),
     /**
      * Addition: set on the first report of a new executor process. Whatever its name held before is
      * lost (the process restarted), acknowledged or not: it all goes back to Retrying, counting a retry,
@@ -117,9 +103,9 @@ export const requestSchemas = {
      */
     fresh: z.boolean().optional(),
     /** Addition: tasks the executor hands back because it is stopping (Retrying, no retry counted). */
-    release: z.array(id).max(10_000).optional(),
+    release: z.array(id).max(MAX_REPORT_TASKS).optional(),
     /** Addition: how long to hold the call when there is nothing to say (long polling), in ms. */
-    wait_ms: z.number().int().min(0).max(120_000).optional(),
+    wait_ms: z.number().int().min(0).max(MAX_REPORT_WAIT_MS).optional(),
   }),
   executors: z.object({}).passthrough(),
   /**
@@ -132,15 +118,8 @@ export const requestSchemas = {
 export type RpcMethod = keyof typeof requestSchemas;
 export type RpcRequest<M extends RpcMethod> = z.input<(typeof requestSchemas)[M]>;
 
-export interface WireBrief {
-  id: string;
-  user: number;
-  add_time: string;
-  done: boolean;
-  status: number;
-  executor: string | null;
-  report_time: string;
-}
+/** A task's brief on the wire: the brief itself (no binary field to encode). */
+export type WireBrief = TaskBrief;
 
 interface Answer {
   result: ReturnCode;
@@ -155,17 +134,6 @@ export interface RpcResponses {
   get: Answer & { task: WireTask | null };
   wait: Answer & { task: WireTask | null };
   report: Answer & { cancel: string[]; assign: WireTask[] };
-  executors: Answer & {
-    executors: {
-      id: string;
-      hostname: string;
-      report_time: string;
-      host?: string;
-      slots?: number;
-      vacant?: number;
-      started?: string;
-      alive?: boolean;
-    }[];
-  };
+  executors: Answer & { executors: ExecutorInfo[] };
 }
 export type RpcResponse<M extends RpcMethod> = RpcResponses[M];

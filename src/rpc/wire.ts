@@ -1,6 +1,6 @@
 // Conversions between tasks as kv2 holds them (bytes in Buffers) and as the RPC carries them (base64).
-import type { CompletedTask, StepLimits, Task, TaskBrief, TaskInput, TaskResult, TaskStatus } from '../task/types';
-import type { WireBrief, WireResult, WireTask, WireTaskInput } from './contract';
+import { briefOf, type CompletedTask, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
+import type { WireResult, WireTask, WireTaskInput } from './contract';
 
 const b64 = (bytes: Buffer) => bytes.toString('base64');
 const bytes = (text: string | undefined) => (text ? Buffer.from(text, 'base64') : Buffer.alloc(0));
@@ -9,85 +9,75 @@ function withLimits<T extends object>(target: T, limits: StepLimits | undefined)
   return limits && Object.keys(limits).length ? { ...target, limits } : target;
 }
 
-export function inputToWire(task: TaskInput): WireTaskInput {
-  const wire: WireTaskInput = {
+/** A task's input with its binary fields as `B`: bytes in kv2, base64 text on the wire. */
+type InputOf<B> = {
+  user: number;
+  compile: { source: B; command: B; timeout: number; limits?: StepLimits };
+  execute: { input: B; data: B; command: B; timeout: number; standard: B; limits?: StepLimits };
+  network?: boolean;
+};
+
+/** `task` with each binary field converted by `convert`; only the fields a client may choose are kept. */
+function mapInput<A, B>(task: InputOf<A>, convert: (value: A) => B): InputOf<B> {
+  const out: InputOf<B> = {
     user: task.user,
-    compile: withLimits({ source: b64(task.compile.source), command: b64(task.compile.command), timeout: task.compile.timeout }, task.compile.limits),
+    compile: withLimits({ source: convert(task.compile.source), command: convert(task.compile.command), timeout: task.compile.timeout }, task.compile.limits),
     execute: withLimits(
       {
-        input: b64(task.execute.input),
-        data: b64(task.execute.data),
-        command: b64(task.execute.command),
+        input: convert(task.execute.input),
+        data: convert(task.execute.data),
+        command: convert(task.execute.command),
         timeout: task.execute.timeout,
-        standard: b64(task.execute.standard),
+        standard: convert(task.execute.standard),
       },
       task.execute.limits,
     ),
   };
-  if (task.network !== undefined) wire.network = task.network;
-  return wire;
+  if (task.network !== undefined) out.network = task.network;
+  return out;
 }
 
-/** Only the fields a client may choose: id, status, executor and result are the judicator's to set. */
-export function inputFromWire(wire: WireTaskInput): TaskInput {
-  const input: TaskInput = {
-    user: wire.user,
-    compile: withLimits({ source: bytes(wire.compile.source), command: bytes(wire.compile.command), timeout: wire.compile.timeout }, wire.compile.limits),
-    execute: withLimits(
-      {
-        input: bytes(wire.execute.input),
-        data: bytes(wire.execute.data),
-        command: bytes(wire.execute.command),
-        timeout: wire.execute.timeout,
-        standard: bytes(wire.execute.standard),
-      },
-      wire.execute.limits,
-    ),
-  };
-  if (wire.network !== undefined) input.network = wire.network;
-  return input;
-}
+/** A result with its four texts as `B`. */
+type ResultOf<B> = Omit<TaskResult, 'compile_output' | 'compile_error' | 'execute_output' | 'execute_error'> & {
+  compile_output: B;
+  compile_error: B;
+  execute_output: B;
+  execute_error: B;
+};
 
-export function resultToWire(result: TaskResult): WireResult {
+function mapResult<A, B>(result: ResultOf<A>, convert: (value: A) => B): Required<ResultOf<B>> {
   return {
-    compile_output: b64(result.compile_output),
-    compile_error: b64(result.compile_error),
-    execute_output: b64(result.execute_output),
-    execute_error: b64(result.execute_error),
+    compile_output: convert(result.compile_output),
+    compile_error: convert(result.compile_error),
+    execute_output: convert(result.execute_output),
+    execute_error: convert(result.execute_error),
     accepted: result.accepted ?? null,
     compile: result.compile ?? null,
     execute: result.execute ?? null,
   };
 }
 
-export function resultFromWire(wire: WireResult): TaskResult {
-  return {
-    compile_output: bytes(wire.compile_output),
-    compile_error: bytes(wire.compile_error),
-    execute_output: bytes(wire.execute_output),
-    execute_error: bytes(wire.execute_error),
-    accepted: wire.accepted ?? null,
-    compile: wire.compile ?? null,
-    execute: wire.execute ?? null,
-  };
+export function inputToWire(task: TaskInput): WireTaskInput {
+  return mapInput(task, b64);
 }
 
-export function briefToWire(task: TaskBrief): WireBrief {
-  return {
-    id: task.id,
-    user: task.user,
-    add_time: task.add_time,
-    done: task.done,
-    status: task.status,
-    executor: task.executor,
-    report_time: task.report_time,
-  };
+/** Only the fields a client may choose: id, status, executor and result are the judicator's to set. */
+export function inputFromWire(wire: WireTaskInput): TaskInput {
+  return mapInput(wire, bytes);
+}
+
+export function resultToWire(result: TaskResult): WireResult {
+  return mapResult(result, b64);
+}
+
+export function resultFromWire(wire: WireResult): TaskResult {
+  return mapResult(wire, bytes);
 }
 
 export function taskToWire(task: Task): WireTask {
   return {
     ...inputToWire(task),
-    ...briefToWire(task),
+    ...briefOf(task),
     retries: task.retries,
     result: task.result ? resultToWire(task.result) : null,
   };

@@ -1,9 +1,11 @@
 // The TaskStore: everything the judicators keep about tasks and executors, behind one interface with two
-// implementations (etcd-store.ts, mongo-store.ts). Nothing outside store/ knows which one runs.
+// implementations (etcd/store.ts, mongo/store.ts). Nothing outside store/ knows which one runs.
 //
-// Every method that changes a task is atomic per task: a task is held by at most one executor, a result
-// is accepted only from the executor holding the task, and a task is `done` exactly once. Methods never
-// trust their caller about a task's state: they check it in the same atomic step.
+// The transitions of a task's life are one list (TASK_TRANSITIONS), which each backend implements as one
+// function each (etcd/transitions.ts, mongo/transitions.ts), deciding with the same rules
+// (transition-rules.ts). Every transition is atomic per task: a task is held by at most one executor, a
+// result is accepted only from the executor holding the task, and a task is `done` exactly once.
+// Transitions never trust their caller about a task's state: they check it in the same atomic step.
 import type { CompletedTask, ExecutorInfo, Task, TaskBrief, TaskInput, TaskStatus } from '../task/types';
 
 export type StoreKind = 'etcd' | 'mongodb';
@@ -68,9 +70,62 @@ export type StoreEvent =
   | { type: 'released'; executor: string; id: string } // a task was taken from an executor (cancel, expiry)
   | { type: 'done'; id: string }; // a task became done (completed, cancelled, or given up)
 
-export interface TaskStore {
-  readonly kind: StoreKind;
+/** The transitions of a task's life, in the order a task meets them: the one list every backend implements. */
+export const TASK_TRANSITIONS = [
+  'add',
+  'assign',
+  'updateExecuting',
+  'complete',
+  'release',
+  'requeueUnreported',
+  'requeueHeldBy',
+  'cancel',
+  'deleteFinishedBefore',
+] as const satisfies readonly (keyof TaskTransitions)[];
 
+export type TransitionName = (typeof TASK_TRANSITIONS)[number];
+
+/** A backend's transitions: one function each, given the backend's own context first. */
+export type TransitionFunctions<Context> = {
+  [K in TransitionName]: (context: Context, ...args: Parameters<TaskTransitions[K]>) => ReturnType<TaskTransitions[K]>;
+};
+
+// Checked when compiling: a method of TaskTransitions missing from the list fails here.
+const everyTransitionListed: Record<Exclude<keyof TaskTransitions, TransitionName>, never> = {};
+void everyTransitionListed;
+
+/** What one executor report brings, for TaskStore.report. */
+export interface ReportInput {
+  /** Finished tasks (each accepted only from their holder). */
+  complete: readonly CompletedTask[];
+  /** Tasks handed back because the executor is stopping. */
+  release: readonly string[];
+  /** Running tasks and their statuses (one also in `complete` or `release` counts as that only). */
+  executing: readonly ExecutingUpdate[];
+  /** Tasks held but neither reported nor acknowledged are lost past this many retries. */
+  maxRetries: number;
+  /** Free slots: tasks to hand out (first the unacknowledged ones, then the oldest queued). */
+  vacant: number;
+}
+
+export interface ReportOutcome {
+  /** complete's accepted ids. */
+  accepted: string[];
+  /** release's ids given back. */
+  released: string[];
+  /** updateExecuting's ids the executor does not hold (any more). */
+  notHeld: string[];
+  /** requeueUnreported's outcome: tasks the executor lost. */
+  lost: RequeueOutcome;
+  /** unacknowledged's tasks, then assign's. */
+  assigned: Task[];
+}
+
+/**
+ * The transitions, one method each. Each is atomic per task and idempotent where it says so; each
+ * backend writes each as read -> decide (transition-rules.ts) -> write conditioned on what was read.
+ */
+export interface TaskTransitions {
   /**
    * Adds a Pending task; returns its id. With `id` (chosen by the client, already checked by the caller),
    * adding the same id again adds nothing and returns it: a client may retry an add whose answer it lost.
@@ -81,15 +136,7 @@ export interface TaskStore {
   /** Cancels a task that is not done. Returns the executor that held it, or NOT_EXIST if done or unknown. */
   cancel(id: string): Promise<{ found: true; executor: string | null } | { found: false }>;
 
-  search(query: SearchQuery): Promise<SearchResult>;
-
-  /** The full task (input and result), or undefined. */
-  get(id: string): Promise<Task | undefined>;
-
-  // ---- report, step by step (the judicator's scheduler calls these in this order) ----
-
-  /** Records that `executor` reported now (for `executors` and executor expiry). */
-  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void>;
+  // ---- an executor's report, transition by transition (TaskStore.report makes them all in one call) ----
 
   /**
    * Finishes tasks: each atomically, and only if `executor` still holds it (done=true, its status and
@@ -112,12 +159,6 @@ export interface TaskStore {
   requeueUnreported(executor: string, reported: ReadonlySet<string>, maxRetries: number): Promise<RequeueOutcome>;
 
   /**
-   * Tasks assigned to `executor` that it never acknowledged and did not report now (the answer carrying
-   * them was lost): handed to it again, without counting a retry.
-   */
-  unacknowledged(executor: string, reported: ReadonlySet<string>, limit: number): Promise<Task[]>;
-
-  /**
    * Tasks `executor` gives back on purpose (it is stopping): back to Retrying, held by nobody, without
    * counting a retry. Tasks it does not hold are ignored. Returns the ids given back.
    */
@@ -126,18 +167,7 @@ export interface TaskStore {
   /** Assigns up to `count` assignable tasks (oldest first) to `executor`, each atomically. */
   assign(executor: string, count: number): Promise<Task[]>;
 
-  // ---- executors ----
-
-  /** Executors that reported (with their last report time), for the `executors` RPC. */
-  listExecutors(): Promise<ExecutorInfo[]>;
-
-  /** Forgets an executor record (the leader removes executors that are gone). */
-  removeExecutor(name: string, fence?: WriteFence): Promise<void>;
-
   // ---- leader duties (idempotent: two leaders at once, or one changing mid-way, do no harm) ----
-
-  /** Executors currently holding tasks, with the oldest report time among their tasks. */
-  holders(): Promise<{ executor: string; oldestReportMs: number; tasks: number }[]>;
 
   /**
    * Sends back to Retrying every task of `executor` (gone), or only those whose report time is older
@@ -150,9 +180,49 @@ export interface TaskStore {
 
   /** Deletes done tasks whose report (finish) time is before `beforeMs`; returns how many. */
   deleteFinishedBefore(beforeMs: number, batch?: number, fence?: WriteFence): Promise<number>;
+}
+
+export interface TaskStore extends TaskTransitions {
+  readonly kind: StoreKind;
+
+  /**
+   * One executor report in one call: complete, release, updateExecuting and requeueUnreported (with
+   * `reported` the ids the report names), and unacknowledged then assign for its free slots: the same
+   * transitions with the same outcomes as calling them one by one, in fewer round trips. Its assignments
+   * come from the queue as it was before the report: the tasks it gives back or loses are assignable
+   * again, to any executor, normally from the next report on.
+   */
+  report(executor: string, input: ReportInput): Promise<ReportOutcome>;
+
+  // ---- reads ----
+
+  search(query: SearchQuery): Promise<SearchResult>;
+
+  /** The full task (input and result), or undefined. */
+  get(id: string): Promise<Task | undefined>;
+
+  /**
+   * Tasks assigned to `executor` that it never acknowledged and did not report now (the answer carrying
+   * them was lost): to hand to it again, unchanged (no retry counted).
+   */
+  unacknowledged(executor: string, reported: ReadonlySet<string>, limit: number): Promise<Task[]>;
+
+  /** Executors currently holding tasks, with the oldest report time among their tasks. */
+  holders(): Promise<{ executor: string; oldestReportMs: number; tasks: number }[]>;
 
   /** Counts of tasks by status (metrics, `kv2 status`). */
   countByStatus(): Promise<Partial<Record<TaskStatus, number>>>;
+
+  // ---- executors ----
+
+  /** Records that `executor` reported now (for `executors` and executor expiry). */
+  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void>;
+
+  /** Executors that reported (with their last report time), for the `executors` RPC. */
+  listExecutors(): Promise<ExecutorInfo[]>;
+
+  /** Forgets an executor record (the leader removes executors that are gone). */
+  removeExecutor(name: string, fence?: WriteFence): Promise<void>;
 
   // ---- change feed ----
 

@@ -1,6 +1,7 @@
 // Text fields of a task are stored zlib-compressed (the original's format); this is the one place that
 // packs and unpacks them, measures a task, and truncates long text for display.
 import zlib from 'node:zlib';
+import { TRUNCATE_AT } from './limits';
 import type { TaskInput, TaskResult } from './types';
 
 /** Packs text as stored: CRLF turned into LF (as the original's gateway did), UTF-8, zlib. */
@@ -28,8 +29,6 @@ export function unpackText(packed: Buffer | undefined | null): string {
 }
 
 /** The original's display truncation: more than `limit` characters become the first `limit` + "...". */
-export const TRUNCATE_AT = 1000;
-
 export function truncate(text: string, limit: number = TRUNCATE_AT): string {
   const chars = Array.from(text);
   return chars.length > limit ? `${chars.slice(0, limit).join('')}...` : text;

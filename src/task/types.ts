@@ -39,17 +39,22 @@ export const STATUS_NAMES: Record<TaskStatus, string> = {
   8: 'Unknown error',
 };
 
-/** Statuses an executor may report while a task runs, and those it may finish a task with. */
+/** Statuses of a task that is not done: queued (Pending, Retrying) or held by an executor (any of them). */
+export const UNFINISHED_STATUSES: readonly TaskStatus[] = [TaskStatus.PENDING, TaskStatus.COMPILING, TaskStatus.RUNNING, TaskStatus.RETRYING];
+/** Statuses an executor may report while a task runs (the store records only these for a running task). */
 export const RUNNING_STATUSES: readonly TaskStatus[] = [TaskStatus.COMPILING, TaskStatus.RUNNING];
+/**
+ * Statuses an executor may report for a task it holds: a running one, or the one the task was assigned
+ * with (Pending, Retrying) until the executor starts it.
+ */
+export const EXECUTING_STATUSES: readonly TaskStatus[] = UNFINISHED_STATUSES;
+/** Statuses an executor may finish a task with. */
 export const EXECUTOR_FINAL_STATUSES: readonly TaskStatus[] = [
   TaskStatus.COMPILE_FAILED,
   TaskStatus.RUN_FAILED,
   TaskStatus.SUCCESS,
   TaskStatus.UNKNOWN_ERROR,
 ];
-
-/** The original's limit on a task's stored size: 15.5 MiB (16 MiB minus 512 KiB). */
-export const DEFAULT_TASK_MAX_SIZE = 16_252_928;
 
 /** The original's timeout error texts (clients match on them). */
 export const COMPILE_TIMEOUT_TEXT = 'Compile time out.';
@@ -82,7 +87,8 @@ export interface TaskInput {
 }
 
 /** Why a step was stopped before it finished by itself (addition). */
-export type StopReason = 'time' | 'memory' | 'output' | 'cancel' | 'processes' | 'file_size' | 'cpu_time';
+export const STOP_REASONS = ['time', 'memory', 'output', 'cancel', 'processes', 'file_size', 'cpu_time'] as const;
+export type StopReason = (typeof STOP_REASONS)[number];
 
 /** Judge-grade facts about one step (addition). */
 export interface StepReport {
@@ -147,10 +153,10 @@ export interface ExecutorInfo {
 }
 
 export function isDoneStatus(status: TaskStatus): boolean {
-  return !(status === TaskStatus.PENDING || status === TaskStatus.COMPILING || status === TaskStatus.RUNNING || status === TaskStatus.RETRYING);
+  return !UNFINISHED_STATUSES.includes(status);
 }
 
-/** The brief of a task. */
+/** The brief of a task: what search returns, and what the RPC carries of it. */
 export function briefOf(task: TaskBrief): TaskBrief {
   return {
     id: task.id,

@@ -6,9 +6,10 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/etcd/client';
 import { createLogger } from '../../src/common/logging';
-import { EtcdTaskStore } from '../../src/store/etcd-store';
+import { EtcdTaskStore } from '../../src/store/etcd/store';
 import { packText, unpackText } from '../../src/task/codec';
-import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type TaskInput } from '../../src/task/types';
+import { DEFAULT_TASK_MAX_SIZE } from '../../src/task/limits';
+import { TaskStatus, type TaskInput } from '../../src/task/types';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';
 
 const logger = createLogger('etcd-store-test', { maxBytes: 1, keep: 0, printToStdout: true, level: 'error' });

@@ -9,8 +9,9 @@ import { MongoClient } from 'mongodb';
 import { createLogger } from '../../src/common/logging';
 import { packText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
-import { dumpCollections, restoreCollections } from '../../src/store/mongo-dump';
-import { openMongoStore, TASK_INDEXES } from '../../src/store/mongo-store';
+import { dumpCollections, restoreCollections } from '../../src/store/mongo/dump';
+import { TASK_INDEXES } from '../../src/store/mongo/documents';
+import { openMongoStore } from '../../src/store/mongo/open';
 import { skipUnlessMongod, startSingleNodeReplicaSet } from '../helpers/mongod';
 import { makeTempDir } from '../helpers/temp';
 

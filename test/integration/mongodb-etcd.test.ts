@@ -11,7 +11,7 @@ import { ConfigError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
 import { clusterKeys } from '../../src/etcd/keys';
 import { InitMarker } from '../../src/mongodb/init-marker';
-import { chooseStore } from '../../src/store/choose-store';
+import { chooseStore } from '../../src/store/open-store';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';
 import { REPO_ROOT } from '../helpers/kv2';
 import { waitFor } from '../helpers/wait';

@@ -10,11 +10,14 @@ import { idPrefix, idTime, isId } from '../../src/common/ids';
 import { createLogger } from '../../src/common/logging';
 import { isoTime } from '../../src/common/time';
 import { waitForTask } from '../../src/judicator/wait';
-import { EtcdTaskStore } from '../../src/store/etcd-store';
-import { openMongoStore } from '../../src/store/mongo-store';
-import type { StoreEvent, TaskStore } from '../../src/store/task-store';
+import { EtcdTaskStore } from '../../src/store/etcd/store';
+import { openMongoStore } from '../../src/store/mongo/open';
+import { etcdTransitions } from '../../src/store/etcd/transitions';
+import { mongoTransitions } from '../../src/store/mongo/transitions';
+import { TASK_TRANSITIONS, type StoreEvent, type TaskStore } from '../../src/store/task-store';
 import { inputSize, packText, unpackText } from '../../src/task/codec';
-import { DEFAULT_TASK_MAX_SIZE, TaskStatus, type TaskInput, type TaskResult } from '../../src/task/types';
+import { DEFAULT_TASK_MAX_SIZE } from '../../src/task/limits';
+import { TaskStatus, type TaskInput, type TaskResult } from '../../src/task/types';
 import { EtcdServer, etcdBinary } from '../helpers/etcd';
 import { startSingleNodeReplicaSet, testMongod } from '../helpers/mongod';
 import { waitFor } from '../helpers/wait';
@@ -34,6 +37,8 @@ interface StoreBackend {
 
 interface StoreFactory {
   name: string;
+  /** The backend's transitions, one function each (etcd/transitions.ts, mongo/transitions.ts). */
+  transitions: object;
   /** Why this store cannot be tested here, or undefined. */
   unavailable(): string | undefined;
   start(hooks: Hooks): Promise<StoreBackend>;
@@ -43,6 +48,7 @@ const logger = createLogger('store-test', { maxBytes: 1, keep: 0, printToStdout:
 
 const etcdFactory: StoreFactory = {
   name: 'etcd',
+  transitions: etcdTransitions,
   unavailable: () => {
     const found = etcdBinary();
     return 'missing' in found ? found.missing : undefined;
@@ -70,6 +76,7 @@ const etcdFactory: StoreFactory = {
 // downloaded), one database per namespace.
 const mongodbFactory: StoreFactory = {
   name: 'mongodb',
+  transitions: mongoTransitions,
   unavailable: () => {
     const found = testMongod();
     return 'missing' in found ? found.missing : undefined;
@@ -158,6 +165,68 @@ for (const factory of factories) {
       });
       return stores;
     }
+
+    test('implements exactly the one list of transitions, each a function of its own', async (t) => {
+      assert.deepEqual(Object.keys(factory.transitions).sort(), [...TASK_TRANSITIONS].sort());
+      for (const name of TASK_TRANSITIONS) assert.equal(typeof (factory.transitions as Record<string, unknown>)[name], 'function', name);
+      const [store] = await open(t);
+      for (const name of TASK_TRANSITIONS) assert.equal(typeof store![name], 'function', name);
+    });
+
+    test('report: one call makes the transitions of a whole report, each with the outcome it has alone', async (t) => {
+      const [a, b] = await open(t, 2);
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push(await a!.add(makeTask({ text: `t${i}` })));
+      const [t0, t1, t2, t3, t4, t5, t6, t7] = ids as [string, string, string, string, string, string, string, string];
+      assert.equal((await a!.assign('e1', 6)).length, 6);
+      await a!.updateExecuting('e1', [t0, t1, t2, t3, t4].map((id) => ({ id, status: TaskStatus.RUNNING })));
+      await b!.cancel(t3);
+      const result = makeResult('r0', { accepted: true });
+      const outcome = await a!.report('e1', {
+        complete: [{ id: t0, status: TaskStatus.SUCCESS, result }],
+        release: [t1],
+        // t1 also listed as running: the release counts. t3 was cancelled meanwhile.
+        executing: [{ id: t1, status: TaskStatus.RUNNING }, { id: t2, status: TaskStatus.COMPILING }, { id: t3, status: TaskStatus.RUNNING }],
+        maxRetries: 3,
+        vacant: 3,
+      });
+      assert.deepEqual(outcome.accepted, [t0]);
+      assert.deepEqual(outcome.released, [t1]);
+      assert.deepEqual(outcome.notHeld, [t3]);
+      // t4 was acknowledged and is not reported: lost. t5 was never acknowledged: handed again, first.
+      assert.deepEqual(outcome.lost, { retried: [t4], abandoned: [] });
+      assert.deepEqual(outcome.assigned.map((task) => task.id), [t5, t6, t7]);
+      assert.equal(unpackText(outcome.assigned[1]!.execute.input), 't6');
+      const state = async (id: string) => {
+        const task = (await b!.get(id))!;
+        return { status: task.status, done: task.done, executor: task.executor, retries: task.retries };
+      };
+      assert.deepEqual(await state(t0), { status: TaskStatus.SUCCESS, done: true, executor: null, retries: 0 });
+      assert.deepEqual((await b!.get(t0))!.result, result);
+      assert.deepEqual(await state(t1), { status: TaskStatus.RETRYING, done: false, executor: null, retries: 0 });
+      assert.deepEqual(await state(t2), { status: TaskStatus.COMPILING, done: false, executor: 'e1', retries: 0 });
+      assert.deepEqual(await state(t3), { status: TaskStatus.CANCELLED, done: true, executor: null, retries: 0 });
+      assert.deepEqual(await state(t4), { status: TaskStatus.RETRYING, done: false, executor: null, retries: 1 });
+      for (const id of [t5, t6, t7]) assert.deepEqual(await state(id), { status: TaskStatus.PENDING, done: false, executor: 'e1', retries: 0 });
+      // What the report gave back is queued again, at its place; a report from another executor takes it.
+      const other = await b!.report('e2', { complete: [{ id: t6, status: TaskStatus.SUCCESS, result }], release: [], executing: [], maxRetries: 3, vacant: 5 });
+      assert.deepEqual(other.accepted, [], 'a result from an executor that does not hold the task');
+      assert.deepEqual(other.assigned.map((task) => task.id), [t1, t4]);
+      assert.deepEqual(await b!.holders().then((h) => h.map((x) => [x.executor, x.tasks]).sort()), [['e1', 4], ['e2', 2]]);
+      // A report with nothing in it and no free slot changes nothing; the held tasks it does not name and
+      // never acknowledged are not lost.
+      assert.deepEqual(await a!.report('e2', { complete: [], release: [], executing: [], maxRetries: 3, vacant: 0 }), {
+        accepted: [],
+        released: [],
+        notHeld: [],
+        lost: { retried: [], abandoned: [] },
+        assigned: [],
+      });
+      const counts = await a!.countByStatus();
+      assert.equal(counts[TaskStatus.SUCCESS], 1);
+      assert.equal(counts[TaskStatus.CANCELLED], 1);
+      assert.equal(counts[TaskStatus.COMPILING], 1);
+    });
 
     test('add then get: a Pending task with its input, add time from its id, nothing else', async (t) => {
       const [store] = await open(t);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { zipSync, type Zippable } from 'fflate';
-import { UnsafeZipError, checkName, unpackZip } from '../../src/executor/zip';
+import { UnsafeZipError, checkName, unpackZip } from '../../src/task/zip';
 import { makeTempDir } from '../helpers/temp';
 
 const LIMITS = { maxBytes: 1024 * 1024, maxFiles: 100 };

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { unzipSync } from 'fflate';
-import { readEntries, unpackZip } from '../../src/executor/zip';
-import { zipOneFile } from '../../src/gateway/forms';
-import { writeZip } from '../../src/gateway/zip-write';
+import { readEntries, unpackZip } from '../../src/task/zip';
+import { zipOneFile } from '../../src/task/zip';
+import { writeZip } from '../../src/task/zip';
 import { makeTempDir } from '../helpers/temp';
 
 const LIMITS = { maxBytes: 64 * 1024 * 1024, maxFiles: 100 };

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { BSON, Binary, ObjectId } from 'mongodb';
-import { metadataJson, readBsonFile, writeBsonFile } from '../../src/store/mongo-dump';
+import { metadataJson, readBsonFile, writeBsonFile } from '../../src/store/mongo/dump';
 import { makeTempDir } from '../helpers/temp';
 
 test('a .bson file is the documents back to back, and reads back byte for byte', async (t) => {

@@ -8,7 +8,9 @@ import { BSON, MongoServerError, ObjectId, type ChangeStreamDocument } from 'mon
 import { idTime, newId } from '../../src/common/ids';
 import { packText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
-import { MongoTaskStore, isTooLargeError, taskDoc, toTask, type TaskDoc } from '../../src/store/mongo-store';
+import { taskDoc, toTask, type TaskDoc } from '../../src/store/mongo/documents';
+import { isTooLargeError } from '../../src/store/mongo/errors';
+import { MongoTaskStore } from '../../src/store/mongo/store';
 
 function input(): TaskInput {
   return {

@@ -6,7 +6,7 @@ import { compareVersions, parseMongodVersion } from '../../src/mongodb/binary';
 import { mongodArgs, parseMongodLogLine, TEXT_SEVERITY_POSITION } from '../../src/mongodb/mongod-process';
 import { mongodbModule } from '../../src/boot/modules/mongodb';
 import { directUri, memberHost, replicaSetUri } from '../../src/mongodb/config';
-import { wantedStore } from '../../src/store/choose-store';
+import { wantedStore } from '../../src/store/open-store';
 
 test('mongod gets the original flags, loopback for the shutdown command, no unix socket', () => {
   const args = mongodArgs({ replica_set: 'rs', listen: { address: '0.0.0.0', port: 3000 }, cache_size_gb: null }, '/w/judicator/data/mongodb');

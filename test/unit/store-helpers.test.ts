@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { highestIdAt, idPrefix, lowestIdAt, newId } from '../../src/common/ids';
-import { CorruptValueError, packBuffers, packInput, packResult, unpackBuffers, unpackInput, unpackResult } from '../../src/store/blob';
-import { CHUNK_BYTES, chunksOf } from '../../src/store/etcd-blob';
-import { chunkKey, decodeName, encodeName, heldExecutor, inclusiveEnd, invertId, prefixEnd, storeKeys, timeSegment } from '../../src/store/etcd-keys';
-import { briefOf, newMeta, parseMeta, taskOf } from '../../src/store/etcd-meta';
-import { giveUpMessage, tooLargeResult } from '../../src/store/store-results';
+import { CorruptValueError, packBuffers, packInput, packResult, unpackBuffers, unpackInput, unpackResult } from '../../src/store/etcd/packing';
+import { CHUNK_BYTES, chunksOf } from '../../src/store/etcd/chunks';
+import { chunkKey, decodeName, encodeName, heldExecutor, inclusiveEnd, invertId, prefixEnd, storeKeys, timeSegment } from '../../src/store/etcd/keys';
+import { briefOf, newMeta, parseMeta, taskOf } from '../../src/store/etcd/meta';
+import { giveUpMessage, tooLargeResult } from '../../src/store/transition-rules';
 import { packText, unpackText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
 

@@ -4,7 +4,7 @@ import { DEFAULT_STATUS_DELAY, executorConfigSchema, type ExecutorConfig } from 
 import { checkNodeName, hostnameDefault, optionalText, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
-import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
+import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -19,7 +19,7 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-task-max-unpacked-size', type: 'int', min: 1, default: 256 * MiB, description: "bytes a task's zips may unpack to" },
   { name: 'main-task-max-files', type: 'int', min: 1, default: 10_000, description: "files and directories a task's zips may hold" },
   ...clusterClientFlags,
-  { name: 'task-max-size', type: 'int', min: 1024, max: 16 * MiB, default: DEFAULT_TASK_MAX_SIZE, description: 'largest stored task (sources, data, input, commands, outputs, compressed), bytes' },
+  { name: 'task-max-size', type: 'int', min: MIN_TASK_MAX_SIZE, max: MAX_TASK_MAX_SIZE, default: DEFAULT_TASK_MAX_SIZE, description: 'largest stored task (sources, data, input, commands, outputs, compressed), bytes' },
   { name: 'drain-timeout', type: 'number', min: 0, default: 30, description: 'seconds running tasks get to finish after SIGTERM before they are handed back' },
   { name: 'main-task-sandbox', type: 'string', default: 'auto', choices: ['auto', 'none', 'bwrap'], description: 'run each step in a bubblewrap sandbox (auto: where bwrap works)' },
   { name: 'main-task-network', type: 'boolean', description: 'let tasks that ask for it use the network (sandboxed tasks have none otherwise)' },

@@ -5,7 +5,7 @@ import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
-import { DEFAULT_TASK_MAX_SIZE } from '../../task/types';
+import { DEFAULT_TASK_MAX_SIZE } from '../../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
 
 export const gatewayServerFlags: FlagSpec[] = [

@@ -5,6 +5,7 @@ import { judicatorConfigSchema, type JudicatorConfig } from '../../judicator/con
 import { replicaSetUri } from '../../mongodb/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule, type RenderContext } from '../module-definition';
+import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 import { localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
 
@@ -16,7 +17,7 @@ export const judicatorMainFlags: FlagSpec[] = [
   { name: 'main-advertise-port', ...PORT, description: 'advertised RPC port', defaultText: 'the listen port' },
   { name: 'main-register-ttl', type: 'int', min: 2, max: 3600, default: 10, description: 'seconds the registration outlives a judicator that died' },
   { name: 'main-lead-interval', type: 'number', min: 0.1, max: 3600, default: 5, description: "seconds between rounds of the leader's duties" },
-  { name: 'task-max-size', type: 'int', min: 1024, max: 16 * 1024 * 1024, default: 16_252_928, description: "largest stored task (sources, data, input, commands, outputs, compressed), bytes" },
+  { name: 'task-max-size', type: 'int', min: MIN_TASK_MAX_SIZE, max: MAX_TASK_MAX_SIZE, default: DEFAULT_TASK_MAX_SIZE, description: "largest stored task (sources, data, input, commands, outputs, compressed), bytes" },
   { name: 'task-max-retries', type: 'int', min: 0, max: 1000, default: 3, description: 'times a task may go back to Retrying before it ends as Unknown error' },
   { name: 'task-expiration', type: 'number', min: 1, default: 30, description: 'seconds without a report of a running task before it goes back to Retrying' },
   { name: 'task-retention', type: 'number', min: 0, default: 7 * 24 * 3600, description: 'seconds finished tasks are kept (0: forever)' },

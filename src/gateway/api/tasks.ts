@@ -15,6 +15,10 @@ import { checked, outcomeName } from './judicator';
 import { DEFAULT_WAIT_MAX_S } from './wait';
 
 const ARCHIVE_FIELDS = new Set(['compile_source', 'execute_data']);
+/** What one multipart submission may hold: files, text fields, and parts in all (a task has far fewer). */
+const MAX_FORM_FILES = 16;
+const MAX_FORM_FIELDS = 200;
+const MAX_FORM_PARTS = 250;
 
 /** A request's query or form value: the first one when a name is repeated. */
 function first(value: unknown): unknown {
@@ -27,7 +31,7 @@ export async function readSubmission(request: FastifyRequest, context: ApiContex
   if (request.isMultipart()) {
     const fields: Record<string, unknown> = {};
     const files: Record<string, Buffer> = {};
-    const parts = request.parts({ limits: { fileSize: limit, fieldSize: limit, files: 16, fields: 200, parts: 250 } });
+    const parts = request.parts({ limits: { fileSize: limit, fieldSize: limit, files: MAX_FORM_FILES, fields: MAX_FORM_FIELDS, parts: MAX_FORM_PARTS } });
     for await (const part of parts) {
       if (part.type === 'file') {
         const bytes = await part.toBuffer();

@@ -1,17 +1,17 @@
 // The web UI's client of the gateway API: relative URLs (so the UI works behind a path prefix, as the
 // original's did), the API token kept in the browser session and sent as a bearer token, and answers
 // whose result code is not OK turned into errors with the server's message.
-import type { StepReport, ExecutorInfo } from '../../task/types';
+import { ReturnCode, type ExecutorInfo, type StepReport } from '../../task/types';
 import type { JudicatorAnswer } from '../client';
 import type { PresentedBrief, PresentedTask } from '../present';
 
 export const RESULT_TEXT: Record<number, string> = {
-  0: 'OK',
-  1: 'Error',
-  2: 'Does not exist',
-  3: 'Too large',
-  4: 'Invalid input',
-  5: 'Unauthorized',
+  [ReturnCode.OK]: 'OK',
+  [ReturnCode.ERROR]: 'Error',
+  [ReturnCode.NOT_EXIST]: 'Does not exist',
+  [ReturnCode.TOO_LARGE]: 'Too large',
+  [ReturnCode.INVALID_INPUT]: 'Invalid input',
+  [ReturnCode.UNAUTHORIZED]: 'Unauthorized',
 };
 
 export class ApiError extends Error {

@@ -1,8 +1,9 @@
-// The Add and Search forms' checks, the same rules the gateway applies (src/gateway/forms.ts), so a
-// mistake is shown next to its field before anything is sent.
-export const MAX_INT = 2_147_483_647;
+// The Add and Search forms' checks, the same rules the gateway applies (src/gateway/forms.ts and the
+// task's own, src/task/), so a mistake is shown next to its field before anything is sent.
+import { MAX_FILE_NAME_BYTES, MAX_INT } from '../../task/limits';
+
+/** common/ids.ts ID_PATTERN, restated: that module needs node:crypto, which a browser does not have. */
 export const ID_PATTERN = /^[a-f0-9]{24}$/;
-export const MAX_FILE_NAME_BYTES = 255;
 
 /** The reason `value` is not a whole number in 0..2147483647, or undefined. */
 export function countProblem(value: string, label: string): string | undefined {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { BSON, MongoServerError, type Db, type Document } from 'mongodb';
 
 const { EJSON } = BSON;
-import { DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION } from './mongo-store';
+import { DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION } from './documents';
 
 export const DUMPED_COLLECTIONS = [TASK_COLLECTION, EXECUTOR_COLLECTION] as const;
 

@@ -6,13 +6,15 @@
 // replaced) listeners get a 'pending' event, so a long-polling report looks again instead of sleeping
 // through work (a client waiting for a result looks again on a timer of its own: judicator/wait.ts).
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
-import { describeError } from '../common/errors';
-import type { Logger } from '../common/logging';
-import type { StoreEvent } from './task-store';
-import { lastSegment, prefixEnd, type StoreKeys } from './etcd-keys';
+import { describeError } from '../../common/errors';
+import type { Logger } from '../../common/logging';
+import type { StoreEvent } from '../task-store';
+import { lastSegment, prefixEnd, type StoreKeys } from './keys';
 
 /** How long to wait before watching again after etcd cancelled the watch. */
 export const FEED_RETRY_MS = 1_000;
+/** How long closing waits for etcd to confirm the watch's cancel (a store closing while etcd is gone). */
+const FEED_CANCEL_WAIT_MS = 1_000;
 
 export class StoreFeed {
   private readonly listeners = new Set<(event: StoreEvent) => void>();
@@ -74,7 +76,7 @@ export class StoreFeed {
 
   private attach(client: Etcd3): Watcher {
     // One range from feed/ to the end of finished/: nothing else of the store's layout lies between the
-    // two (etcd-keys.ts), and one watcher keeps one reconnection story.
+    // two (keys.ts), and one watcher keeps one reconnection story.
     const range = { start: this.keys.feed, end: prefixEnd(this.keys.finisheds) };
     // only('put'): every event the feed announces is a write (a task queued, released or finished); a
     // delete (a queued task taken, a finished one past retention) tells nobody anything.
@@ -148,7 +150,7 @@ export class StoreFeed {
     this.watcher = undefined;
     if (watcher) {
       // Cancelling waits for etcd's answer; a store closing while etcd is gone must not hang on it.
-      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, FEED_CANCEL_WAIT_MS).unref())]);
     }
   }
 }

@@ -2,7 +2,7 @@
 // its large fields under their own keys, and the indexes every query walks instead of the tasks.
 //
 //   task/<id>                     the task's metadata (JSON, a few hundred bytes): what search reads
-//   input/<id>/<token>/<n>        the task's input bytes (one packed value, see blob.ts), in chunks
+//   input/<id>/<token>/<n>        the task's input bytes (one packed value, see packing.ts), in chunks
 //   result/<id>/<token>/<n>       the task's result bytes, once done, in chunks
 //   feed/pending/<id>             assignable tasks, oldest first (ids are time-ordered): the queue
 //   feed/released/<id>            the executor a task was last taken from (cancel, leader requeue)
@@ -21,7 +21,7 @@
 //
 // Large values are cut into chunks of at most 1 MiB written by requests of a few MiB: etcd 3.4.22+ (and
 // 3.5 before 3.5.7) refuses to start on a WAL holding an entry of 10 MiB or more (etcd-io/etcd#14114),
-// so no request may carry one, whatever --max-request-bytes allows (etcd-blob.ts). The token names
+// so no request may carry one, whatever --max-request-bytes allows (chunks.ts). The token names
 // one upload, so the chunks of two racing uploads of the same task never mix.
 //
 // Only writes under feed/ and finished/ are the change feed: one watch on the range from feed/ to the end

@@ -7,8 +7,8 @@
 // WAL). If the commit never happens (lost race, crash) the lease expires and etcd deletes the chunks.
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
-import { chunkKey, prefixEnd } from './etcd-keys';
-import { etcdCall, op, type TxnLimits } from './etcd-txn';
+import { chunkKey, prefixEnd } from './keys';
+import { etcdCall, op, type TxnLimits } from './txn';
 
 /** Largest chunk of a stored value. */
 export const CHUNK_BYTES = 1024 * 1024;

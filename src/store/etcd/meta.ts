@@ -1,26 +1,19 @@
 // A task's metadata as the etcd store keeps it (JSON in task/<id>, copied into its queue or held entry):
 // everything but the large fields, and how it turns back into the shapes the rest of kv2 uses.
-import { idTime } from '../common/ids';
-import { isoTime } from '../common/time';
-import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput } from '../task/types';
-import { unpackInput, unpackResult } from './blob';
+import { idTime } from '../../common/ids';
+import { isoTime } from '../../common/time';
+import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput } from '../../task/types';
+import type { TaskState } from '../transition-rules';
+import { unpackInput, unpackResult } from './packing';
 
-export interface TaskMeta {
-  user: number;
-  done: boolean;
-  status: TaskStatus;
-  executor: string | null;
-  report_ms: number;
-  retries: number;
-  /** The holding executor has reported the task as executing since it was assigned. */
-  acked: boolean;
+/** The state every transition's rule reads (TaskState, by the same names), and where the rest is. */
+export interface TaskMeta extends TaskState {
   compile: { timeout: number; limits?: StepLimits };
   execute: { timeout: number; limits?: StepLimits };
   network?: boolean;
-  /** What the size limit counts of the input (codec.inputSize) and of the result (codec.resultSize). */
-  input_size: number;
+  /** What the size limit counts of the result (codec.resultSize); of the input: TaskState.input_size. */
   result_size: number;
-  /** Where the packed input and result are: the upload's token and its number of chunks (etcd-blob.ts). */
+  /** Where the packed input and result are: the upload's token and its number of chunks (chunks.ts). */
   input_token: string;
   input_chunks: number;
   result_token?: string;

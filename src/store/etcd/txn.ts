@@ -3,8 +3,8 @@
 // with its own compares (etcd >= 3.3), so one task losing a race does not fail the others, and the
 // whole batch is still one raft entry (one fsync) instead of one per task.
 import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
-import { TooLargeError, UnavailableError, describeError } from '../common/errors';
-import { prefixEnd } from './etcd-keys';
+import { TooLargeError, UnavailableError, describeError } from '../../common/errors';
+import { prefixEnd } from './keys';
 
 /** Limits of one etcd request, matching how kv2 starts etcd (`--max-txn-ops`, `--max-request-bytes`). */
 export interface TxnLimits {
@@ -22,7 +22,7 @@ export const DEFAULT_TXN_LIMITS: TxnLimits = {
   // etcd counts a nested transaction's operations against what its parent leaves of --max-txn-ops
   // (10000 as kv2 runs etcd): 500 steps of a dozen operations stay far below.
   maxSteps: 500,
-  // Far below the 10 MiB a WAL entry may take (etcd-blob.ts), with room for etcd's own framing.
+  // Far below the 10 MiB a WAL entry may take (chunks.ts), with room for etcd's own framing.
   maxRequestBytes: 6 * 1024 * 1024,
   maxResponseBytes: 16 * 1024 * 1024,
   maxReads: 1000,

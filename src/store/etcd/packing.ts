@@ -1,8 +1,8 @@
 // The binary values of the etcd store: a task's input fields, and its result, each packed into one value
 // (a version byte, the field count and lengths, then the bytes), so a task's large fields take one key
 // each, and JSON never carries (and base64-inflates) megabytes of zip archives.
-import { Kv2Error } from '../common/errors';
-import type { StepReport, TaskInput, TaskResult } from '../task/types';
+import { Kv2Error } from '../../common/errors';
+import type { StepReport, TaskInput, TaskResult } from '../../task/types';
 
 const FORMAT = 1;
 

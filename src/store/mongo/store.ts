@@ -1,0 +1,243 @@
+// The MongoDB TaskStore: tasks and executors in the replica set spread over the judicators (documents.ts:
+// the original's database, collections and field names), with what the original lacked: write concern
+// majority (an acknowledged write survives a failover), an index for every query, every transition
+// conditioned on the task as it was read (transitions.ts), executors keyed by name (no duplicate
+// records), client-chosen ids, the size limit turned into TooLargeError, UTC Date fields, and a change
+// stream that wakes long-polling reports cluster-wide (feed.ts). Opened by open.ts.
+import type { ChangeStreamDocument, Collection, Filter, MongoClient } from 'mongodb';
+import type { Logger } from '../../common/logging';
+import { isoTime } from '../../common/time';
+import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
+import { BoundTransitions } from '../bound-transitions';
+import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
+import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
+import { checkFence, isDuplicateKey, translate } from './errors';
+import { CHANGE_STREAM_OPEN_TIMEOUT_MS, TaskChangeStream } from './feed';
+import { mongoTransitions, objectIds, type MongoTransitionContext } from './transitions';
+
+export interface MongoStoreOptions extends StoreOptions {
+  /** Connection string of the replica set (mongodb/module.ts replicaSetUri). */
+  uri: string;
+  database?: string;
+  logger: Logger;
+  /** Milliseconds a majority write waits for the secondaries before it fails (wtimeoutMS): WRITE_TIMEOUT_MS. */
+  writeTimeoutMs?: number;
+  /** Milliseconds an operation waits for a primary (serverSelectionTimeoutMS): SERVER_SELECTION_TIMEOUT_MS. */
+  serverSelectionTimeoutMs?: number;
+  /** Milliseconds before a broken change stream is opened again (CHANGE_STREAM_RETRY_MS). */
+  changeStreamRetryMs?: number;
+  /** Milliseconds between attempts while opening (the replica set may not be initiated yet): OPEN_RETRY_MS. */
+  openRetryMs?: number;
+  /** See transition-rules.ts DEFAULT_REPORT_REFRESH_MS. */
+  reportRefreshMs?: number;
+}
+
+export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> implements TaskStore {
+  readonly kind = 'mongodb' as const;
+  private readonly tasks: Collection<TaskDoc>;
+  private readonly executors: Collection<ExecutorDoc>;
+  private readonly now: () => number;
+  private readonly feed: TaskChangeStream;
+  protected readonly context: MongoTransitionContext;
+
+  constructor(
+    private readonly client: MongoClient,
+    options: MongoStoreOptions,
+  ) {
+    super(mongoTransitions);
+    const db = client.db(options.database ?? DATABASE);
+    this.tasks = db.collection<TaskDoc>(TASK_COLLECTION);
+    this.executors = db.collection<ExecutorDoc>(EXECUTOR_COLLECTION);
+    this.now = options.now ?? Date.now;
+    this.feed = new TaskChangeStream(this.tasks, options.logger, options.changeStreamRetryMs);
+    this.context = {
+      tasks: this.tasks,
+      now: this.now,
+      logger: options.logger,
+      maxTaskSize: options.maxTaskSize,
+      reportRefreshMs: options.reportRefreshMs ?? DEFAULT_REPORT_REFRESH_MS,
+    };
+  }
+
+  /** Creates the indexes (idempotent; every judicator does it at start). */
+  async ensureIndexes(): Promise<void> {
+    await this.tasks.createIndexes(TASK_INDEXES);
+  }
+
+  // ---- the transitions are mongoTransitions (transitions.ts, bound by BoundTransitions); a whole report ----
+
+  /**
+   * The report's transitions one after another (each is already one query plus its conditioned writes).
+   * Assignment comes before the tasks the report gives back or loses go back to the queue, as on etcd
+   * (where all of it is one transaction): those are assignable from the next report on.
+   */
+  async report(executor: string, input: ReportInput): Promise<ReportOutcome> {
+    const complete = new Set(input.complete.map((task) => task.id));
+    const release = input.release.filter((id) => !complete.has(id));
+    const releasing = new Set(release);
+    const executing = input.executing.filter((update) => !complete.has(update.id) && !releasing.has(update.id));
+    const reported = new Set([...complete, ...release, ...executing.map((update) => update.id)]);
+    const { accepted } = input.complete.length ? await this.complete(executor, input.complete) : { accepted: [] };
+    const { notHeld } = executing.length ? await this.updateExecuting(executor, executing) : { notHeld: [] };
+    const redelivered = await this.unacknowledged(executor, reported, input.vacant);
+    const fresh = input.vacant > redelivered.length ? await this.assign(executor, input.vacant - redelivered.length) : [];
+    const released = release.length ? await this.release(executor, release) : [];
+    const lost = await this.requeueUnreported(executor, reported, input.maxRetries);
+    return { accepted, released, notHeld, lost, assigned: [...redelivered, ...fresh] };
+  }
+
+  // ---- reads ----
+
+  async search(query: SearchQuery): Promise<SearchResult> {
+    const filter: Filter<TaskDoc> = {};
+    if (query.id !== undefined) {
+      const oid = parseId(query.id);
+      if (!oid) return { pages: 0, total: 0, tasks: [] };
+      filter._id = oid;
+    }
+    if (query.user !== undefined) filter.user = query.user;
+    if (query.startMs !== undefined || query.endMs !== undefined) {
+      const range: { $gte?: Date; $lte?: Date } = {};
+      if (query.startMs !== undefined) range.$gte = new Date(query.startMs);
+      if (query.endMs !== undefined) range.$lte = new Date(query.endMs);
+      filter.add_time = range;
+    }
+    const limit = Math.max(0, Math.floor(query.limit));
+    const page = Math.max(0, Math.floor(query.page));
+    try {
+      // Counted on an index (no task document is read: they can be 16 MB each); an id is a point lookup.
+      const hint = query.id !== undefined ? undefined : query.user !== undefined ? 'user_add_time' : 'add_time';
+      const total = await this.tasks.countDocuments(filter, hint ? { hint } : {});
+      if (total === 0) return { pages: 0, total: 0, tasks: [] };
+      const direction = query.oldToNew ? 1 : -1;
+      // add_time is the time the id carries, so this is id order; ties are broken by id.
+      let cursor = this.tasks.find(filter, { projection: BRIEF_PROJECTION, sort: { add_time: direction, _id: direction } });
+      if (limit > 0) cursor = cursor.skip(page * limit).limit(limit);
+      const docs = await cursor.toArray();
+      return {
+        pages: limit === 0 ? 1 : Math.ceil(total / limit),
+        total,
+        tasks: docs.map((doc) => toBrief(doc)),
+      };
+    } catch (error) {
+      throw translate(error, 'searching tasks');
+    }
+  }
+
+  async get(id: string): Promise<Task | undefined> {
+    const oid = parseId(id);
+    if (!oid) return undefined;
+    try {
+      const doc = await this.tasks.findOne({ _id: oid });
+      return doc ? toTask(doc) : undefined;
+    } catch (error) {
+      throw translate(error, 'reading a task');
+    }
+  }
+
+  async unacknowledged(executor: string, reported: ReadonlySet<string>, limit: number): Promise<Task[]> {
+    if (limit <= 0) return [];
+    try {
+      const docs = await this.tasks
+        .find({ executor, done: false, acknowledged: false, _id: { $nin: objectIds(reported) } }, { sort: { add_time: 1, _id: 1 }, limit })
+        .toArray();
+      return docs.map(toTask);
+    } catch (error) {
+      throw translate(error, 'redelivering tasks');
+    }
+  }
+
+  async holders(): Promise<{ executor: string; oldestReportMs: number; tasks: number }[]> {
+    try {
+      const groups = await this.tasks
+        .aggregate<{ _id: string; oldest: Date; tasks: number }>([
+          { $match: { done: false, executor: { $ne: null } } },
+          { $group: { _id: '$executor', oldest: { $min: '$report_time' }, tasks: { $sum: 1 } } },
+          { $sort: { _id: 1 } },
+        ])
+        .toArray();
+      return groups.map((g) => ({ executor: g._id, oldestReportMs: g.oldest.getTime(), tasks: g.tasks }));
+    } catch (error) {
+      throw translate(error, 'listing task holders');
+    }
+  }
+
+  async countByStatus(): Promise<Partial<Record<TaskStatus, number>>> {
+    try {
+      const statuses = Object.values(TaskStatus);
+      const counts = await Promise.all(statuses.map((status) => this.tasks.countDocuments({ status })));
+      const result: Partial<Record<TaskStatus, number>> = {};
+      statuses.forEach((status, i) => {
+        result[status] = counts[i] ?? 0;
+      });
+      return result;
+    } catch (error) {
+      throw translate(error, 'counting tasks');
+    }
+  }
+
+  // ---- executors ----
+
+  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void> {
+    const now = new Date(this.now());
+    const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, vacant: info.vacant };
+    if (info.slots !== undefined) set.slots = info.slots;
+    if (info.host !== undefined) set.host = info.host;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
+        return;
+      } catch (error) {
+        // Two first heartbeats racing: one insert wins, the other becomes an update on retry.
+        if (isDuplicateKey(error) && attempt < 2) continue;
+        throw translate(error, 'recording a heartbeat');
+      }
+    }
+  }
+
+  async listExecutors(): Promise<ExecutorInfo[]> {
+    try {
+      const docs = await this.executors.find({}, { sort: { _id: 1 } }).toArray();
+      return docs.map((doc) => {
+        const info: ExecutorInfo = { id: doc._id, hostname: doc.hostname, report_time: isoTime(doc.report_time.getTime()) };
+        if (doc.host !== undefined) info.host = doc.host;
+        if (doc.slots !== undefined) info.slots = doc.slots;
+        if (doc.vacant !== undefined) info.vacant = doc.vacant;
+        return info;
+      });
+    } catch (error) {
+      throw translate(error, 'listing executors');
+    }
+  }
+
+  async removeExecutor(name: string, fence?: WriteFence): Promise<void> {
+    await checkFence(fence);
+    try {
+      await this.executors.deleteOne({ _id: name });
+    } catch (error) {
+      throw translate(error, 'removing an executor');
+    }
+  }
+
+  // ---- change feed (feed.ts) ----
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    return this.feed.subscribe(listener);
+  }
+
+  /** The events a change means (feed.ts). */
+  static eventsOf(change: ChangeStreamDocument<TaskDoc>): StoreEvent[] {
+    return TaskChangeStream.eventsOf(change);
+  }
+
+  /** Opens the change stream; resolves once the server has it, so that every change from then on is seen. */
+  startFeed(timeoutMs: number = CHANGE_STREAM_OPEN_TIMEOUT_MS): Promise<void> {
+    return this.feed.start(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    this.feed.close();
+    await this.client.close();
+  }
+}

@@ -1,0 +1,30 @@
+// The task's limits: sizes and counts every part of kv2 checks a task against, named once here. The
+// gateway, the judicator and the executor import them; defaults an operator can change (--task-max-size)
+// start from these.
+
+/** The original's limit on a task's stored size: 15.5 MiB (16 MiB minus 512 KiB). */
+export const DEFAULT_TASK_MAX_SIZE = 16_252_928;
+/** The range --task-max-size may be set in: a MongoDB document holds at most 16 MiB. */
+export const MIN_TASK_MAX_SIZE = 1024;
+export const MAX_TASK_MAX_SIZE = 16 * 1024 * 1024;
+
+/** The original's whole numbers (user, timeouts, search limits and pages): 0 to 2^31 - 1. */
+export const MAX_INT = 2_147_483_647;
+
+/** Largest text field (command, input, standard) once inflated, bytes: a zlib bomb is refused at the edge. */
+export const MAX_INFLATED_TEXT_BYTES = 256 * 1024 * 1024;
+
+/** Longest file name accepted in a name+text pair, in UTF-8 bytes (a common file-system limit). */
+export const MAX_FILE_NAME_BYTES = 255;
+
+/** Most CPU seconds a task may ask for one step (a day). */
+export const MAX_STEP_CPU_TIME_S = 86_400;
+
+/** Most processes a task may ask for one step. */
+export const MAX_STEP_PROCESSES = 1_000_000;
+
+/** How far (ms) the time in a client-chosen task id may be from the judicator's clock: "made just now". */
+export const MAX_CLIENT_ID_SKEW_MS = 10 * 60_000;
+
+/** The original's display truncation of long text: more than this many characters become these + "...". */
+export const TRUNCATE_AT = 1000;
