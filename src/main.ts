@@ -2,6 +2,7 @@
 // the command line and runs the one asked for.
 import { registerBackupCommand } from './cli/backup';
 import { registerFetchCommand } from './cli/fetch';
+import { registerHealthCommand } from './cli/health';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { runProgram } from './cli/program';
@@ -24,6 +25,7 @@ runProgram(process.argv, {
     registerRestoreCommand, // kv2 restore <dir>
     registerTaskCommand, // kv2 task submit|get|list|cancel|wait
     registerStatusCommand, // kv2 status
+    registerHealthCommand, // kv2 health: the image's HEALTHCHECK
   ],
   hidden: { [MODULE_COMMAND]: runModuleCommand }, // kv2 __module: how the supervisor starts a module
   version: printVersion, // kv2 --version
