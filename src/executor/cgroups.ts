@@ -137,10 +137,32 @@ function writeOptional(file: string, value: string): void {
   }
 }
 
+/** mkdir -p, but with the kernel's own error for the last step (a recursive mkdir says ENOENT where it means EROFS). */
+function makeDir(dir: string): void {
+  if (!fs.existsSync(path.dirname(dir))) fs.mkdirSync(path.dirname(dir), { recursive: true });
+  try {
+    fs.mkdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
 interface Mount {
   dir: string;
+  /** The cgroup this mount shows at `dir` (a container's own, where the runtime mounts only its subtree). */
+  root: string;
   type: 'cgroup' | 'cgroup2';
   controllers: string[];
+}
+
+/**
+ * The directory of `own` (a path from /proc/self/cgroup) under the mount. A mount that does not show our
+ * own cgroup is one bound in from outside (`-v /sys/fs/cgroup/memory/kv2:/sys/fs/cgroup/memory`): a
+ * cgroup the operator delegated to the executor, used as it is.
+ */
+function dirOf(mount: Mount, own: string): string {
+  const relative = path.posix.relative(mount.root, own);
+  return relative.startsWith('..') ? mount.dir : path.join(mount.dir, relative);
 }
 
 function cgroupMounts(): Mount[] {
@@ -149,9 +171,9 @@ function cgroupMounts(): Mount[] {
     const [left, right] = line.split(' - ');
     if (!left || !right) continue;
     const [type, , superOptions] = right.split(' ');
-    const dir = left.split(' ')[4];
-    if (!dir || (type !== 'cgroup' && type !== 'cgroup2')) continue;
-    mounts.push({ dir, type, controllers: type === 'cgroup' ? (superOptions ?? '').split(',') : [] });
+    const [, , , root, dir] = left.split(' ');
+    if (!dir || !root || (type !== 'cgroup' && type !== 'cgroup2')) continue;
+    mounts.push({ dir, root, type, controllers: type === 'cgroup' ? (superOptions ?? '').split(',') : [] });
   }
   return mounts;
 }
@@ -207,14 +229,15 @@ export class Cgroups {
   }
 
   /**
-   * The cgroups this executor may use, or undefined (with the reason logged) when there are none: not
-   * root, no memory or pids controller, or a v2 tree whose controllers are not delegated to us.
+   * The cgroups this executor may use, or undefined with the reasons in `refused`: not root, no memory or
+   * pids controller, a read-only cgroup file system (a container's), or a v2 tree whose controllers are
+   * not delegated to us.
    * `instance` names this executor's base cgroup: stable across its restarts (so leftovers are found),
    * distinct from any other executor on the machine (whose steps must not be touched).
    */
-  static detect(instance: string, logger: Logger): Cgroups | undefined {
+  static detect(instance: string, logger: Logger, refused: string[] = []): Cgroups | undefined {
     if (process.getuid?.() !== 0) {
-      logger.info('not running as root: no cgroups for tasks (memory and process limits fall back to rlimits)');
+      refused.push('not running as root');
       return undefined;
     }
     const leaf = `kv2-${instance}`;
@@ -225,23 +248,24 @@ export class Cgroups {
       const mount = mounts.find((m) => m.type === 'cgroup' && m.controllers.includes(controller));
       const where = own.get(controller);
       if (!mount || where === undefined) continue;
-      const base = path.join(mount.dir, where, leaf);
+      const base = path.join(dirOf(mount, where), leaf);
       try {
-        fs.mkdirSync(base, { recursive: true });
+        makeDir(base);
         v1.set(controller, base);
       } catch (error) {
-        logger.debug({ controller, base, err: describeError(error) }, 'cannot make a cgroup here');
+        refused.push(`cgroup v1 ${controller}: cannot make ${base}: ${(error as NodeJS.ErrnoException).code ?? describeError(error)}`);
       }
     }
     if (v1.has('memory') || v1.has('pids')) return new Cgroups({ version: 1, bases: v1 }, logger);
 
     const unified = mounts.find((m) => m.type === 'cgroup2');
     const where = own.get('');
-    if (unified && where !== undefined) {
-      const base = Cgroups.delegateV2(path.join(unified.dir, where), leaf, logger);
+    const dir = unified && where !== undefined ? dirOf(unified, where) : undefined;
+    if (dir) {
+      const base = Cgroups.delegateV2(dir, leaf, refused);
       if (base) return new Cgroups({ version: 2, bases: new Map([['unified', base]]) }, logger);
     }
-    logger.info('no usable memory or pids cgroup controller: memory and process limits fall back to rlimits');
+    if (refused.length === 0) refused.push('no memory or pids cgroup controller is mounted');
     return undefined;
   }
 
@@ -251,10 +275,10 @@ export class Cgroups {
    * processes" rule), so the executor first moves itself into a leaf of its own; if other processes share
    * its cgroup (not a delegated one), cgroups are not used.
    */
-  private static delegateV2(own: string, leaf: string, logger: Logger): string | undefined {
+  private static delegateV2(own: string, leaf: string, refused: string[]): string | undefined {
     const available = (readSync(path.join(own, 'cgroup.controllers')) ?? '').split(/\s+/);
     if (!available.includes('memory') || !available.includes('pids')) {
-      logger.debug({ own, available }, 'cgroup v2: memory or pids controller not available here');
+      refused.push(`cgroup v2: the memory and pids controllers are not available in ${own} (they are not delegated to it)`);
       return undefined;
     }
     const enable = (dir: string) => fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), available.includes('cpu') ? '+memory +pids +cpu' : '+memory +pids');
@@ -273,7 +297,7 @@ export class Cgroups {
       enable(base);
       return base;
     } catch (error) {
-      logger.info({ own, err: describeError(error) }, 'cgroup v2 controllers are not delegated to the executor (run it in its own cgroup: systemd Delegate=yes, or a container)');
+      refused.push(`cgroup v2: cannot enable the controllers for ${own}: ${(error as NodeJS.ErrnoException).code ?? describeError(error)} (run the executor in a cgroup of its own: systemd Delegate=yes, or docs/isolation.md for containers)`);
       return undefined;
     }
   }
