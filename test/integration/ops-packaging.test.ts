@@ -27,6 +27,11 @@ function roleHelp(role: string): string | undefined {
   return helpCache.get(role);
 }
 
+/** `kv2 <command> --help`. */
+function helpOf(command: string): string {
+  return runKv2([command, '--help']).stdout;
+}
+
 /** Asserts that `kv2 <role>` takes every `--flag` in `args`; says so and skips a role this build lacks. */
 function assertRoleTakes(t: TestContext, where: string, role: string, args: string[]): void {
   const help = roleHelp(role);
@@ -64,37 +69,62 @@ function composeCommands(yaml: string): Map<string, string[]> {
   return commands;
 }
 
-test('the Dockerfile builds kv2 with Debian\'s etcd in a node:20-bookworm stage and ships it in bookworm-slim with ENTRYPOINT kv2', () => {
+test('the Dockerfile builds kv2 in a node:20-bookworm stage and ships it in bookworm-slim twice: plain (the default target) and judge (with the toolchains)', () => {
   const dockerfile = read('Dockerfile');
-  const instructions = dockerfile
-    .replace(/\\\n/g, ' ')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'));
-  const froms = instructions.filter((l) => l.startsWith('FROM '));
-  assert.deepEqual(froms, ['FROM node:20-bookworm AS build', 'FROM debian:bookworm-slim']);
-  const [build, runtime] = dockerfile.split(/^FROM debian:bookworm-slim$/m);
-  assert.match(build!, /apt-get install [^\n]*(\\\n[^\n]*)*etcd-server etcd-client/);
-  assert.match(build!, /COPY package\.json package-lock\.json \.\/\nRUN npm ci/);
-  assert.match(build!, /RUN npm run build/);
+  const instructions = (text: string) =>
+    text
+      .replace(/\\\n/g, ' ')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+  const froms = instructions(dockerfile).filter((l) => l.startsWith('FROM '));
+  assert.deepEqual(froms, [
+    'FROM node:20-bookworm AS build',
+    'FROM debian:bookworm-slim AS base',
+    'FROM base AS toolchains',
+    'FROM toolchains AS judge',
+    'FROM base AS runtime',
+  ], 'the plain runtime is the last stage, so `docker build .` makes it; --target judge the other');
+  const stages = new Map(
+    dockerfile
+      .split(/^(?=FROM )/m)
+      .slice(1)
+      .map((stage) => [/^FROM \S+ AS (\S+)/.exec(stage)![1]!, stage] as const),
+  );
+  const build = stages.get('build')!;
+  assert.match(build, /apt-get install [^\n]*(\\\n[^\n]*)*etcd-server etcd-client/);
+  assert.match(build, /COPY package\.json package-lock\.json \.\/\nRUN npm ci/);
+  assert.match(build, /RUN npm run build/);
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   assert.ok(pkg.scripts.build, 'package.json has the build script the Dockerfile runs');
 
+  const base = stages.get('base')!;
   for (const needed of ['bash', 'ca-certificates', 'bubblewrap', 'util-linux', 'tini', 'libstdc++6']) {
-    assert.match(runtime!, new RegExp(`apt-get install[\\s\\S]*\\b${needed.replace(/\+/g, '\\+')}\\b`), `the runtime installs ${needed}`);
+    assert.match(base, new RegExp(`apt-get install[\\s\\S]*\\b${needed.replace(/\+/g, '\\+')}\\b`), `every image has ${needed}`);
   }
   const [user, group] = TASK_USER_GROUP.split(':');
-  assert.match(runtime!, new RegExp(`groupadd --system ${group}\\b`));
-  assert.match(runtime!, new RegExp(`useradd --system --gid ${group}[\\s\\S]*?\\b${user}\\n`), 'the task user that kv2 swarm passes is created');
-  assert.match(runtime!, /^COPY --from=build \/src\/kv2 \/usr\/local\/bin\/kv2$/m);
-  assert.match(runtime!, /^WORKDIR \/var\/lib\/kv2$/m);
-  assert.match(runtime!, /^VOLUME \["\/var\/lib\/kv2"\]$/m);
-  assert.match(runtime!, /^STOPSIGNAL SIGTERM$/m);
-  const entrypoint = instructions.filter((l) => l.startsWith('ENTRYPOINT '));
+  assert.match(base, new RegExp(`groupadd --system ${group}\\b`));
+  assert.match(base, new RegExp(`useradd --system --gid ${group}[\\s\\S]*?\\b${user}\\n`), 'the task user that kv2 swarm passes is created');
+  for (const toolchain of ['gcc', 'g++', 'libc6-dev', 'python3', 'default-jdk-headless']) {
+    assert.match(stages.get('toolchains')!, new RegExp(`apt-get install[\\s\\S]*\\s${toolchain.replace(/\+/g, '\\+')}(\\s|$)`), `the judge image has ${toolchain}`);
+    assert.doesNotMatch(instructions(base).join('\n'), new RegExp(`\\s${toolchain.replace(/\+/g, '\\+')}(\\s|$)`), `the plain image has no ${toolchain}`);
+  }
+
+  // The two images are the same kv2 on different bases: their stages differ only in the FROM line.
+  const body = (name: string) => instructions(stages.get(name)!).slice(1);
+  assert.deepEqual(body('judge'), body('runtime'));
+  const runtime = stages.get('runtime')!;
+  assert.match(runtime, /^COPY --from=build \/src\/kv2 \/usr\/local\/bin\/kv2$/m);
+  assert.match(runtime, /^WORKDIR \/var\/lib\/kv2$/m);
+  assert.match(runtime, /^VOLUME \["\/var\/lib\/kv2"\]$/m);
+  assert.match(runtime, /^STOPSIGNAL SIGTERM$/m);
+  assert.match(runtime, /^HEALTHCHECK .*CMD \["kv2", "health"/m);
+  const entrypoint = body('runtime').filter((l) => l.startsWith('ENTRYPOINT '));
   assert.equal(entrypoint.length, 1);
   const argv = JSON.parse(entrypoint[0]!.slice('ENTRYPOINT '.length)) as string[];
   assert.equal(argv.at(-1), '/usr/local/bin/kv2', 'the entrypoint runs kv2 (behind tini, which reaps orphans)');
   assert.deepEqual(argv.slice(0, -1), ['/usr/bin/tini', '--']);
+  assert.match(helpOf('health'), /--work-dir/, 'the HEALTHCHECK command exists in this kv2');
 });
 
 test('.dockerignore keeps host builds and node_modules out, and everything the build reads in', () => {
@@ -116,10 +146,12 @@ test('the swarm stack and the compose file parse with the docker CLI and pass on
   const stackCommands = composeCommands(stack);
   assert.deepEqual([...stackCommands.keys()], ['judicator', 'gateway', 'executor']);
   const composeCommandsByService = composeCommands(compose);
-  assert.deepEqual([...composeCommandsByService.keys()], ['standalone', 'judicator-1', 'judicator-2', 'judicator-3', 'gateway', 'executor']);
+  assert.deepEqual([...composeCommandsByService.keys()], ['judicator-1', 'judicator-2', 'judicator-3', 'gateway', 'executor-1', 'executor-2']);
+  assert.match(compose, /executor-1: &executor\n\s+<<: \*kv2\n\s+image: \$\{KV2_JUDGE_IMAGE:-kv2:judge\}/, 'executors run the judge image');
+  assert.match(stack, /executor:\n\s+<<: \*kv2-service\n\s+image: \$\{KV2_JUDGE_IMAGE:-kv2:judge\}/, 'in the stack too');
   for (const [file, commands] of [['docker-stack.yml', stackCommands], ['compose.yml', composeCommandsByService]] as const) {
     for (const [service, [role, ...args]] of commands) {
-      assert.ok(role && ['judicator', 'gateway', 'executor', 'standalone'].includes(role), `${file} ${service} runs a role`);
+      assert.ok(role && ['judicator', 'gateway', 'executor'].includes(role), `${file} ${service} runs a role`);
       assertRoleTakes(t, `${file} ${service}`, role!, args);
     }
   }
@@ -132,11 +164,7 @@ test('the swarm stack and the compose file parse with the docker CLI and pass on
     return;
   }
   const docker: string = found;
-  const dir = makeTempDir(t);
-  // docker stack config knows the swarm schema, which has no compose profiles: check the rest of it.
-  const withoutProfiles = path.join(dir, 'compose.yml');
-  fs.writeFileSync(withoutProfiles, compose.split('\n').filter((l) => !/^\s*profiles:/.test(l)).join('\n'));
-  for (const file of [path.join(REPO_ROOT, 'packaging/docker-stack.yml'), withoutProfiles]) {
+  for (const file of [path.join(REPO_ROOT, 'packaging/docker-stack.yml'), path.join(REPO_ROOT, 'packaging/compose.yml')]) {
     const result = spawnSync(docker, ['stack', 'config', '-c', file], { encoding: 'utf8', env: { ...process.env, KV2_JUDICATORS: '3' }, timeout: 20_000 });
     assert.equal(result.status, 0, `docker stack config -c ${file}: ${result.stderr}`);
     assert.match(result.stdout, /image: kv2:latest/);

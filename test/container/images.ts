@@ -1,0 +1,53 @@
+// The images the container tests run: the Dockerfile's base images (made here when no registry has
+// them, kept in the engine's store for the next run), then kv2's plain and judge images built from this
+// checkout with the commands docs/operations.md shows. Built once per test process.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { REPO_ROOT } from '../helpers/kv2';
+import { sectionCommands, theCommand, words } from './docs-commands';
+import { ENGINE_COMMAND_TIMEOUT_MS, tail, type Engine } from './engine';
+
+/** Where docs/operations.md shows the single-container commands (the builds among them). */
+export const SINGLE_CONTAINER_SECTION = '### A single container';
+export const PLAIN_IMAGE = 'kv2:latest';
+export const JUDGE_IMAGE = 'kv2:judge';
+
+export interface BuiltImages {
+  /** Seconds each step took: base images, plain build, judge build. */
+  seconds: { base: number; plain: number; judge: number };
+}
+
+let built: BuiltImages | undefined;
+
+export function buildImages(engine: Engine, say: (line: string) => void): BuiltImages {
+  if (built) return built;
+  const time = (fn: () => void) => {
+    const started = Date.now();
+    fn();
+    return Math.round((Date.now() - started) / 100) / 10;
+  };
+  const base = time(() => {
+    const result = spawnSync('bash', [path.join(REPO_ROOT, 'test/container/base-images.sh'), engine.cli], {
+      encoding: 'utf8',
+      env: engine.env,
+      timeout: ENGINE_COMMAND_TIMEOUT_MS,
+    });
+    for (const line of result.stdout.trim().split('\n').filter(Boolean)) say(line);
+    if (result.status !== 0) throw new Error(`test/container/base-images.sh failed:\n${tail(result.stdout)}\n${tail(result.stderr)}`);
+  });
+  const commands = sectionCommands('docs/operations.md', SINGLE_CONTAINER_SECTION);
+  const build = (prefix: string) => {
+    const argv = words(theCommand(commands, prefix, `docs/operations.md "${SINGLE_CONTAINER_SECTION}"`));
+    // `docker build ...` as documented, with this engine's build options; the context is the checkout.
+    engine.must([argv[1]!, ...engine.buildOptions, ...argv.slice(2)], { cwd: REPO_ROOT });
+  };
+  const plain = time(() => build(`docker build -t ${PLAIN_IMAGE} `));
+  const judge = time(() => build(`docker build --target judge -t ${JUDGE_IMAGE} `));
+  built = { seconds: { base, plain, judge } };
+  return built;
+}
+
+/** An image's size in bytes, as the engine counts it. */
+export function imageSize(engine: Engine, image: string): number {
+  return Number(engine.must(['image', 'inspect', '--format', '{{.Size}}', image]).trim());
+}
