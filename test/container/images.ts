@@ -44,6 +44,7 @@ export function buildImages(engine: Engine, say: (line: string) => void): BuiltI
   const plain = time(() => build(`docker build -t ${PLAIN_IMAGE} `));
   const judge = time(() => build(`docker build --target judge -t ${JUDGE_IMAGE} `));
   built = { seconds: { base, plain, judge } };
+  say(`images: base images ${base} s, ${PLAIN_IMAGE} built in ${plain} s, ${JUDGE_IMAGE} in ${judge} s`);
   return built;
 }
 
