@@ -13,7 +13,7 @@ import type { StepLimits, StopReason } from '../task/types';
 import { Cgroups, type CgroupFacts } from './cgroups';
 import { StepLauncher, type StepCommand } from './launcher';
 import { effectiveLimits, stepRlimits, type LimitSettings, type LimitValues } from './limits';
-import { Sandbox, type SandboxMode } from './sandbox';
+import { Sandbox, type SandboxMode, type SandboxWay } from './sandbox';
 import type { StepContainment, StepEnd } from './step';
 import { TaskUsers, chownTree, setprivArgs } from './task-user';
 import type { StepName, TaskPaths } from './workdir';
@@ -240,6 +240,8 @@ export async function createConfinement(
     userGroup: string | null;
     slots: number;
     sandbox: SandboxMode;
+    /** The ways of making the sandbox to try (default: all, best first; tests force one). */
+    sandboxWays?: readonly SandboxWay[];
     allowNetwork: boolean;
     limits: LimitSettings;
     executorName: string;
@@ -254,7 +256,8 @@ export async function createConfinement(
   const users = TaskUsers.resolve(settings.userGroup, settings.slots, logger);
   // Named by executor and role dir: two executors with one name on one machine must not share it.
   const instance = `${settings.executorName}-${createHash('sha256').update(settings.roleDir).digest('hex').slice(0, 8)}`;
-  const cgroups = Cgroups.detect(instance, logger);
+  const cgroupProblems: string[] = [];
+  const cgroups = Cgroups.detect(instance, logger, cgroupProblems);
   if (cgroups) {
     const left = await cgroups.cleanupLeftovers();
     if (left > 0) logger.info({ cgroups: left }, `removed ${left} cgroup(s) left by a previous run`);
@@ -265,21 +268,32 @@ export async function createConfinement(
   try {
     await launcher.start();
     const dataDir = settings.dataDir ?? path.join(settings.roleDir, 'data', 'main');
-    const sandbox = await Sandbox.detect(settings.sandbox, settings.roleDir, logger, { launcher, identities: users?.all() ?? [], dataDir });
+    const sandbox = await Sandbox.detect(settings.sandbox, settings.roleDir, logger, { launcher, identities: users?.all() ?? [], dataDir, ways: settings.sandboxWays });
     const setpriv = sandbox?.user === 'root' && users ? findOnPath('setpriv') : undefined;
+    const enforced = limitEnforcement({ cgroups, cgroupProblem: cgroupProblems.join('; '), dedicatedUsers: users?.dedicated ?? false });
     if (sandbox?.user === 'root' && users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run sandboxed tasks as another user where bwrap must run as root; install util-linux');
     logger.info(
       {
         user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
         launcher: `one exec per step${sandbox?.user === 'root' ? ' (bwrap, setpriv, bash in the sandbox)' : ''}`,
         sandbox: sandbox?.describe() ?? 'none',
-        cgroups: cgroups?.describe() ?? 'none',
+        ...(sandbox?.refused.length ? { sandbox_refused: sandbox.refused.join('; ') } : {}),
+        cgroups: cgroups?.describe() ?? `none: ${cgroupProblems.join('; ')}`,
         rlimits: 'setrlimit by the step launcher, to the byte',
+        enforced,
         limits: settings.limits,
         network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
       },
       'task confinement',
     );
+    const weak = Object.entries(enforced).filter(([, how]) => how.startsWith(NOT_ENFORCED) || how.startsWith(PARTLY));
+    if (weak.length) {
+      const container = inContainer();
+      logger.warn(
+        { limits: Object.fromEntries(weak), in_container: container },
+        `task limits this executor cannot fully enforce here: ${weak.map(([limit]) => limit).join(', ')}${container ? ' (in a container: docs/isolation.md says what to give it)' : ''}`,
+      );
+    }
     return new HostConfinement({
       limits: settings.limits,
       launcher,
@@ -295,4 +309,35 @@ export async function createConfinement(
     await cgroups?.close();
     throw error;
   }
+}
+
+const NOT_ENFORCED = 'NOT ENFORCED';
+const PARTLY = 'PARTLY';
+
+/**
+ * Each limit and what enforces it on this machine, or why nothing (fully) does: said once at start, so
+ * that an operator learns it from the log and not from a task that ate the machine.
+ */
+export function limitEnforcement(facts: { cgroups: Cgroups | undefined; cgroupProblem: string; dedicatedUsers: boolean }): Record<string, string> {
+  const { cgroups } = facts;
+  const noCgroup = (controller: string) => `no ${controller} cgroup (${facts.cgroupProblem || 'none found'})`;
+  return {
+    wall_time: "the executor's timer, then the step's whole process group is killed",
+    output: 'the step launcher stops a step whose output passes the cap',
+    cpu_time: `RLIMIT_CPU${cgroups ? ', measured by the cgroup' : ''}`,
+    file_size: 'RLIMIT_FSIZE',
+    memory: cgroups?.memory
+      ? "the step's memory cgroup"
+      : `${PARTLY}: ${noCgroup('memory')}: only a memory limit a task asks for, as RLIMIT_AS (address space); the executor's default memory limit is not applied`,
+    processes: cgroups?.pids
+      ? "the step's pids cgroup"
+      : facts.dedicatedUsers
+        ? `RLIMIT_NPROC of the slot's own task user (${noCgroup('pids')})`
+        : `${NOT_ENFORCED}: ${noCgroup('pids')}, and tasks do not have a user each (RLIMIT_NPROC counts every process of a user), so no rlimit stands in`,
+  };
+}
+
+/** Whether this process runs in a container (docker's and podman's marker files). */
+function inContainer(): boolean {
+  return fs.existsSync('/.dockerenv') || fs.existsSync('/run/.containerenv');
 }

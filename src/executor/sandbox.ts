@@ -4,7 +4,9 @@
 // writable. `auto` uses it where bwrap works and says so at start when it does not.
 // bwrap runs as the task user in a user namespace of its own where the machine allows it (the step
 // launcher switches to the task user and execs bwrap, which execs bash: one exec each); else, as root
-// only, bwrap runs as root and setpriv switches to the task user inside it.
+// only, bwrap runs as root and setpriv switches to the task user inside it. In a container whose runtime
+// masks parts of /proc (the kernel then refuses a new /proc in a user namespace) and that gives no
+// CAP_SYS_ADMIN and CAP_NET_ADMIN for bwrap as root, the sandbox shows the container's /proc, read-only.
 import fs from 'node:fs';
 import path from 'node:path';
 import { findOnPath } from '../common/assets';
@@ -27,8 +29,18 @@ type SandboxUser =
   /** bwrap runs as root; the user switch happens inside it (setpriv). */
   | 'root';
 
+/**
+ * The ways a sandbox is made, best first: as the task user with a /proc of its own; as root (with
+ * setpriv inside); as the task user with the outer /proc bound read-only (the sandbox's processes see
+ * the container's process list).
+ */
+export type SandboxWay = 'task-user' | 'root' | 'task-user-outer-proc';
+const WAYS: readonly SandboxWay[] = ['task-user', 'root', 'task-user-outer-proc'];
+
 export interface SandboxProbe {
   launcher: StepLauncher;
+  /** The ways to try, in order (default: all, best first; tests force one). */
+  ways?: readonly SandboxWay[];
   /** The users tasks run as (the executor runs as root), or none (tasks run as the executor's user). */
   identities: readonly TaskIdentity[];
   /** Where task dirs are made: the task user must reach it by path for bwrap to bind its work dir. */
@@ -82,6 +94,10 @@ export class Sandbox {
     private readonly disableUserns: boolean,
     /** Directories tasks must not see (replaced by empty tmpfs). */
     private readonly hidden: string[],
+    /** A /proc of the sandbox's own pid namespace, or the outer one bound read-only (see SandboxWay). */
+    readonly proc: 'own' | 'outer' = 'own',
+    /** Why the better ways did not work here (for the start log). */
+    readonly refused: readonly string[] = [],
   ) {}
 
   /**
@@ -97,34 +113,36 @@ export class Sandbox {
     const parent = path.dirname(roleDir);
     // Every kv2 role dir next to ours (standalone runs all three in one work dir), and ours.
     const hide = [...new Set([roleDir, ...['judicator', 'executor', 'gateway', 'standalone'].map((role) => path.join(parent, role))])].filter((dir) => fs.existsSync(dir));
-    let problem = bwrap ? undefined : 'bwrap (bubblewrap) is not installed';
-    if (bwrap) {
+    const refused: string[] = [];
+    if (!bwrap) refused.push('bwrap (bubblewrap) is not installed');
+    else {
       const asRoot = process.getuid?.() === 0;
       const closed = probe.identities.map((identity) => closedOnTheWay(probe.dataDir, identity)).find(Boolean);
-      // As the task user first: one exec per step. That needs user namespaces, and the task user must
-      // reach its work dir by path (bwrap binds it as that user).
-      const userProblem = closed ? `the task user cannot search ${closed} on the way to ${probe.dataDir}` : undefined;
-      if (!userProblem) {
-        for (const disableUserns of [true, false]) {
-          const candidate = new Sandbox(bwrap, 'task-user', disableUserns, hide);
-          problem = await candidate.probe(probe, probe.identities[0]);
-          if (!problem) return candidate;
+      for (const way of probe.ways ?? WAYS) {
+        const user: SandboxUser = way === 'root' ? 'root' : 'task-user';
+        if (user === 'root' && !asRoot) continue;
+        // As the task user: one exec per step. That needs user namespaces, and the task user must reach
+        // its work dir by path (bwrap binds it as that user).
+        if (user === 'task-user' && closed) {
+          refused.push(`${way}: the task user cannot search ${closed} on the way to ${probe.dataDir}`);
+          continue;
         }
-      } else {
-        problem = userProblem;
-      }
-      if (asRoot) {
-        const rootProblem = problem;
-        const candidate = new Sandbox(bwrap, 'root', false, hide);
-        problem = await candidate.probe(probe, undefined);
-        if (!problem) {
-          logger.info({ reason: rootProblem }, `bwrap runs as root with setpriv inside it (two more execs per step): as the task user it cannot (${rootProblem})`);
-          return candidate;
+        const proc = way === 'task-user-outer-proc' ? 'outer' : 'own';
+        let problem: string | undefined;
+        for (const disableUserns of user === 'task-user' ? [true, false] : [false]) {
+          const candidate = new Sandbox(bwrap, user, disableUserns, hide, proc, [...refused]);
+          problem = await candidate.probe(probe, user === 'task-user' ? probe.identities[0] : undefined);
+          if (!problem) {
+            if (refused.length) logger.info({ refused }, `task sandbox made ${candidate.how()}: the better ways do not work here`);
+            return candidate;
+          }
         }
+        refused.push(`${way}: ${problem}`);
       }
     }
+    const problem = refused.join('; ');
     if (mode === 'bwrap') throw new ConfigError(`--main-task-sandbox bwrap: ${problem}`);
-    logger.warn({ reason: problem }, `no task sandbox: ${problem}; tasks run without namespaces (install bubblewrap, or allow user namespaces)`);
+    logger.warn({ reason: problem }, `no task sandbox: ${problem}; tasks run without namespaces (install bubblewrap, allow user namespaces, or in a container see docs/isolation.md)`);
     return undefined;
   }
 
@@ -136,7 +154,7 @@ export class Sandbox {
       if (size < PROBE_OUTPUT_BYTES) output.push(chunk);
       size += chunk.length;
     };
-    const argv = [...this.namespaceArgs(false), '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--perms', '1777', '--tmpfs', '/tmp', ...this.hidden.flatMap((dir) => ['--tmpfs', dir]), '--', 'true'];
+    const argv = [...this.namespaceArgs(false), '--ro-bind', '/', '/', '--dev', '/dev', ...this.procArgs(), '--perms', '1777', '--tmpfs', '/tmp', ...this.hidden.flatMap((dir) => ['--tmpfs', dir]), '--', 'true'];
     const step = probe.launcher.launch(
       {
         argv: [this.bwrap, ...argv],
@@ -184,9 +202,21 @@ export class Sandbox {
     ];
   }
 
+  /** A /proc of its own, or the outer one read-only. */
+  private procArgs(): string[] {
+    return this.proc === 'own' ? ['--proc', '/proc'] : ['--ro-bind', '/proc', '/proc'];
+  }
+
+  private how(): string {
+    if (this.user === 'root') return 'as root, setpriv to the task user inside';
+    return `as the task user in its own user namespace${this.proc === 'outer' ? ", with the outer /proc" : ''}`;
+  }
+
   describe(): string {
-    const how = this.user === 'task-user' ? 'as the task user in its own user namespace' : 'as root, setpriv to the task user inside';
-    return `bwrap (${this.bwrap}, ${how}): own mount, pid, ipc, uts and network namespaces, read-only root, only the task dir writable`;
+    const outer = this.proc === 'outer'
+      ? "; /proc is the outer one (the container's), read-only: tasks can list its processes and their command lines (a new /proc is refused under the container runtime's masks: see docs/isolation.md)"
+      : '';
+    return `bwrap (${this.bwrap}, ${this.how()}): own mount, pid, ipc, uts and network namespaces, read-only root, only the task dir writable${outer}`;
   }
 
   /** The argv prefix that runs a command inside the sandbox with `workDir` as its only writable place. */
@@ -197,7 +227,7 @@ export class Sandbox {
       ...this.namespaceArgs(network),
       '--ro-bind', '/', '/',
       '--dev', '/dev',
-      '--proc', '/proc',
+      ...this.procArgs(),
       // Sticky and world-writable, as on any system: the task user must be able to use them.
       ...privateDirs.flatMap((dir) => ['--perms', '1777', '--tmpfs', dir]),
       ...this.hidden.flatMap((dir) => [...(isInside(workDir, dir) ? ['--perms', '0111'] : []), '--tmpfs', dir]),

@@ -17,7 +17,7 @@ import { Cgroups } from '../../src/executor/cgroups';
 import { createConfinement, type HostConfinement } from '../../src/executor/confinement';
 import { TaskRun, type RunnerSettings } from '../../src/executor/runner';
 import { StepLauncher } from '../../src/executor/launcher';
-import { Sandbox } from '../../src/executor/sandbox';
+import { Sandbox, type SandboxWay } from '../../src/executor/sandbox';
 import { makeTask, type TaskSpec } from '../helpers/task';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
@@ -42,7 +42,7 @@ interface Executor {
  * as /var/lib/kv2 is (bwrap then runs as the task user); `closedParent` puts it in a root-only (0700)
  * directory, where bwrap must run as root with the user switch inside it.
  */
-async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | 'bwrap'; allowNetwork?: boolean; closedParent?: boolean } = {}): Promise<Executor> {
+async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | 'bwrap'; ways?: SandboxWay[]; allowNetwork?: boolean; closedParent?: boolean } = {}): Promise<Executor> {
   const base = makeTempDir(t, 'kv2-isolation-');
   fs.chmodSync(base, options.closedParent ? 0o700 : 0o755);
   const roleDir = path.join(base, 'executor');
@@ -55,6 +55,7 @@ async function executor(t: TestContext, options: { sandbox?: 'auto' | 'none' | '
       userGroup: null,
       slots: 3,
       sandbox: options.sandbox ?? 'auto',
+      sandboxWays: options.ways,
       allowNetwork: options.allowNetwork ?? false,
       limits: {
         defaults: { cpu_time: 0, memory: 512 * MiB, processes: 128, file_size: 64 * MiB, output: MiB },
@@ -97,10 +98,10 @@ function cgroupsHere(): boolean {
   return probe !== undefined && probe.memory && probe.pids;
 }
 
-async function bwrapHere(): Promise<boolean> {
+async function bwrapHere(ways?: SandboxWay[]): Promise<boolean> {
   const launcher = new StepLauncher(logger);
   try {
-    return (await Sandbox.detect('bwrap', '/nonexistent/executor', logger, { launcher, identities: [], dataDir: '/nonexistent/executor/data/main' })) !== undefined;
+    return (await Sandbox.detect('bwrap', '/nonexistent/executor', logger, { launcher, identities: [], dataDir: '/nonexistent/executor/data/main', ways })) !== undefined;
   } catch {
     return false;
   } finally {
@@ -125,12 +126,14 @@ test('a task runs as an unprivileged user without supplementary groups, with a c
   assert.equal(home, path.join(e.dataDir, run.id, 'source'));
 });
 
-for (const [sandbox, closedParent] of [['none', false], ['auto', false], ['auto', true]] as const) {
-  test(`[sandbox ${sandbox}${closedParent ? ', bwrap as root' : ''}] a task cannot read another running task's directory nor the executor's environment or config`, async (t) => {
+// The last: the way a container without capabilities gets (the outer /proc, which lists every process).
+for (const [sandbox, closedParent, ways] of [['none', false], ['auto', false], ['auto', true], ['bwrap', false, ['task-user-outer-proc']]] as const) {
+  test(`[sandbox ${ways?.[0] ?? sandbox}${closedParent ? ', bwrap as root' : ''}] a task cannot read another running task's directory nor the executor's environment or config`, async (t) => {
     if (!isRoot) return t.skip('not root: tasks share the executor\'s user here, so nothing separates them but the sandbox');
+    if (ways && !(await bwrapHere([...ways]))) return t.skip(`bwrap cannot make a sandbox here the ${ways[0]} way`);
     process.env.KV2_ISOLATION_SECRET = 'do-not-leak';
     t.after(() => delete process.env.KV2_ISOLATION_SECRET);
-    const e = await executor(t, { sandbox, closedParent });
+    const e = await executor(t, { sandbox, closedParent, ways: ways && [...ways] });
     const victim = e.start({ execute: 'echo top-secret > secret.txt; sleep 30', executeTimeout: 60 }, 0);
     t.after(() => victim.cancel());
     const victimDir = path.join(e.dataDir, victim.id, 'source');
@@ -225,10 +228,16 @@ test('limits are set to the byte, also those the shell\'s ulimit could not say i
   assert.equal(out(run), 'Max cpu time 2 3 seconds \nMax file size 1000 1000 bytes \nMax core file size 0 0 bytes \n');
 });
 
-for (const closedParent of [false, true]) test(`in the sandbox${closedParent ? ' (bwrap as root: the work dir is in a root-only dir)' : ''} a task has no network, a private /tmp, and can write only its own directory`, async (t) => {
-  if (!(await bwrapHere())) return t.skip('bwrap does not work here: no sandbox to test');
+const SANDBOXES: { closedParent: boolean; ways?: SandboxWay[]; what: string }[] = [
+  { closedParent: false, what: '' },
+  { closedParent: true, what: ' (bwrap as root: the work dir is in a root-only dir)' },
+  // What a container without capabilities gets: the kernel refuses a new /proc there.
+  { closedParent: false, ways: ['task-user-outer-proc'], what: ' (as the task user with the outer /proc, as in a container)' },
+];
+for (const { closedParent, ways, what } of SANDBOXES) test(`in the sandbox${what} a task has no network, a private /tmp, and can write only its own directory`, async (t) => {
+  if (!(await bwrapHere(ways))) return t.skip('bwrap does not work here: no sandbox to test');
   if (closedParent && !isRoot) return t.skip('not root: bwrap runs as the executor\'s user');
-  const e = await executor(t, { sandbox: 'bwrap', closedParent });
+  const e = await executor(t, { sandbox: 'bwrap', closedParent, ways });
   // Where user namespaces work, bwrap runs as the task user (one exec per step) unless it cannot reach the work dir.
   assert.equal(e.confinement.sandboxUser, closedParent ? 'root' : 'task-user');
   const server = net.createServer((socket) => socket.end('hello from outside\n'));
@@ -251,6 +260,12 @@ for (const closedParent of [false, true]) test(`in the sandbox${closedParent ? '
   const who = await e.run({ execute: 'id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status | tr -s "\t" " "' });
   assert.notEqual(out(who).split('\n')[0], '0', 'the task is not root in the sandbox');
   assert.match(out(who), /CapEff: 0+\nNoNewPrivs: 1\n$/);
+  // Its own pid namespace either way; /proc lists only its processes unless it is the outer one.
+  const pids = await e.run({ execute: 'echo $$; ls /proc | grep -c "^[0-9]"' });
+  const [own, listed] = out(pids).split('\n').map(Number);
+  assert.ok(own! < 10, `a pid of its own namespace (${own})`);
+  if (ways?.includes('task-user-outer-proc')) assert.ok(listed! > 10, `the outer /proc lists every process (${listed})`);
+  else assert.ok(listed! < 10, `its own /proc lists only its processes (${listed})`);
   assert.equal(fs.existsSync('/etc/kv2-escape'), false);
   assert.deepEqual(fs.readdirSync(outsideTmp), []);
 });
