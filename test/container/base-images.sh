@@ -12,8 +12,18 @@ PULL_TIMEOUT_S="${KV2_BASE_PULL_TIMEOUT_S:-120}"
 SLIM=docker.io/library/debian:bookworm-slim
 NODE=docker.io/library/node:20-bookworm
 
+# The recipe's version, labelled on the images made here: an image made by an older recipe is made again
+# (one pulled from a registry has no such label and is kept).
+RECIPE=2
+LABEL=org.kv2.base-images
+
 log() { echo "[base-images] $*"; }
-have() { "$engine" image inspect "$1" >/dev/null 2>&1; }
+have() {
+  "$engine" image inspect "$1" >/dev/null 2>&1 || return 1
+  local made
+  made="$("$engine" image inspect --format "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true)"
+  [ -z "$made" ] || [ "$made" = "<no value>" ] || [ "$made" = "$RECIPE" ] || { log "$1: made by an older recipe ($made), making it again"; return 1; }
+}
 
 work="$(mktemp -d /tmp/kv2-base-images.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
@@ -75,7 +85,7 @@ EOF
     "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/var/cache/debconf/*-old
   find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
   : >"$rootfs/etc/machine-id"
-  tar --numeric-owner -C "$rootfs" -c . | "$engine" import --change 'CMD ["bash"]' - "$SLIM" >/dev/null
+  tar --numeric-owner -C "$rootfs" -c . | "$engine" import --change 'CMD ["bash"]' --change "LABEL $LABEL=$RECIPE" - "$SLIM" >/dev/null
 }
 
 make_node() {
@@ -83,23 +93,25 @@ make_node() {
   node="$(command -v node || true)"
   [ -n "$node" ] && [[ "$("$node" --version)" == v20.* ]] || { log "cannot make $NODE: this machine has no Node 20 (node --version: $("$node" --version 2>&1))" >&2; exit 1; }
   npm="$(dirname "$(readlink -f "$(command -v npm)")")/.."
-  log "making $NODE from $SLIM, Debian's ca-certificates and this machine's Node $("$node" --version) and npm"
+  # The official image (buildpack-deps) has gcc and the C library's headers; kv2's build compiles its step launcher with them.
+  log "making $NODE from $SLIM, Debian's ca-certificates, gcc and libc6-dev, and this machine's Node $("$node" --version) and npm"
   mkdir -p "$work/node"
   cp "$node" "$work/node/node"
   cp -a "$(readlink -f "$npm")" "$work/node/npm"
   cat >"$work/node/Dockerfile" <<EOF
 FROM $SLIM
 RUN apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libstdc++6 \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates libstdc++6 gcc libc6-dev \\
  && rm -rf /var/lib/apt/lists/*
 COPY node /usr/local/bin/node
 COPY npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
  && node --version && npm --version
+LABEL $LABEL=$RECIPE
 CMD ["node"]
 EOF
-  "$engine" build -q -t "$NODE" "$work/node" >/dev/null
+  "$engine" build -q -t "$NODE" "$work/node" >/dev/null 2>"$work/node-build.log" || { tail -20 "$work/node-build.log" >&2; exit 1; }
 }
 
 ensure() { # $1: image, $2: the function that makes it
