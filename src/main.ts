@@ -3,6 +3,7 @@
 import { registerBackupCommand } from './cli/backup';
 import { registerFetchCommand } from './cli/fetch';
 import { registerHealthCommand } from './cli/health';
+import { registerLanguagesCommand } from './cli/languages';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { runProgram } from './cli/program';
@@ -25,6 +26,7 @@ runProgram(process.argv, {
     registerRestoreCommand, // kv2 restore <dir>
     registerTaskCommand, // kv2 task submit|get|list|cancel|wait
     registerStatusCommand, // kv2 status
+    registerLanguagesCommand, // kv2 languages
     registerHealthCommand, // kv2 health: the image's HEALTHCHECK
   ],
   hidden: { [MODULE_COMMAND]: runModuleCommand }, // kv2 __module: how the supervisor starts a module

@@ -62,7 +62,12 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * (tokens, cluster addresses) reaches a task.
  */
 export function taskEnvironment(home: string): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH || DEFAULT_PATH, HOME: home, LANG: process.env.LANG || 'C.UTF-8' };
+  return { PATH: taskPath(), HOME: home, LANG: process.env.LANG || 'C.UTF-8' };
+}
+
+/** The PATH a task gets: the executor's own, else the usual one. */
+export function taskPath(): string {
+  return process.env.PATH || DEFAULT_PATH;
 }
 
 /** No user switch, no limits, no sandbox: `bash <script>` in the work dir with a clean environment. */

@@ -13,15 +13,17 @@ import { isoTime } from '../common/time';
 import type { ModuleContext } from '../common/module-context';
 import { ClusterConnection } from '../etcd/client';
 import { JudicatorDirectory } from '../etcd/judicator-directory';
+import type { ExecutorRegistration } from '../etcd/executor-registration';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import { JudicatorRpcClient } from '../rpc/client';
-import { createConfinement, type Confinement } from './confinement';
+import { createConfinement, taskPath, type Confinement } from './confinement';
 import type { LimitSettings } from './limits';
 import type { ExecutorConfig } from './config';
 import { ReportLoop } from './report-loop';
 import { TaskRun, type RunnerSettings } from './runner';
 import { killRunningStepsNow } from './step';
+import { detectLanguages } from './toolchains';
 import { clearDataDir } from './workdir';
 
 /** Which signal stopped us. module-process aborts `signal` for both; the drain needs to know. */
@@ -70,6 +72,8 @@ async function serve(
   firstSignal: () => NodeJS.Signals | undefined,
 ): Promise<void> {
   protectConfig(roleDir, logger);
+  // Found while the confinement is set up; registered with the executor (GET /api/languages counts them).
+  const languagesFound = detectLanguages(taskPath());
   const dataDir = path.resolve(roleDir, config.data_dir);
   const limits: LimitSettings = { defaults: { ...config.limits.defaults, output: config.task.output_limit }, maxima: config.limits.maxima };
   const confinement: Confinement = await createConfinement(
@@ -100,11 +104,19 @@ async function serve(
   // Judicators accept reports for this name only with this key: a second process using the same name
   // (a misconfiguration) is refused instead of silently taking over this one's tasks.
   const key = randomBytes(16).toString('hex');
+  const languages = await languagesFound;
+  logger.info(
+    { languages },
+    languages.length
+      ? `languages: ${languages.map((l) => `${l.name} ${l.version}`).join(', ')}`
+      : 'no toolchain of a known language (gcc, g++, python3, javac and java, node, rustc, go) on the tasks\' PATH',
+  );
+  const registered: ExecutorRegistration = { hostname: os.hostname(), slots: config.slots, started, key, languages };
   const registration = new LeasedRegistration(
     () => connection.current(),
     {
       key: keys.executorService(config.name),
-      value: () => JSON.stringify({ hostname: os.hostname(), slots: config.slots, started, key }),
+      value: () => JSON.stringify(registered),
       ttl: config.register.ttl,
     },
     logger,

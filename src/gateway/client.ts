@@ -27,6 +27,13 @@ export interface JudicatorAnswer {
   leader: boolean;
 }
 
+/** A language as GET /api/languages lists it: a toolchain version and how many live executors have it. */
+export interface LanguageAnswer {
+  name: string;
+  version: string;
+  executors: number;
+}
+
 type Query = Record<string, string | number | boolean | undefined>;
 
 export class GatewayClient {
@@ -128,6 +135,10 @@ export class GatewayClient {
 
   async executors(): Promise<ExecutorAnswer[]> {
     return (await this.json<{ executors: ExecutorAnswer[] }>('GET', '/api/executors')).executors;
+  }
+
+  async languages(): Promise<LanguageAnswer[]> {
+    return (await this.json<{ languages: LanguageAnswer[] }>('GET', '/api/languages')).languages;
   }
 
   async judicators(): Promise<JudicatorAnswer[]> {

@@ -8,6 +8,7 @@ import { sleep } from '../common/processes';
 import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from '../etcd/client';
 import { LeaderElection } from '../etcd/election';
+import { parseExecutorRegistration, type ExecutorRegistration } from '../etcd/executor-registration';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import type { MongodAvailability } from '../store/open-store';
@@ -73,7 +74,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 /** How long an executor's registration key read from etcd serves its reports (ms). */
 const EXECUTOR_KEY_CACHE_MS = 2_000;
 
-/** Executors' registration keys, read from etcd and kept for a moment: a report must not cost a read. */
+/** Executors' registrations: their keys, read from etcd and kept for a moment (a report must not cost a read), and all of them for `executors`. */
 class ExecutorKeys {
   private readonly cache = new Map<string, { key: string | undefined; at: number }>();
 
@@ -86,14 +87,21 @@ class ExecutorKeys {
     const cached = this.cache.get(name);
     if (cached && Date.now() - cached.at < EXECUTOR_KEY_CACHE_MS) return cached.key;
     const value = await this.etcd.get(clusterKeys(this.prefix).executorService(name)).string();
-    let key: string | undefined;
-    try {
-      key = value ? (JSON.parse(value) as { key?: string }).key : undefined;
-    } catch {
-      key = undefined;
-    }
+    const key = parseExecutorRegistration(value)?.key;
     this.cache.set(name, { key, at: Date.now() });
     return key;
+  }
+
+  /** Every live executor's registration, by name (one read of the prefix). */
+  async all(): Promise<Map<string, ExecutorRegistration>> {
+    const prefix = clusterKeys(this.prefix).executorServices;
+    const values = await this.etcd.getAll().prefix(prefix).strings();
+    const out = new Map<string, ExecutorRegistration>();
+    for (const [key, value] of Object.entries(values)) {
+      const registration = parseExecutorRegistration(value);
+      if (registration) out.set(key.slice(prefix.length), registration);
+    }
+    return out;
   }
 }
 
@@ -152,6 +160,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
         return registration.isRegistered ? { ok: true } : { ok: false, reason: 'not registered in etcd yet' };
       },
       executorKey: (name) => executorKeys.get(name),
+      executorRegistrations: () => executorKeys.all(),
       extraRoutes: (app) => metrics.routes(app),
       observe: (method, result, seconds, answer) => {
         metrics.rpcCalls.inc({ method, result: String(result) });

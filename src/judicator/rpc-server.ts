@@ -7,6 +7,7 @@ import { InvalidInputError, TooLargeError, describeError } from '../common/error
 import { idTime } from '../common/ids';
 import type { Logger } from '../common/logging';
 import { parseTime } from '../common/time';
+import type { ExecutorRegistration } from '../etcd/executor-registration';
 import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
 import { inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
@@ -38,6 +39,8 @@ export interface RpcDependencies {
   availability: () => { ok: true } | { ok: false; reason: string };
   /** Executors' registrations, to check that a report comes from the executor it names. */
   executorKey: (name: string) => Promise<string | undefined>;
+  /** Every live executor's registration, by name: `executors` says which are alive and what they can run. */
+  executorRegistrations?: () => Promise<Map<string, ExecutorRegistration>>;
   extraRoutes?: (app: FastifyInstance) => void;
   /** Called after every RPC with its method, result code and duration. */
   observe?: (method: string, result: number, seconds: number, answer: unknown) => void;
@@ -213,7 +216,14 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
     },
 
     executors: async () => {
-      const executors = await deps.store.listExecutors();
+      const [executors, registrations] = await Promise.all([deps.store.listExecutors(), deps.executorRegistrations?.()]);
+      if (registrations) {
+        for (const executor of executors) {
+          const registration = registrations.get(executor.id);
+          executor.alive = registration !== undefined;
+          if (registration?.languages) executor.languages = registration.languages;
+        }
+      }
       return { result: ReturnCode.OK, executors };
     },
   };

@@ -137,6 +137,14 @@ export interface CompletedTask {
   result: TaskResult;
 }
 
+/** A language an executor can compile and run tasks in: its toolchain, found at the executor's start. */
+export interface ExecutorLanguage {
+  /** C, C++, Python 3, Java, ... */
+  name: string;
+  /** The toolchain's version, as it says it (gcc -dumpfullversion, python3 --version, javac -version...). */
+  version: string;
+}
+
 /** An executor as the judicators know it. */
 export interface ExecutorInfo {
   /** The executor's name (`--main-name`); the original's `hostname` field held it too. */
@@ -150,6 +158,8 @@ export interface ExecutorInfo {
   started?: string;
   /** Whether its etcd registration (lease) is alive. */
   alive?: boolean;
+  /** Addition: the languages it registered (its toolchains). */
+  languages?: ExecutorLanguage[];
 }
 
 export function isDoneStatus(status: TaskStatus): boolean {

@@ -141,6 +141,19 @@ describe('a single container, as docs/operations.md runs it', { concurrency: 1 }
     }
   });
 
+  it("lists the judge image's languages: C, C++, Python 3 and Java, each on its one executor", async (t) => {
+    if (!engine) return t.skip(unavailable);
+    const { body } = await getJson(`${gateway}/api/languages`);
+    assert.equal(body.result, 0);
+    const languages = body.languages as { name: string; version: string; executors: number }[];
+    t.diagnostic(`languages: ${languages.map((l) => `${l.name} ${l.version}`).join(', ')}`);
+    assert.deepEqual(languages.map((l) => [l.name, l.executors]), [['C', 1], ['C++', 1], ['Java', 1], ['Python 3', 1]]);
+    for (const language of languages) assert.match(language.version, /^\d+(\.\d+)+/, `${language.name} has a version`);
+    const cli = engine.run(['exec', instance.container[1], 'kv2', 'languages']);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /^\s*Java\s+\d\S*\s+1\s*$/m);
+  });
+
   it('opens the maintenance shell through exec -i: the module is locked, and free again after it', async (t) => {
     if (!engine) return t.skip(unavailable);
     const { result } = documented('docker exec -it kv2 kv2 maintain ', { input: 'kv2 health\nexit\n', timeoutMs: 120_000 });

@@ -1,9 +1,10 @@
 // The cluster routes: GET /api/test (the original's liveness text), /api/executors, /api/judicators
-// (the original's shape, plus which judicator leads) and /api/health (addition: 200 when a judicator
-// answers ping, 503 with the reason otherwise).
+// (the original's shape, plus which judicator leads), /api/health (addition: 200 when a judicator
+// answers ping, 503 with the reason otherwise) and /api/languages (addition: each language the live
+// executors registered, with its version and how many executors can run it).
 import type { FastifyInstance } from 'fastify';
 import { describeError } from '../../common/errors';
-import { ReturnCode } from '../../task/types';
+import { ReturnCode, type ExecutorInfo } from '../../task/types';
 import type { ApiContext } from './context';
 
 export const TEST_TEXT = 'Khala gateway server is working.';
@@ -17,6 +18,11 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
   app.get('/api/executors', { config: { failure: { executors: [] } } }, async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, executors: answer.executors };
+  });
+
+  app.get('/api/languages', { config: { failure: { languages: [] } } }, async () => {
+    const answer = await context.calls.ok('executors', {});
+    return { result: ReturnCode.OK, languages: languagesOf(answer.executors) };
   });
 
   app.get('/api/judicators', { config: { failure: { judicators: [] } } }, async () => {
@@ -41,4 +47,29 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
       return reply.code(503).send({ result: ReturnCode.ERROR, healthy: false, reason: describeError(error) });
     }
   });
+}
+
+export interface LanguageCount {
+  name: string;
+  version: string;
+  /** How many live executors have this version of it. */
+  executors: number;
+}
+
+/**
+ * The languages of the live executors: one entry per name and version (executors with different
+ * versions of a toolchain show as separate entries), by name, then the most executors first.
+ */
+export function languagesOf(executors: readonly ExecutorInfo[]): LanguageCount[] {
+  const counts = new Map<string, LanguageCount>();
+  for (const executor of executors) {
+    if (executor.alive === false) continue;
+    for (const { name, version } of executor.languages ?? []) {
+      const key = JSON.stringify([name, version]);
+      const entry = counts.get(key) ?? { name, version, executors: 0 };
+      entry.executors++;
+      counts.set(key, entry);
+    }
+  }
+  return [...counts.values()].sort((a, b) => a.name.localeCompare(b.name) || b.executors - a.executors || a.version.localeCompare(b.version));
 }
