@@ -11,8 +11,8 @@ import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 import { gatewayHealthy, getJson, helloTask, submitForm, submitReadmeExample, taskWhenDone } from './api';
 import { sectionCommands, theCommand, words } from './docs-commands';
-import { Engine, tail } from './engine';
-import { buildImages } from './images';
+import { tail, type Engine } from './engine';
+import { readyEngine } from './images';
 
 const COMPOSE_SECTION = '### A cluster on one machine (compose)';
 const COMPOSE_FILE = 'packaging/compose.yml';
@@ -30,14 +30,12 @@ let gateway: string;
 let env: NodeJS.ProcessEnv;
 
 before(async () => {
-  const found = Engine.find(work);
-  if (typeof found === 'string') {
-    unavailable = found;
-    say(`compose test skipped: ${found}`);
+  const ready = readyEngine(work, say);
+  if (typeof ready === 'string') {
+    unavailable = ready;
     return;
   }
-  engine = found;
-  buildImages(engine, say);
+  engine = ready;
   project = `kv2test${process.pid}${Date.now().toString(36)}`;
   const port = await freePort();
   gateway = `http://127.0.0.1:${port}`;

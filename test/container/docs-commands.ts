@@ -5,48 +5,30 @@ import path from 'node:path';
 import { REPO_ROOT } from '../helpers/kv2';
 
 /**
- * The shell commands in the ```sh blocks of the section under `heading` (up to the next heading of the
- * same or a higher level) of a markdown file: continuation lines joined, comments dropped.
+ * The lines of the section under `heading`: up to the next heading of the same or a higher level (a `#`
+ * line inside a code block is not a heading).
  */
-export function sectionCommands(file: string, heading: string): string[] {
+function sectionLines(file: string, heading: string): string[] {
   const lines = fs.readFileSync(path.join(REPO_ROOT, file), 'utf8').split('\n');
   const start = lines.findIndex((line) => line.trim() === heading);
   if (start < 0) throw new Error(`${file} has no heading "${heading}"`);
   const level = heading.match(/^#+/)![0].length;
-  const commands: string[] = [];
+  const section: string[] = [];
   let inBlock = false;
-  let pending = '';
   for (const line of lines.slice(start + 1)) {
+    if (/^```/.test(line.trim())) inBlock = !inBlock;
     const headingMatch = /^(#+) /.exec(line);
     if (!inBlock && headingMatch && headingMatch[1]!.length <= level) break;
-    if (/^```/.test(line.trim())) {
-      inBlock = !inBlock && line.trim() === '```sh';
-      continue;
-    }
-    if (!inBlock) continue;
-    const text = stripComment(line).trimEnd();
-    if (text.endsWith('\\')) {
-      pending += `${text.slice(0, -1).trim()} `;
-      continue;
-    }
-    const command = (pending + text.trim()).trim();
-    pending = '';
-    if (command) commands.push(command);
+    section.push(line);
   }
-  return commands;
+  return section;
 }
 
 /** The ```sh blocks of the section under `heading`, as written (for scripts with here-documents). */
 export function sectionBlocks(file: string, heading: string): string[] {
-  const lines = fs.readFileSync(path.join(REPO_ROOT, file), 'utf8').split('\n');
-  const start = lines.findIndex((line) => line.trim() === heading);
-  if (start < 0) throw new Error(`${file} has no heading "${heading}"`);
-  const level = heading.match(/^#+/)![0].length;
   const blocks: string[] = [];
   let block: string[] | undefined;
-  for (const line of lines.slice(start + 1)) {
-    const headingMatch = /^(#+) /.exec(line);
-    if (!block && headingMatch && headingMatch[1]!.length <= level) break;
+  for (const line of sectionLines(file, heading)) {
     if (/^```/.test(line.trim())) {
       if (block) blocks.push(block.join('\n'));
       block = !block && line.trim() === '```sh' ? [] : undefined;
@@ -55,6 +37,28 @@ export function sectionBlocks(file: string, heading: string): string[] {
     block?.push(line);
   }
   return blocks;
+}
+
+/**
+ * The shell commands in the ```sh blocks of the section under `heading`: continuation lines joined,
+ * comments dropped.
+ */
+export function sectionCommands(file: string, heading: string): string[] {
+  const commands: string[] = [];
+  for (const block of sectionBlocks(file, heading)) {
+    let pending = '';
+    for (const line of block.split('\n')) {
+      const text = stripComment(line).trimEnd();
+      if (text.endsWith('\\')) {
+        pending += `${text.slice(0, -1).trim()} `;
+        continue;
+      }
+      const command = (pending + text.trim()).trim();
+      pending = '';
+      if (command) commands.push(command);
+    }
+  }
+  return commands;
 }
 
 /** The one command of `commands` that starts with `prefix`; throws (naming the doc) when there is not exactly one. */

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/kv2';
 import { sectionCommands, theCommand, words } from './docs-commands';
-import { ENGINE_COMMAND_TIMEOUT_MS, tail, type Engine } from './engine';
+import { ENGINE_COMMAND_TIMEOUT_MS, Engine, tail } from './engine';
 
 /** Where docs/operations.md shows the single-container commands (the builds among them). */
 export const SINGLE_CONTAINER_SECTION = '### A single container';
@@ -51,4 +51,19 @@ export function buildImages(engine: Engine, say: (line: string) => void): BuiltI
 /** An image's size in bytes, as the engine counts it. */
 export function imageSize(engine: Engine, image: string): number {
   return Number(engine.must(['image', 'inspect', '--format', '{{.Size}}', image]).trim());
+}
+
+/**
+ * The engine with both images built from this checkout, or why there is none (the caller's tests then
+ * skip, saying so). `dir` is the caller's temp dir (see Engine.find).
+ */
+export function readyEngine(dir: string, say: (line: string) => void): Engine | string {
+  const found = Engine.find(dir);
+  if (typeof found === 'string') {
+    say(`container tests skipped: ${found}`);
+    return found;
+  }
+  say(`engine: ${found.cli}`);
+  buildImages(found, say);
+  return found;
 }

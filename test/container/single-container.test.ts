@@ -12,8 +12,8 @@ import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 import { HELLO_TASKS, gatewayHealthy, getJson, helloTask, submitForm, submitReadmeExample, taskWhenDone } from './api';
 import { forThisRun, sectionCommands, theCommand, type Instance } from './docs-commands';
-import { Engine, tail } from './engine';
-import { JUDGE_IMAGE, PLAIN_IMAGE, SINGLE_CONTAINER_SECTION, buildImages, imageSize } from './images';
+import { tail, type Engine } from './engine';
+import { JUDGE_IMAGE, PLAIN_IMAGE, SINGLE_CONTAINER_SECTION, imageSize, readyEngine } from './images';
 
 /** How long a started container may take to be healthy (the image's HEALTHCHECK start period is 60 s). */
 const HEALTHY_WITHIN_MS = 120_000;
@@ -34,14 +34,12 @@ let gateway: string;
 const submitted: string[] = [];
 
 before(async () => {
-  const found = Engine.find(work);
-  if (typeof found === 'string') {
-    unavailable = found;
-    say(`container tests skipped: ${found}`);
+  const ready = readyEngine(work, say);
+  if (typeof ready === 'string') {
+    unavailable = ready;
     return;
   }
-  engine = found;
-  say(`engine: ${engine.cli}`);
+  engine = ready;
   const port = await freePort();
   const id = `${process.pid}-${Date.now().toString(36)}`;
   instance = { container: ['kv2', `kv2-test-${id}`], volume: ['kv2-data', `kv2-test-${id}-data`], port: [7000, port], dirs: [['/srv/kv2-backups', backups]] };
@@ -72,9 +70,8 @@ async function startAndWaitHealthy(): Promise<number> {
 }
 
 describe('a single container, as docs/operations.md runs it', { concurrency: 1 }, () => {
-  it('builds the plain and the judge image from the checkout: only the judge one has the toolchains', (t) => {
+  it('has the plain and the judge image built from the checkout: only the judge one has the toolchains; both the HEALTHCHECK, STOPSIGNAL and volume', (t) => {
     if (!engine) return t.skip(unavailable);
-    buildImages(engine, say);
     const plain = imageSize(engine, PLAIN_IMAGE);
     const judge = imageSize(engine, JUDGE_IMAGE);
     t.diagnostic(`sizes: ${PLAIN_IMAGE} ${(plain / 1e6).toFixed(1)} MB, ${JUDGE_IMAGE} ${(judge / 1e6).toFixed(1)} MB`);
