@@ -3,7 +3,7 @@
 import { NotFoundError, InvalidInputError } from '../common/errors';
 import { truncate, unpackBytes } from '../task/codec';
 import type { WireBrief } from '../rpc/contract';
-import type { StepLimits, StepReport, Task, TaskBrief } from '../task/types';
+import type { StepLimits, StepReport, Task, TaskBrief, TaskVerdict, TestMode, TestReport } from '../task/types';
 
 /** A brief as the API shows it: the RPC's brief, times '' when missing. */
 export type PresentedBrief = WireBrief;
@@ -12,6 +12,10 @@ export interface PresentedTask extends PresentedBrief {
   compile: { source: boolean; command: string; timeout: number; limits?: StepLimits };
   execute: { input: string; data: boolean; command: string; timeout: number; standard: string; limits?: StepLimits };
   network?: boolean;
+  /** Issue 17: the tests (text truncated as the other fields), test mode and checker, when the task has them. */
+  judge?: PresentedJudge;
+  /** Issue 17: where the finished task is POSTed. */
+  callback_url?: string;
   /** Addition: how many times the task went back to Retrying. */
   retries: number;
   result: {
@@ -22,7 +26,17 @@ export interface PresentedTask extends PresentedBrief {
     accepted: boolean | null;
     compile: StepReport | null;
     execute: StepReport | null;
+    /** Issue 17: the task's verdict (null: none, e.g. an Unknown error, or a result from an older executor). */
+    verdict: TaskVerdict | null;
+    /** Issue 17: one report per test, in order. */
+    tests: TestReport[];
   } | null;
+}
+
+export interface PresentedJudge {
+  mode: TestMode;
+  checker: { kind: 'exact' | 'tokens' } | { kind: 'float'; error: number } | { kind: 'program'; source_name: string; source: string };
+  tests: { name: string; input: string; output: string }[];
 }
 
 /** A brief as the original showed it: missing times are ''. */
@@ -80,10 +94,21 @@ export function presentTask(task: Task, options: { noTruncate: boolean }): Prese
           accepted: task.result.accepted ?? null,
           compile: task.result.compile ?? null,
           execute: task.result.execute ?? null,
+          verdict: task.result.verdict ?? null,
+          tests: task.result.tests ?? [],
         }
       : null,
   };
   if (task.network !== undefined) presented.network = task.network;
+  if (task.judge) {
+    const checker = task.judge.checker;
+    presented.judge = {
+      mode: task.judge.mode,
+      checker: checker.kind === 'program' ? { kind: 'program', source_name: checker.source_name, source: shown(checker.source, full) } : checker,
+      tests: task.judge.tests.map((test) => ({ name: test.name, input: shown(test.input, full), output: shown(test.output, full) })),
+    };
+  }
+  if (task.callback_url !== undefined) presented.callback_url = task.callback_url;
   return presented;
 }
 
