@@ -46,3 +46,6 @@ export const MAX_STEP_MEMORY_KB = 1024 ** 3;
 
 /** Largest tolerance of the float checker (absolute or relative). */
 export const MAX_FLOAT_CHECKER_ERROR = 1;
+
+/** Bytes a tests zip may unpack to (it is read into the gateway's memory; packed, it counts toward --task-max-size). */
+export const MAX_TESTS_ZIP_UNPACKED_BYTES = 128 * 1024 * 1024;

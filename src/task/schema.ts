@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { z } from 'zod';
 import { InvalidInputError, TooLargeError } from '../common/errors';
 import { ID_PATTERN } from '../common/ids';
+import { checkAllowEntry } from './callback-allow';
 import { checkerBuild, CHECKER_BUILDS } from './checker';
 import { inputSize } from './codec';
 import {
@@ -56,6 +57,12 @@ export const testNameSchema = z.string().regex(TEST_NAME_PATTERN, 'must be 1 to 
 
 /** The float checker's tolerance. */
 export const floatErrorSchema = z.number().positive().max(MAX_FLOAT_CHECKER_ERROR);
+
+/** The operator's callback allow list as configs hold it (--task-callback-allow); empty: none allowed. */
+export const callbackAllowSchema = z.array(z.string().superRefine((entry, context) => {
+  const problem = checkAllowEntry(entry);
+  if (problem) context.addIssue({ code: 'custom', message: problem });
+}));
 
 /** What an executor says of one test it judged. */
 export const testReportSchema = z.object({
