@@ -2,8 +2,18 @@
 // addresses, its etcd, its timings and limits, and what it needs to know of this node's mongod. Rendered
 // from the flags by boot/modules/judicator.ts; validated by this schema every time the module starts.
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
+import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
+
+
+/** Defaults of the `callbacks` section (issue 17): one delivery's deadline, the backoff, its bound, the outbox poll. */
+export const DEFAULT_CALLBACK_TIMEOUT_MS = 10_000;
+export const DEFAULT_CALLBACK_RETRY_INITIAL_MS = 1_000;
+export const DEFAULT_CALLBACK_RETRY_MAX_MS = 5 * 60_000;
+export const DEFAULT_CALLBACK_MAX_ATTEMPTS = 10;
+export const DEFAULT_CALLBACK_POLL_MS = 1_000;
+export const DEFAULT_CALLBACK_CONCURRENCY = 8;
 
 export const judicatorConfigSchema = z.object({
   name: nodeNameField,
@@ -46,6 +56,35 @@ export const judicatorConfigSchema = z.object({
   quorum_check_interval: z.number().positive(),
   cluster_token: z.string().min(1).nullable(),
   store: z.enum(['auto', 'etcd', 'mongodb']),
+  /** Issue 17: finished tasks' callbacks, delivered by the leader from the store's outbox. */
+  callbacks: z
+    .object({
+      /** Hosts a callback_url may name (--task-callback-allow); empty: none. */
+      allow: callbackAllowSchema,
+      /** File of the HMAC secret callbacks are signed with (--task-callback-secret-file); null: unsigned. */
+      secret_file: z.string().min(1).nullable(),
+      /** Milliseconds one delivery may take. */
+      timeout_ms: z.number().int().min(100).default(DEFAULT_CALLBACK_TIMEOUT_MS),
+      /** Milliseconds before the second attempt; doubles with each failure up to retry_max_ms. */
+      retry_initial_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_RETRY_INITIAL_MS),
+      retry_max_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_RETRY_MAX_MS),
+      /** Attempts before a callback is given up. */
+      max_attempts: z.number().int().min(1).max(100).default(DEFAULT_CALLBACK_MAX_ATTEMPTS),
+      /** Milliseconds between reads of the outbox when the change feed says nothing. */
+      poll_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_POLL_MS),
+      /** Deliveries at once. */
+      concurrency: z.number().int().min(1).max(100).default(DEFAULT_CALLBACK_CONCURRENCY),
+    })
+    .default({
+      allow: [],
+      secret_file: null,
+      timeout_ms: DEFAULT_CALLBACK_TIMEOUT_MS,
+      retry_initial_ms: DEFAULT_CALLBACK_RETRY_INITIAL_MS,
+      retry_max_ms: DEFAULT_CALLBACK_RETRY_MAX_MS,
+      max_attempts: DEFAULT_CALLBACK_MAX_ATTEMPTS,
+      poll_ms: DEFAULT_CALLBACK_POLL_MS,
+      concurrency: DEFAULT_CALLBACK_CONCURRENCY,
+    }),
   /**
    * The mongod this node's mongodb module runs, as far as the task store needs it: where the replica set
    * answers, and where a mongod binary is found (whether this judicator can run the MongoDB store at all).
