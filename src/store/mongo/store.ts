@@ -226,9 +226,9 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
     try {
       const docs = await this.tasks
         .find(
-          // `callback: {$exists: true}` is the partial index's own filter: the query may use it.
+          // `callback: {$exists: true}` is the partial index's own filter: the planner may use it (callback_due).
           { callback: { $exists: true }, 'callback.due': { $lte: new Date(nowMs) } },
-          { projection: { callback: 1 }, sort: { 'callback.due': 1 }, limit: Math.max(1, limit), hint: 'callback_due' },
+          { projection: { callback: 1 }, sort: { 'callback.due': 1 }, limit: Math.max(1, limit) },
         )
         .toArray();
       return docs.filter((doc) => doc.callback).map((doc) => ({ id: doc._id.toHexString(), url: doc.callback!.url, attempts: doc.callback!.attempts, dueMs: doc.callback!.due.getTime() }));
