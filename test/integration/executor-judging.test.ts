@@ -31,6 +31,7 @@ const SOLUTION = `
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 static void spin(double seconds) { clock_t end = clock() + (clock_t)(seconds * CLOCKS_PER_SEC); volatile unsigned long x = 0; while (clock() < end) x++; }
 int main(void) {
   char word[32]; long n = 0;
@@ -38,7 +39,16 @@ int main(void) {
   if (!strcmp(word, "wa")) { printf("%ld\\n", 2 * n + 1); return 0; }
   if (!strcmp(word, "tle")) { for (;;) spin(1); }
   if (!strcmp(word, "slow")) spin(0.4);
-  if (!strcmp(word, "mle")) { size_t size = 128u << 20; volatile char *p = malloc(size); if (!p) return 4; for (size_t i = 0; i < size; i += 4096) p[i] = (char)n; printf("%d\\n", p[size - 4096]); }
+  if (!strcmp(word, "mle")) {
+    /* Huge pages where the kernel has them: a fault per 2 MiB, not per 4 KiB (each costs CPU time). */
+    size_t size = 128u << 20;
+    void *memory = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) return 4;
+    madvise(memory, size, MADV_HUGEPAGE);
+    volatile char *p = memory;
+    for (size_t i = 0; i < size; i += 4096) p[i] = (char)n;
+    printf("%d\\n", p[size - 4096]);
+  }
   if (!strcmp(word, "segv")) { volatile int *p = 0; *p = 1; }
   if (!strcmp(word, "exit")) return 42;
   printf("%ld\\n", 2 * n);
