@@ -154,8 +154,8 @@ export interface StepReport {
   stopped: StopReason | null;
 }
 
-/** A test's verdict, in the judges' words (issue 17). */
-export const TEST_VERDICTS = [
+/** How a run that got a verdict went, in the judges' words (issue 17): a test's and a task's alike. */
+const RUN_VERDICTS = [
   'accepted',
   'wrong_answer',
   'presentation_error',
@@ -165,26 +165,16 @@ export const TEST_VERDICTS = [
   'runtime_error',
   /** The checker program failed (exit 3, or crashed): the judges' "judgement failed". */
   'checker_error',
-  /** Not run: an earlier test failed (test_mode first_fail). */
-  'skipped',
   /** Ran fine, and nothing was compared (a task of the original's fields without execute_standard). */
   'ok',
 ] as const;
+
+/** A test's verdict; `skipped`: not run, an earlier test failed (test_mode first_fail). */
+export const TEST_VERDICTS = [...RUN_VERDICTS, 'skipped'] as const;
 export type TestVerdict = (typeof TEST_VERDICTS)[number];
 
 /** A task's verdict: the first test's that is not accepted, else accepted; or compile_error. */
-export const TASK_VERDICTS = [
-  'accepted',
-  'wrong_answer',
-  'presentation_error',
-  'time_limit',
-  'memory_limit',
-  'output_limit',
-  'runtime_error',
-  'compile_error',
-  'checker_error',
-  'ok',
-] as const;
+export const TASK_VERDICTS = [...RUN_VERDICTS, 'compile_error'] as const;
 export type TaskVerdict = (typeof TASK_VERDICTS)[number];
 
 /** One test as judged: its verdict and what it took, as judges report it. */

@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import type { TestReport } from '../../src/task/types';
 import { fileHooks } from '../helpers/file-hooks';
 import { runKv2 } from '../helpers/kv2';
 import { startSystem, type System } from '../helpers/system';
@@ -74,17 +75,6 @@ int main(int argc, char **argv) {
   return quit(OK, "ok %lld + %lld = %lld", a, b, n);
 }
 `;
-
-interface TestReport {
-  name: string;
-  verdict: string;
-  time_ms: number | null;
-  wall_ms: number | null;
-  memory_kb: number | null;
-  exit_code: number | null;
-  signal: string | null;
-  message: string;
-}
 
 interface JudgedTask {
   id: string;

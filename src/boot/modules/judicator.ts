@@ -2,16 +2,7 @@
 // (the config itself is the judicator's: judicator/config.ts), including what it needs of this node's
 // mongod, so that the judicator reads no other module's config.
 import path from 'node:path';
-import {
-  DEFAULT_CALLBACK_CONCURRENCY,
-  DEFAULT_CALLBACK_MAX_ATTEMPTS,
-  DEFAULT_CALLBACK_POLL_MS,
-  DEFAULT_CALLBACK_RETRY_INITIAL_MS,
-  DEFAULT_CALLBACK_RETRY_MAX_MS,
-  DEFAULT_CALLBACK_TIMEOUT_MS,
-  judicatorConfigSchema,
-  type JudicatorConfig,
-} from '../../judicator/config';
+import { DEFAULT_CALLBACK_TIMINGS, judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule, type RenderContext } from '../module-definition';
@@ -89,12 +80,7 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
         allow: Array.isArray(flags['task-callback-allow']) ? flags['task-callback-allow'] : [],
         // Resolved against the directory kv2 was started from: the module runs in its role dir.
         secret_file: typeof secretFile === 'string' && secretFile ? path.resolve(secretFile) : null,
-        timeout_ms: DEFAULT_CALLBACK_TIMEOUT_MS,
-        retry_initial_ms: DEFAULT_CALLBACK_RETRY_INITIAL_MS,
-        retry_max_ms: DEFAULT_CALLBACK_RETRY_MAX_MS,
-        max_attempts: DEFAULT_CALLBACK_MAX_ATTEMPTS,
-        poll_ms: DEFAULT_CALLBACK_POLL_MS,
-        concurrency: DEFAULT_CALLBACK_CONCURRENCY,
+        ...DEFAULT_CALLBACK_TIMINGS,
       },
       mongodb: localMongod(context),
     };
