@@ -3,11 +3,14 @@
 // measured against millisecond limits; first_fail skips the rest, all runs them; the built-in checkers
 // and a checker program (testlib's exit codes) decide; a task without tests is one test named "1".
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { packText } from '../../src/task/codec';
 import { TaskStatus, type Checker, type JudgeSpec, type TestReport } from '../../src/task/types';
 import { MODES, harness, text } from '../helpers/executor-harness';
 import type { TaskSpec } from '../helpers/task';
+import { makeTempDir } from '../helpers/temp';
 
 /** A judge of `tests` given as [name, input, expected output]. */
 function judge(tests: [string, string, string][], options: { mode?: JudgeSpec['mode']; checker?: Checker } = {}): JudgeSpec {
@@ -75,11 +78,12 @@ for (const mode of MODES) test(`[${mode}] twenty tests share one compile, each i
     compile: 'head -c 8 /dev/urandom | od -An -tx1 | tr -d " \\n" > nonce; printf "#!/bin/bash\\necho base\\n" > tool; chmod +x tool',
     execute: [
       'read n',
-      // Each test tries to leave a file for the next and to change the compiled tool in place.
-      '[ -e leftover ] && echo "dirty $n" || echo "clean $n"',
+      'if [ -e leftover ] || [ -e made ] || [ ! -e nonce ] || [ "$(stat -c %a data)" != 755 ]; then echo "dirty $n"; else echo "clean $n"; fi',
       'cat nonce >&2; ./tool >&2',
-      // (As the task user the linked tool cannot be changed at all; as the executor's user, only this test's copy.)
-      'touch leftover; { echo echo hacked >> tool; } 2>/dev/null; mkdir -p made/deep',
+      // Each test tries to leave files for the next, to change the compiled tool in place (as the task
+      // user the linked tool cannot be changed at all; as the executor's user, only this test's copy), to
+      // remove a file of the compile's and to close a dir.
+      'touch leftover; { echo echo hacked >> tool; } 2>/dev/null; mkdir -p made/deep; rm -f nonce; chmod 000 data',
     ].join('\n'),
     judge: judge(tests, { mode: 'all' }),
   });
@@ -94,6 +98,22 @@ for (const mode of MODES) test(`[${mode}] twenty tests share one compile, each i
     assert.ok(report.time_ms !== null && report.wall_ms !== null, `${report.name} reports its times`);
     assert.equal(report.exit_code, 0);
   }
+});
+
+for (const mode of MODES) test(`[${mode}] a test that swaps a dir of its work dir for a link out of it: the next test has the dir back, and nothing the link points to is touched`, async (t) => {
+  const h = await harness(t, mode);
+  const outside = makeTempDir(t);
+  fs.writeFileSync(path.join(outside, 'precious'), 'keep me');
+  const run = await h.run({
+    compile: 'mkdir sub; echo inside > sub/file',
+    execute: `read n; if [ -L sub ] || [ "$(cat sub/file)" != inside ]; then echo "swapped $n"; else echo "fine $n"; fi; rm -rf sub; ln -s ${outside} sub`,
+    judge: judge(
+      [1, 2, 3].map((n) => [`${n}`, `${n}\n`, `fine ${n}\n`]),
+      { mode: 'all' },
+    ),
+  });
+  assert.deepEqual(verdicts(run.result!.tests), ['1:accepted', '2:accepted', '3:accepted'], JSON.stringify(run.result));
+  assert.equal(fs.readFileSync(path.join(outside, 'precious'), 'utf8'), 'keep me');
 });
 
 for (const mode of MODES) test(`[${mode}] every way a run fails gets its verdict, on the right test, with the reason; test_mode all runs them all`, async (t) => {
