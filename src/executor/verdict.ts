@@ -55,8 +55,12 @@ export function runVerdict(report: StepReport, limits: JudgedLimits): { verdict:
   return undefined;
 }
 
+/** Characters of a test's message kept: the RPC refuses a report with a longer one (task/schema.ts). */
+export const TEST_MESSAGE_CHARS = 512;
+
 /** A test's report from its run and its verdict. */
 export function testReport(name: string, run: StepReport | null, verdict: TestVerdict, message: string): TestReport {
+  if (message.length > TEST_MESSAGE_CHARS) message = `${message.slice(0, TEST_MESSAGE_CHARS - 3)}...`;
   return {
     name,
     verdict,

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareOutput, floatsMatch, judge } from '../../src/executor/judge';
-import { runVerdict, taskOutcome, testReport } from '../../src/executor/verdict';
+import { TEST_MESSAGE_CHARS, runVerdict, taskOutcome, testReport } from '../../src/executor/verdict';
+import { testReportSchema } from '../../src/task/schema';
 import { TaskStatus, type StepReport } from '../../src/task/types';
 
 const b = (text: string) => Buffer.from(text, 'latin1');
@@ -88,4 +89,10 @@ test("a task's verdict is its first failing test's; Run failed only when a test 
   assert.deepEqual(taskOutcome([t('runtime_error')]), { verdict: 'runtime_error', status: TaskStatus.RUN_FAILED, accepted: null });
   assert.deepEqual(taskOutcome([t('ok')]), { verdict: 'ok', status: TaskStatus.SUCCESS, accepted: null });
   assert.deepEqual(taskOutcome([t('accepted'), t('checker_error')]), { verdict: 'checker_error', status: TaskStatus.SUCCESS, accepted: false });
+});
+
+test("a test's message is cut to what the RPC carries", () => {
+  const report = testReport('x', ran({}), 'runtime_error', `Unknown error. ${'why '.repeat(500)}`);
+  assert.equal(report.message.length, TEST_MESSAGE_CHARS);
+  assert.ok(testReportSchema.safeParse(report).success);
 });
