@@ -1,7 +1,8 @@
 // A task's checker program (issue 17), testlib's convention: built once in its own dir after the
-// solution compiled (with the compile step's limits), then run after every test that ran to its end as
-// `checker input.txt output.txt answer.txt` (the test's input, the solution's output, the expected
-// output), confined as the task user with limits of its own. Its exit code is the verdict: 0 accepted,
+// solution compiled (with the compile step's limits), the dir then sealed (the executor's, read-only),
+// then run after every test that ran to its end as `checker input.txt output.txt answer.txt` (the test's
+// input, the solution's output, the expected output; there only while it runs), confined as the task
+// user with limits of its own. Its exit code is the verdict: 0 accepted,
 // 1 wrong answer, 2 presentation error (and testlib's 4 "dirt" and 8 "unexpected end of file", which it
 // reports as a wrong output format), 3 the checker failed; anything else, a signal or a limit, is a checker
 // that failed too. Its message is the first line of its stderr (testlib writes it there), else of its stdout.
@@ -123,23 +124,52 @@ export class CheckerProgram {
         return { failure: `The checker ${checker.source_name} did not build (${build.compile}):\n${said}` };
       }
     }
+    if (options.owner) seal(dir);
     return { checker: new CheckerProgram(dir, [absolute, ...rest], options.run) };
   }
 
-  /** The verdict of the checker on one test. */
+  /** The verdict of the checker on one test. Its files are there only while it runs (the answer most of all). */
   async check(input: Buffer, output: Buffer, answer: Buffer): Promise<CheckerVerdict> {
-    writeFresh(path.join(this.dir, FILES.input), input);
-    writeFresh(path.join(this.dir, FILES.output), output);
-    writeFresh(path.join(this.dir, FILES.answer), answer);
-    const run = await this.run({
-      step: 'execute',
-      checker: true,
-      argv: [...this.argv, FILES.input, FILES.output, FILES.answer],
-      workDir: this.dir,
-      stdinFile: null,
-      timeoutMs: CHECKER_WALL_MS,
-      limits: CHECKER_LIMITS,
-    });
-    return checkerVerdict(run);
+    const files = Object.values(FILES).map((name) => path.join(this.dir, name));
+    try {
+      writeFresh(files[0]!, input);
+      writeFresh(files[1]!, output);
+      writeFresh(files[2]!, answer);
+      const run = await this.run({
+        step: 'execute',
+        checker: true,
+        argv: [...this.argv, FILES.input, FILES.output, FILES.answer],
+        workDir: this.dir,
+        stdinFile: null,
+        timeoutMs: CHECKER_WALL_MS,
+        limits: CHECKER_LIMITS,
+      });
+      return checkerVerdict(run);
+    } finally {
+      for (const file of files) fs.rmSync(file, { force: true });
+    }
   }
+}
+
+/**
+ * A built checker's dir, where tasks run as users of their own: the executor's, searchable but not
+ * listable, its files read-only. Without a sandbox the solution runs as the same task user as the checker
+ * and could otherwise replace the checker, or read an answer left in its dir.
+ */
+function seal(dir: string): void {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    const stat = fs.lstatSync(file);
+    if (stat.isDirectory()) {
+      // What the build left in a dir of its own (object files): not the checker's to keep.
+      fs.rmSync(file, { recursive: true, force: true });
+      continue;
+    }
+    fs.lchownSync(file, uid, gid);
+    if (stat.isFile()) fs.chmodSync(file, (stat.mode & 0o111) !== 0 ? 0o555 : 0o444);
+  }
+  fs.chownSync(dir, uid, gid);
+  fs.chmodSync(dir, 0o711);
 }

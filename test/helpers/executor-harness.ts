@@ -30,7 +30,11 @@ export interface Harness {
 export type Mode = 'plain' | 'confined';
 export const MODES: Mode[] = ['plain', 'confined'];
 
-export async function harness(t: TestContext, mode: Mode, overrides: Partial<RunnerSettings> & { wrap?: (inner: Confinement) => Confinement } = {}): Promise<Harness> {
+export async function harness(
+  t: TestContext,
+  mode: Mode,
+  overrides: Partial<RunnerSettings> & { wrap?: (inner: Confinement) => Confinement; sandbox?: 'auto' | 'none' } = {},
+): Promise<Harness> {
   // A work dir whose parents anyone may search, as /var/lib/kv2 (see executor-isolation for a closed one).
   const base = makeTempDir(t, 'kv2-executor-');
   fs.chmodSync(base, 0o755);
@@ -45,7 +49,7 @@ export async function harness(t: TestContext, mode: Mode, overrides: Partial<Run
           {
             userGroup: null,
             slots: 3,
-            sandbox: 'auto',
+            sandbox: overrides.sandbox ?? 'auto',
             allowNetwork: false,
             limits: {
               defaults: { cpu_time: 0, memory: 1024 * 1024 * 1024, processes: 256, file_size: 256 * 1024 * 1024, output: outputLimit },

@@ -237,6 +237,18 @@ for (const mode of MODES) test(`[${mode}] a checker program decides a problem wi
   assert.deepEqual(unbuildable.stepCounts, { compile: 1, execute: 0, checker: 1 });
 });
 
+test('[confined, no sandbox] a solution cannot replace its checker or read an answer from its dir', async (t) => {
+  const h = await harness(t, 'confined', { sandbox: 'none' });
+  const checker: Checker = { kind: 'program', source_name: 'sum.sh', source: packText(SUM_CHECKER) };
+  const run = await h.run({
+    // Wrong sums, and attempts at the checker's dir beside the work dir (the task user's otherwise).
+    execute: 'read n; echo 1 1; cat ../checker/answer.txt >&2; echo "exit 0" > ../checker/sum.sh; echo "exit 0" > ../checker/checker.sh; ls ../checker >&2; true',
+    judge: judge([['a', '5', 'any'], ['b', '6', 'any']], { mode: 'all', checker }),
+  });
+  assert.deepEqual(verdicts(run.result!.tests), ['a:wrong_answer', 'b:wrong_answer']);
+  assert.doesNotMatch(text(run, 'execute_error'), /any/);
+});
+
 for (const mode of MODES) test(`[${mode}] a task without tests is one test named "1": verdict and tests for the original's fields`, async (t) => {
   const h = await harness(t, mode);
   const right = await h.run({ execute: 'cat', input: 'same\n', standard: 'same' });
