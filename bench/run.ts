@@ -21,7 +21,7 @@ import { FloorSystem } from './systems/floor';
 import { Kv2System } from './systems/kv2';
 import { SlurmSystem } from './systems/slurm';
 import type { BenchSystem } from './systems/system';
-import { payloadBurst, sequential, trivialBurst, warmUp } from './workloads';
+import { judgedBurst, payloadBurst, sequential, trivialBurst, warmUp } from './workloads';
 
 function numberSetting(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -61,13 +61,15 @@ const SETTINGS = {
   memorySampleMs: numberSetting('BENCH_MEMORY_SAMPLE_MS', 250),
 };
 
-type Counts = { trivial: number; sequential: number; payload: number };
+type Counts = { trivial: number; sequential: number; payload: number; judged: number };
 
 function counts(scale: number): Counts {
   return {
     trivial: Math.max(1, Math.round(1000 * scale)),
     sequential: Math.max(1, Math.round(200 * scale)),
     payload: Math.max(1, Math.round(200 * scale)),
+    // Issue 17: submissions of JUDGED_TESTS tests each.
+    judged: Math.max(1, Math.round(100 * scale)),
   };
 }
 
@@ -75,8 +77,8 @@ const COUNTS = counts(SETTINGS.scale);
 
 const NAMES: Record<string, string> = { floor: 'floor', bullmq: 'BullMQ', kv2: 'kv2', 'kv2-bwrap': 'kv2 (bwrap)', 'kv2-cluster': 'kv2 3j+2e', slurm: 'Slurm' };
 
-/** (a) trivial burst, (b) sequential latency, (c) 64 KiB payloads, (e) leader failover (a cluster's only). */
-type Workload = 'a' | 'b' | 'c' | 'e';
+/** (a) trivial burst, (b) sequential latency, (c) 64 KiB payloads, (e) leader failover (a cluster's only), (f) judged submissions of 20 tests. */
+type Workload = 'a' | 'b' | 'c' | 'e' | 'f';
 
 function machine(): Record<string, unknown> {
   const osRelease = fs.existsSync('/etc/os-release') ? /PRETTY_NAME="?([^"\n]*)/.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] : undefined;
@@ -107,7 +109,7 @@ async function measure(key: string, start: () => Promise<BenchSystem>, workloads
   const deadlineMs = SETTINGS.workloadSeconds * 1000;
   const record = (prefix: string, figures: object) => {
     for (const [name, value] of Object.entries(figures)) {
-      if (name === 'seconds' || (name === 'megabytesPerSecond' && prefix !== 'c')) continue;
+      if (name === 'seconds' || (name === 'megabytesPerSecond' && prefix !== 'c') || (name === 'submissionsPerSecond' && prefix !== 'f')) continue;
       (result.runs[`${prefix}.${name}`] ??= []).push(value as number);
     }
   };
@@ -124,7 +126,7 @@ async function measure(key: string, start: () => Promise<BenchSystem>, workloads
       result.memory = { idle: system.memory(), load: [] };
       peak = new PeakMemory(() => system!.memory!());
     }
-    await warmUp(system, deadlineMs);
+    await warmUp(system, deadlineMs, workloads.includes('f'));
     for (let run = 1; run <= SETTINGS.runs; run++) {
       for (const workload of workloads) {
         if (interrupted()) throw new Error('interrupted');
@@ -140,7 +142,9 @@ async function measure(key: string, start: () => Promise<BenchSystem>, workloads
                 ? await sequential(system, n.sequential, deadlineMs)
                 : workload === 'c'
                   ? await payloadBurst(system, n.payload, SETTINGS.inFlight, deadlineMs)
-                  : await system.failover!();
+                  : workload === 'f'
+                    ? await judgedBurst(system, n.judged, SETTINGS.inFlight, deadlineMs)
+                    : await system.failover!();
           record(workload, figures);
           if (cpuBefore) {
             for (const [label, ms] of cpuSnapshot(system)) {
@@ -207,7 +211,7 @@ async function main(): Promise<number> {
   const began = Date.now();
   const unknown = SETTINGS.systems.filter((s) => !ALL_SYSTEMS.includes(s));
   if (unknown.length) throw new Error(`BENCH_SYSTEMS names unknown systems: ${unknown.join(', ')} (known: ${ALL_SYSTEMS.join(', ')})`);
-  console.log(`bench: ${SETTINGS.runs} runs; (a) ${COUNTS.trivial} trivial tasks, (b) ${COUNTS.sequential} sequential, (c) ${COUNTS.payload} x 64 KiB; ${SETTINGS.slots} slots; systems ${SETTINGS.systems.join(', ')}`);
+  console.log(`bench: ${SETTINGS.runs} runs; (a) ${COUNTS.trivial} trivial tasks, (b) ${COUNTS.sequential} sequential, (c) ${COUNTS.payload} x 64 KiB, (f) ${COUNTS.judged} x 20 tests; ${SETTINGS.slots} slots; systems ${SETTINGS.systems.join(', ')}`);
 
   const wants = (key: string) => SETTINGS.systems.includes(key);
   const packageProblems = ensurePackages({
@@ -226,13 +230,13 @@ async function main(): Promise<number> {
   };
   for (const key of SETTINGS.systems) {
     if (interrupted()) break;
-    if (key === 'floor') systems.push(await measure(key, async () => new FloorSystem(SETTINGS.slots, tasksRoot), ['a', 'b', 'c']));
+    if (key === 'floor') systems.push(await measure(key, async () => new FloorSystem(SETTINGS.slots, tasksRoot), ['a', 'b', 'c', 'f']));
     if (key === 'bullmq') {
       const missing = packageProblems.get('redis-server') ?? ioredisProblem();
       if (missing) skip(key, missing);
       else systems.push(await measure(key, () => BullmqSystem.start(SETTINGS.slots), ['a', 'b', 'c']));
     }
-    if (key === 'kv2') systems.push(await measure(key, () => Kv2System.standalone(kv2!.path, SETTINGS.slots), ['a', 'b', 'c']));
+    if (key === 'kv2') systems.push(await measure(key, () => Kv2System.standalone(kv2!.path, SETTINGS.slots), ['a', 'b', 'c', 'f']));
     if (key === 'kv2-bwrap') {
       const problem = bwrapProblem();
       if (problem) skip(key, problem);

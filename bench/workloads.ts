@@ -5,10 +5,12 @@
 //                   `date +%s%N` minus the client's clock just before it submitted) and submit-to-result
 //                   (the client holds the output) percentiles;
 //   (c) payload:    N tasks of 64 KiB of source each printing it back (64 KiB of output), submitted at once:
-//                   tasks/s and MB/s (source + output).
+//                   tasks/s and MB/s (source + output);
+//   (f) judged:     N submissions of 20 tests each (issue 17), submitted at once: tests/s, every test's
+//                   output checked (the floor spawns each test's command in its spawn loop).
 import { forEachLimited, msBetween, wallNs, withDeadline } from './lib/clock';
 import { percentile } from './lib/stats';
-import { makeSource, PAYLOAD_BYTES, type BenchSystem, type Held, type TaskSpec } from './systems/system';
+import { ACCEPTED, JUDGED_TESTS, makeSource, makeTests, PAYLOAD_BYTES, type BenchSystem, type Held, type TaskSpec } from './systems/system';
 
 export interface BurstFigures {
   tasksPerSecond: number;
@@ -64,6 +66,17 @@ export function trivialBurst(system: BenchSystem, count: number, inFlight: numbe
   return burst(system, count, inFlight, () => ({ kind: 'hello' }), () => 'hello\n', deadlineMs);
 }
 
+export interface JudgedFigures {
+  testsPerSecond: number;
+  submissionsPerSecond: number;
+  seconds: number;
+}
+
+export async function judgedBurst(system: BenchSystem, count: number, inFlight: number, deadlineMs: number): Promise<JudgedFigures> {
+  const figures = await burst(system, count, inFlight, () => ({ kind: 'judged', tests: makeTests() }), () => ACCEPTED, deadlineMs);
+  return { testsPerSecond: figures.tasksPerSecond * JUDGED_TESTS, submissionsPerSecond: figures.tasksPerSecond, seconds: figures.seconds };
+}
+
 export function payloadBurst(system: BenchSystem, count: number, inFlight: number, deadlineMs: number): Promise<BurstFigures> {
   return burst(system, count, inFlight, () => ({ kind: 'payload', source: makeSource() }), (spec) => (spec.kind === 'payload' ? spec.source : ''), deadlineMs);
 }
@@ -92,8 +105,9 @@ export async function sequential(system: BenchSystem, count: number, deadlineMs:
 }
 
 /** A few tasks of each kind before measuring: connections opened, code paths warm, on every system alike. */
-export async function warmUp(system: BenchSystem, deadlineMs: number): Promise<void> {
+export async function warmUp(system: BenchSystem, deadlineMs: number, judged = false): Promise<void> {
   await sequential(system, 5, deadlineMs);
   await trivialBurst(system, 20, 20, deadlineMs);
   await payloadBurst(system, 4, 4, deadlineMs);
+  if (judged) await judgedBurst(system, 2, 2, deadlineMs);
 }

@@ -13,8 +13,8 @@ export interface SystemResult {
   /** Failures of single runs or of the whole system, in order. */
   errors: string[];
   startSeconds?: number;
-  /** Tasks per run of each workload (Slurm runs fewer). */
-  counts?: { trivial: number; sequential: number; payload: number };
+  /** Tasks per run of each workload (Slurm runs fewer); judged: submissions of 20 tests (issue 17). */
+  counts?: { trivial: number; sequential: number; payload: number; judged?: number };
   /** Per figure key ('a.tasksPerSecond', 'b.startP50', ...): one value per run. */
   runs: Record<string, number[]>;
   memory?: { idle: ProcessMemory[]; load: ProcessMemory[] };
@@ -61,6 +61,8 @@ export const ROWS: { key: string; label: string; system?: string }[] = [
   { key: 'b.resultP50', label: '(d) idle 3j+2e: submit-to-result p50, ms', system: 'kv2-cluster' },
   { key: 'e.nextStartMs', label: '(e) 3j+2e leader SIGKILL -> next task starts, ms', system: 'kv2-cluster' },
   { key: 'e.readyMs', label: '(e) judicator started again -> ready, ms', system: 'kv2-cluster' },
+  { key: 'f.testsPerSecond', label: '(f) 100 submissions x 20 tests: tests/s' },
+  { key: 'f.submissionsPerSecond', label: '(f) the same: submissions/s' },
 ];
 
 /** The systems that get a column, in order; kv2's variants land in kv2's column (see ROWS). */

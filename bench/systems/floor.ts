@@ -2,7 +2,7 @@
 // concurrency as the others (4 slots), no queue, no store, no network. No platform can beat it.
 import { wallNs } from '../lib/clock';
 import { spawnTask } from './spawn-task';
-import { PAYLOAD_FILE, shellCommand, type BenchSystem, type Held, type TaskSpec } from './system';
+import { ACCEPTED, PAYLOAD_FILE, shellCommand, type BenchSystem, type Held, type TaskSpec } from './system';
 
 interface FloorTicket {
   result: Promise<Held>;
@@ -33,6 +33,16 @@ export class FloorSystem implements BenchSystem<FloorTicket> {
     if (this.running >= this.slots) await new Promise<void>((resolve) => this.queue.push(resolve));
     else this.running++;
     try {
+      if (spec.kind === 'judged') {
+        // The same tests, one spawn each in the task's slot, each output compared: what kv2 does, less its
+        // fresh work dir, limits and sandbox per test.
+        let accepted = true;
+        for (const test of spec.tests) {
+          const output = await spawnTask(shellCommand(spec), undefined, PAYLOAD_FILE, this.tmpRoot, test.input);
+          accepted &&= output === test.output;
+        }
+        return { output: accepted ? ACCEPTED : 'wrong_answer', heldNs: wallNs() };
+      }
       const output = await spawnTask(shellCommand(spec), spec.kind === 'payload' ? spec.source : undefined, PAYLOAD_FILE, this.tmpRoot);
       return { output, heldNs: wallNs() };
     } finally {

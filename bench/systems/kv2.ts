@@ -12,7 +12,7 @@ import { hooks, tempDir } from '../lib/cleanup';
 import { msBetween, sleep, wallNs } from '../lib/clock';
 import { HttpClient } from '../lib/http';
 import { kv2Label, treeMemory, type ProcessMemory } from '../lib/memory';
-import { CLOCK_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type Held, type TaskSpec } from './system';
+import { CLOCK_COMMAND, JUDGED_COMMAND, PAYLOAD_COMMAND, PAYLOAD_FILE, type BenchSystem, type Held, type TaskSpec } from './system';
 
 /** Flags every kv2 node of the benchmark gets: the etcd store (not MongoDB, even where a mongod is found). */
 const STORE_FLAGS = ['--store', 'etcd'];
@@ -37,7 +37,7 @@ const STEP_TIMEOUT_S = 30;
 
 interface GatewayTaskAnswer {
   result: number;
-  task: { done: boolean; status: number; result: { execute_output: string; compile_error: string; execute_error: string } | null } | null;
+  task: { done: boolean; status: number; result: { execute_output: string; compile_error: string; execute_error: string; verdict?: string | null } | null } | null;
   message?: string;
 }
 
@@ -56,11 +56,18 @@ function formFields(spec: TaskSpec): Record<string, string> {
     fields.compile_source_name = PAYLOAD_FILE;
     fields.compile_source_str = spec.source;
   }
+  if (spec.kind === 'judged') {
+    fields.execute_command = JUDGED_COMMAND;
+    fields.tests = JSON.stringify(spec.tests);
+    fields.test_mode = 'all';
+  }
   return fields;
 }
 
 export class Kv2System implements BenchSystem<string> {
   private readonly client: HttpClient;
+  /** Tasks submitted with tests: their result is their verdict, not their output. */
+  private readonly judged = new Set<string>();
 
   private constructor(
     readonly name: string,
@@ -134,6 +141,7 @@ export class Kv2System implements BenchSystem<string> {
   async submit(spec: TaskSpec): Promise<string> {
     const answer = await this.client.json<{ result: number; id: string | null; message?: string }>('POST', '/api/task', new URLSearchParams(formFields(spec)).toString());
     if (answer.result !== 0 || !answer.id) throw new Error(`kv2 refused a task: result ${answer.result} ${answer.message ?? ''}`);
+    if (spec.kind === 'judged') this.judged.add(answer.id);
     return answer.id;
   }
 
@@ -152,7 +160,8 @@ export class Kv2System implements BenchSystem<string> {
         if (task.done) {
           const now = wallNs();
           if (task.status !== 5 || !task.result) throw new Error(`kv2 task ${id} ended with status ${task.status}: ${task.result?.compile_error ?? ''}${task.result?.execute_error ?? ''}`);
-          held.push({ output: task.result.execute_output, heldNs: now });
+          const judged = this.judged.delete(id);
+          held.push({ output: judged ? (task.result.verdict ?? '') : task.result.execute_output, heldNs: now });
           break;
         }
       }

@@ -25,13 +25,17 @@ export const TaskExit = {
 } as const;
 
 const ACTIONS = ['submit', 'get', 'list', 'cancel', 'wait'] as const;
-const LIMIT_NAMES = ['cpu-time', 'memory', 'processes', 'file-size', 'output'] as const;
+const LIMIT_NAMES = ['cpu-time', 'memory', 'processes', 'file-size', 'output', 'time-limit-ms', 'wall-limit-ms', 'memory-limit-kb', 'stack-limit-kb'] as const;
 const LIMIT_HELP: Record<(typeof LIMIT_NAMES)[number], string> = {
   'cpu-time': 'CPU seconds',
   memory: 'bytes of memory',
   processes: 'processes at once',
   'file-size': 'largest file written, in bytes',
   output: 'bytes of output kept',
+  'time-limit-ms': 'CPU time in milliseconds, measured (over it: time limit)',
+  'wall-limit-ms': 'wall time in milliseconds',
+  'memory-limit-kb': 'peak memory in KiB (over it: memory limit)',
+  'stack-limit-kb': 'stack size in KiB',
 };
 
 function texts(value: unknown): string[] {
@@ -107,10 +111,41 @@ export function submissionFields(options: Record<string, unknown>): Record<strin
     for (const limit of LIMIT_NAMES) {
       const key = `${step}${limit.replace(/(^|-)([a-z])/g, (_, __, c: string) => c.toUpperCase())}`;
       const value = text(options[key]);
-      if (value !== undefined) fields[`${step}_${limit.replace('-', '_')}`] = value;
+      if (value !== undefined) fields[`${step}_${limit.replace(/-/g, '_')}`] = value;
     }
   }
   if (options.network) fields.network = true;
+  Object.assign(fields, judgeFields(options));
+  const callback = text(options.callbackUrl);
+  if (callback !== undefined) fields.callback_url = callback;
+  return fields;
+}
+
+/**
+ * Issue 17's fields: --tests (a directory of <name>.in / <name>.out files, or a .zip of them, sent as
+ * tests_zip; the gateway pairs them), --test-mode, --checker and --checker-source (a file: its name says
+ * how the checker is built; --checker program is then implied).
+ */
+function judgeFields(options: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const tests = zipPaths(texts(options.tests), '--tests');
+  if (tests) fields.tests_zip = tests;
+  const mode = text(options.testMode);
+  if (mode !== undefined) fields.test_mode = mode;
+  const checker = text(options.checker);
+  const source = text(options.checkerSource);
+  if (source !== undefined) {
+    if (checker !== undefined && checker !== 'program') throw new UsageError(`--checker-source goes with --checker program, not --checker ${checker}`);
+    let body: string;
+    try {
+      body = fs.readFileSync(source, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--checker-source: cannot read ${source}: ${(error as Error).message}`);
+    }
+    Object.assign(fields, { checker: 'program', checker_source_name: path.basename(source), checker_source_str: body });
+  } else if (checker !== undefined) {
+    fields.checker = checker;
+  }
   return fields;
 }
 
@@ -338,6 +373,11 @@ export function registerTaskCommand(cli: CAC, run: Run): void {
     for (const limit of LIMIT_NAMES) command.option(`--${step}-${limit} <n>`, `submit: ${step} step limit: ${LIMIT_HELP[limit]}`, { type: [String] });
   }
   command
+    .option('--tests <path>', 'submit: a directory (or .zip) of tests, <name>.in and <name>.out each: compiled once, run on every test', { type: [String] })
+    .option('--test-mode <mode>', 'submit: first_fail (stop at the first failing test, the default) or all', { type: [String] })
+    .option('--checker <checker>', 'submit: exact (default), tokens, float:<error> (such as float:1e-6) or program', { type: [String] })
+    .option('--checker-source <file>', 'submit: a checker program (.cpp, .c, .py, .sh), run as: checker <input> <output> <answer>; exit 0 accepted, 1 wrong answer, 2 presentation error, 3 failed', { type: [String] })
+    .option('--callback-url <url>', 'submit: where the finished task is POSTed (to a host the cluster allows)', { type: [String] })
     .option('--network', 'submit: the task needs network access')
     .option('--wait', 'submit: wait for the result, print it, and exit with the task outcome')
     .option('--wait-timeout <seconds>', 'submit --wait/wait: give up after this long (exit 8; default: never)', { type: [String] })
@@ -353,6 +393,7 @@ export function registerTaskCommand(cli: CAC, run: Run): void {
   addClientOptions(command);
   command
     .example('task submit --source main.cpp --compile "g++ -O2 -o main main.cpp" --input World --execute ./main --wait')
+    .example('task submit --source main.cpp --compile "g++ -O2 -o main main.cpp" --execute ./main --tests tests/ --execute-time-limit-ms 1000 --wait')
     .example('task list --user 0')
     .example('task wait 6a4f0c2b9d3e1f0a12345678')
     .action((action: string, ids: string[], options: Record<string, unknown>) => run(() => runTaskCommand(action, ids, withRawText(options, cli.rawArgs, command))));

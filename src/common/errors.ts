@@ -18,6 +18,19 @@ export class ConfigError extends Kv2Error {}
 /** Input from outside (API field, RPC argument, zip) that is not acceptable. */
 export class InvalidInputError extends Kv2Error {}
 
+/** One bad field of a submission, and why. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** Several fields of one submission that are not acceptable, all of them (HTTP 400 at the gateway). */
+export class InvalidFieldsError extends InvalidInputError {
+  constructor(readonly errors: readonly FieldError[]) {
+    super(errors.length === 1 ? errors[0]!.message : `${errors.length} fields are not acceptable: ${errors.map((e) => e.message).join('; ')}`);
+  }
+}
+
 /** The thing asked for does not exist. */
 export class NotFoundError extends Kv2Error {}
 

@@ -15,7 +15,7 @@ import { StepLauncher, type StepCommand } from './launcher';
 import { effectiveLimits, stepRlimits, type LimitSettings, type LimitValues } from './limits';
 import { Sandbox, type SandboxMode, type SandboxWay } from './sandbox';
 import type { StepContainment, StepEnd } from './step';
-import { TaskUsers, chownTree, setprivArgs } from './task-user';
+import { TaskUsers, chownTree, setprivArgs, type TaskIdentity } from './task-user';
 import type { StepName, TaskPaths } from './workdir';
 
 export interface StepRequest {
@@ -24,6 +24,10 @@ export interface StepRequest {
   paths: TaskPaths;
   /** The script in the work dir: compile.sh or execute.sh. */
   script: string;
+  /** Issue 17: the dir the step runs in instead of the task's work dir (a checker's own). */
+  workDir?: string;
+  /** Issue 17: a program to run instead of `bash <script>` (a checker: an absolute path, and its arguments). */
+  argv?: readonly string[];
   /** What the task asked for (bounded by the executor's maxima). */
   limits: StepLimits | undefined;
   /** The task asks for network access. */
@@ -38,6 +42,8 @@ export interface StepPlan {
   launcher: StepLauncher;
   /** Bytes kept per stream for this step. */
   outputLimit: number;
+  /** The limits the step runs with, where the confinement applies any (a step is judged against them). */
+  limits?: LimitValues;
   containment?: StepContainment;
   /** Called once the step is over (removes its cgroup...). */
   dispose?(): Promise<void>;
@@ -46,6 +52,8 @@ export interface StepPlan {
 export interface Confinement {
   /** Tasks run as other users than the executor's (the data dir must let them reach their dirs). */
   readonly usesTaskUsers?: boolean;
+  /** The user a slot's tasks run as, when it is not the executor's own (issue 17: who owns a test's dir). */
+  identity?(slot: number): TaskIdentity | undefined;
   /** Readies a freshly laid out task dir (ownership, modes) before its first step. */
   prepare(slot: number, paths: TaskPaths): Promise<void>;
   plan(request: StepRequest): Promise<StepPlan>;
@@ -88,8 +96,9 @@ export class PlainConfinement implements Confinement {
   async prepare(): Promise<void> {}
 
   async plan(request: StepRequest): Promise<StepPlan> {
+    const workDir = request.workDir ?? request.paths.workDir;
     return {
-      command: { argv: [this.bash, request.script], cwd: request.paths.workDir, env: taskEnvironment(request.paths.workDir) },
+      command: { argv: request.argv ?? [this.bash, request.script], cwd: workDir, env: taskEnvironment(workDir) },
       launcher: this.launcher,
       outputLimit: Math.min(request.limits?.output ?? request.outputLimit, request.outputLimit),
     };
@@ -102,8 +111,18 @@ export class PlainConfinement implements Confinement {
   }
 }
 
-/** How often a running step's cgroup is checked against its CPU and process limits. */
+/**
+ * How often a running step's cgroup is checked against its CPU and process limits: every LIMIT_WATCH_MS,
+ * or a tenth of a CPU limit under a second (at least LIMIT_WATCH_MIN_MS), so that a step over a limit
+ * in milliseconds is stopped soon after it (it is judged by its measured time either way).
+ */
 const LIMIT_WATCH_MS = 100;
+const LIMIT_WATCH_MIN_MS = 10;
+
+function watchInterval(cpuSeconds: number): number {
+  if (cpuSeconds <= 0) return LIMIT_WATCH_MS;
+  return Math.max(LIMIT_WATCH_MIN_MS, Math.min(LIMIT_WATCH_MS, Math.round(cpuSeconds * 100)));
+}
 /** Exit codes of a shell whose last command died of SIGXCPU / SIGXFSZ (128 + signal). */
 const EXIT_XCPU = 128 + 24;
 const EXIT_XFSZ = 128 + 25;
@@ -137,6 +156,10 @@ export class HostConfinement implements Confinement {
     return this.options.users !== undefined;
   }
 
+  identity(slot: number): TaskIdentity | undefined {
+    return this.options.users?.forSlot(slot);
+  }
+
   /** The step launcher's pid while it runs. */
   get launcherPid(): number | undefined {
     return this.options.launcher.pid;
@@ -161,14 +184,15 @@ export class HostConfinement implements Confinement {
     const { options } = this;
     const limits = effectiveLimits(options.limits, request.limits);
     const identity = options.users?.forSlot(request.slot);
-    const workDir = request.paths.workDir;
+    const workDir = request.workDir ?? request.paths.workDir;
     const cgroup = options.cgroups && (await options.cgroups.create(request.slot, { memory: limits.memory, processes: limits.processes }));
+    const askedMemory = request.limits?.memory !== undefined || request.limits?.memory_kb !== undefined;
     const rlimits = stepRlimits(limits, {
       // Without a memory cgroup only a task's own memory request is enforced, as address space.
-      addressSpace: cgroup?.memoryLimited || !request.limits?.memory ? 0 : limits.memory,
+      addressSpace: cgroup?.memoryLimited || !askedMemory ? 0 : limits.memory,
       processes: cgroup?.processesLimited || !options.users?.dedicated ? 0 : limits.processes,
     });
-    const bash = [options.bash ?? 'bash', request.script];
+    const bash = request.argv ?? [options.bash ?? 'bash', request.script];
     const sandbox = options.sandbox;
     // A sandbox run as root switches to the task user inside it; everything else switches in the launcher.
     const userInside = sandbox?.user === 'root' && identity !== undefined;
@@ -193,7 +217,7 @@ export class HostConfinement implements Confinement {
           if (facts.processLimitHit) stop('processes');
           else if (facts.oomKilled) stop('memory');
           else if (limits.cpu_time > 0 && (facts.cpuMs ?? 0) > limits.cpu_time * 1000) stop('cpu_time');
-        }, LIMIT_WATCH_MS);
+        }, watchInterval(limits.cpu_time));
         return () => clearInterval(timer);
       },
       killAll: () => cgroup.killAll(),
@@ -207,6 +231,7 @@ export class HostConfinement implements Confinement {
       command,
       launcher: options.launcher,
       outputLimit: limits.output,
+      limits,
       ...(containment ? { containment } : { containment: rlimitOnly(limits) }),
       // Removed in the background: the task's result does not wait for the kernel to tear it down.
       dispose: cgroup ? async () => options.cgroups!.retire(cgroup.dirs, request.slot) : undefined,

@@ -22,7 +22,7 @@ const STDERR_TAIL_BYTES = 4_096;
 /** Frame header of a reply: type, id, length. */
 const HEADER_BYTES = 9;
 
-export type RlimitName = 'core' | 'cpu' | 'fsize' | 'as' | 'nproc';
+export type RlimitName = 'core' | 'cpu' | 'fsize' | 'as' | 'nproc' | 'stack';
 
 /** One rlimit of a step; Infinity: unlimited. */
 export interface Rlimit {

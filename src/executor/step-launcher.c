@@ -22,7 +22,7 @@
  *   cwd=PATH              absolute; entered before the user switch
  *   uid=N gid=N           both or neither, never 0: the task user (groups cleared, capabilities
  *                         dropped, no_new_privs); neither: the step keeps the launcher's user
- *   rlimit=NAME:SOFT:HARD repeated; NAME one of core cpu fsize as nproc; SOFT <= HARD, or "inf"
+ *   rlimit=NAME:SOFT:HARD repeated; NAME one of core cpu fsize as nproc stack; SOFT <= HARD, or "inf"
  *   cgroup=PATH           repeated; a cgroup.procs file on a cgroup file system, joined first
  *   stdin=PATH            absolute; a regular file, not through a link; absent: /dev/null
  *   stdin_owner=N         the uid that must own stdin
@@ -243,6 +243,7 @@ static int parse_limit_value(const char *text, rlim_t *out) {
 static int parse_rlimit(const char *text, struct limit *limit) {
   static const struct { const char *name; int resource; } names[] = {
     {"core", RLIMIT_CORE}, {"cpu", RLIMIT_CPU}, {"fsize", RLIMIT_FSIZE}, {"as", RLIMIT_AS}, {"nproc", RLIMIT_NPROC},
+    {"stack", RLIMIT_STACK},
   };
   char copy[96];
   if (strlen(text) >= sizeof copy) return -1;
@@ -324,7 +325,7 @@ static const char *parse_request(char *frame, size_t length, struct request *r) 
     } else if (strcmp(field, "rlimit") == 0) {
       if (r->nlimits >= MAX_RLIMITS) return "too many rlimit fields";
       if (parse_rlimit(value, &r->limits[r->nlimits]) != 0) {
-        snprintf(why, sizeof why, "bad rlimit %.64s (NAME:SOFT:HARD, NAME one of core cpu fsize as nproc)", value);
+        snprintf(why, sizeof why, "bad rlimit %.64s (NAME:SOFT:HARD, NAME one of core cpu fsize as nproc stack)", value);
         return why;
       }
       r->nlimits++;

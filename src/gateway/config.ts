@@ -2,6 +2,7 @@
 // addresses, the judicators' etcd, its API tokens, limits and RPC timings. Rendered from the flags by
 // boot/modules/gateway.ts; validated by this schema every time the module starts.
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
+import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
 
@@ -52,6 +53,8 @@ export const gatewayConfigSchema = z.object({
     /** Seconds the gateway/service key outlives a gateway that died. */
     ttl: z.number().int().min(2),
   }),
+  /** Hosts a task's callback_url may name (--task-callback-allow; issue 17); empty: callbacks are refused. */
+  callback_allow: callbackAllowSchema.default([]),
   /** Directory of the built web UI to serve instead of the embedded one (development); null: embedded. */
   ui_dir: z.string().min(1).nullable(),
 });

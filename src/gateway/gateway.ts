@@ -26,6 +26,7 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
     tokens,
     ui: uiFiles({ dir: config.ui_dir, logger }),
     rpcTimeoutMs: config.rpc.timeout_ms,
+    callbackAllow: config.callback_allow,
   });
   try {
     await app.listen({ host: config.listen.address, port: config.listen.port });

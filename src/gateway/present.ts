@@ -1,91 +1,10 @@
-// Tasks as the gateway shows them: the original's JSON (text decompressed, long text truncated at 1000
-// characters + '...' unless asked not to), and the single fields a client downloads (`&file=`).
+// Tasks as the gateway shows them: the original's JSON (task/present.ts, the shape callbacks carry too),
+// and the single fields a client downloads (`&file=`).
 import { NotFoundError, InvalidInputError } from '../common/errors';
-import { truncate, unpackBytes } from '../task/codec';
-import type { WireBrief } from '../rpc/contract';
-import type { StepLimits, StepReport, Task, TaskBrief } from '../task/types';
+import { unpackBytes } from '../task/codec';
+import type { Task } from '../task/types';
 
-/** A brief as the API shows it: the RPC's brief, times '' when missing. */
-export type PresentedBrief = WireBrief;
-
-export interface PresentedTask extends PresentedBrief {
-  compile: { source: boolean; command: string; timeout: number; limits?: StepLimits };
-  execute: { input: string; data: boolean; command: string; timeout: number; standard: string; limits?: StepLimits };
-  network?: boolean;
-  /** Addition: how many times the task went back to Retrying. */
-  retries: number;
-  result: {
-    compile_output: string;
-    compile_error: string;
-    execute_output: string;
-    execute_error: string;
-    accepted: boolean | null;
-    compile: StepReport | null;
-    execute: StepReport | null;
-  } | null;
-}
-
-/** A brief as the original showed it: missing times are ''. */
-export function presentBrief(task: TaskBrief | PresentedBrief): PresentedBrief {
-  return {
-    id: task.id,
-    user: task.user,
-    add_time: task.add_time || '',
-    done: task.done,
-    status: task.status,
-    executor: task.executor ?? null,
-    report_time: task.report_time || '',
-  };
-}
-
-/**
- * A stored text field as text. Output that is not UTF-8 shows U+FFFD where the bytes were (the original
- * answered HTTP 500); a field that is not even zlib (a store that went wrong) shows as empty.
- */
-function shown(packed: Buffer | undefined, full: boolean): string {
-  let text: string;
-  try {
-    text = unpackBytes(packed).toString('utf8');
-  } catch {
-    text = '';
-  }
-  return full ? text : truncate(text);
-}
-
-export function presentTask(task: Task, options: { noTruncate: boolean }): PresentedTask {
-  const full = options.noTruncate;
-  const presented: PresentedTask = {
-    ...presentBrief(task),
-    compile: {
-      source: task.compile.source.length > 0,
-      command: shown(task.compile.command, full),
-      timeout: task.compile.timeout,
-      ...(task.compile.limits ? { limits: task.compile.limits } : {}),
-    },
-    execute: {
-      input: shown(task.execute.input, full),
-      data: task.execute.data.length > 0,
-      command: shown(task.execute.command, full),
-      timeout: task.execute.timeout,
-      standard: shown(task.execute.standard, full),
-      ...(task.execute.limits ? { limits: task.execute.limits } : {}),
-    },
-    retries: task.retries ?? 0,
-    result: task.result
-      ? {
-          compile_output: shown(task.result.compile_output, full),
-          compile_error: shown(task.result.compile_error, full),
-          execute_output: shown(task.result.execute_output, full),
-          execute_error: shown(task.result.execute_error, full),
-          accepted: task.result.accepted ?? null,
-          compile: task.result.compile ?? null,
-          execute: task.result.execute ?? null,
-        }
-      : null,
-  };
-  if (task.network !== undefined) presented.network = task.network;
-  return presented;
-}
+export { presentBrief, presentTask, type PresentedBrief, type PresentedJudge, type PresentedTask } from '../task/present';
 
 /** The names `&file=` accepts. */
 export const ZIP_FILES = ['compile_source', 'execute_data'] as const;

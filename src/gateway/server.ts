@@ -6,6 +6,7 @@ import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logging';
+import { CallbackAllowList } from '../task/callback-allow';
 import { ReturnCode } from '../task/types';
 import { TokenCheck } from './api/auth';
 import { registerBatchRoute } from './api/batch';
@@ -33,6 +34,8 @@ export interface GatewayServerOptions {
   ui: UiFiles;
   /** Milliseconds one judicator RPC may take (rpc.timeout_ms); a waiting call gets its wait on top. */
   rpcTimeoutMs?: number;
+  /** Hosts a task's callback_url may name (--task-callback-allow); none by default. */
+  callbackAllow?: readonly string[];
 }
 
 export interface GatewayServer {
@@ -61,7 +64,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     maxHeld: limits.wait_max_held ?? DEFAULT_WAIT_MAX_HELD,
     logger,
   });
-  const context: ApiContext = { calls, waits, judicators: options.judicators, limits, metrics, logger };
+  const callbacks = new CallbackAllowList(options.callbackAllow ?? []);
+  const context: ApiContext = { calls, waits, judicators: options.judicators, limits, metrics, logger, callbacks };
   // Closing waits for the requests under way: waiting ones are ended first, not left to run their minute.
   app.addHook('preClose', async () => waits.close());
   const tokens = new TokenCheck(options.tokens);

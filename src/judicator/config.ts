@@ -2,8 +2,24 @@
 // addresses, its etcd, its timings and limits, and what it needs to know of this node's mongod. Rendered
 // from the flags by boot/modules/judicator.ts; validated by this schema every time the module starts.
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
+import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
+
+
+/**
+ * Defaults of the `callbacks` section's timings (issue 17): one delivery's deadline, the first retry's
+ * wait and its bound (it doubles), the attempts before a callback is given up, the outbox poll, the
+ * deliveries at once.
+ */
+export const DEFAULT_CALLBACK_TIMINGS = {
+  timeout_ms: 10_000,
+  retry_initial_ms: 1_000,
+  retry_max_ms: 5 * 60_000,
+  max_attempts: 10,
+  poll_ms: 1_000,
+  concurrency: 8,
+} as const;
 
 export const judicatorConfigSchema = z.object({
   name: nodeNameField,
@@ -46,6 +62,26 @@ export const judicatorConfigSchema = z.object({
   quorum_check_interval: z.number().positive(),
   cluster_token: z.string().min(1).nullable(),
   store: z.enum(['auto', 'etcd', 'mongodb']),
+  /** Issue 17: finished tasks' callbacks, delivered by the leader from the store's outbox. */
+  callbacks: z
+    .object({
+      /** Hosts a callback_url may name (--task-callback-allow); empty: none. */
+      allow: callbackAllowSchema,
+      /** File of the HMAC secret callbacks are signed with (--task-callback-secret-file); null: unsigned. */
+      secret_file: z.string().min(1).nullable(),
+      /** Milliseconds one delivery may take. */
+      timeout_ms: z.number().int().min(100).default(DEFAULT_CALLBACK_TIMINGS.timeout_ms),
+      /** Milliseconds before the second attempt; doubles with each failure up to retry_max_ms. */
+      retry_initial_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_TIMINGS.retry_initial_ms),
+      retry_max_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_TIMINGS.retry_max_ms),
+      /** Attempts before a callback is given up. */
+      max_attempts: z.number().int().min(1).max(100).default(DEFAULT_CALLBACK_TIMINGS.max_attempts),
+      /** Milliseconds between reads of the outbox when the change feed says nothing. */
+      poll_ms: z.number().int().min(10).default(DEFAULT_CALLBACK_TIMINGS.poll_ms),
+      /** Deliveries at once. */
+      concurrency: z.number().int().min(1).max(100).default(DEFAULT_CALLBACK_TIMINGS.concurrency),
+    })
+    .default({ allow: [], secret_file: null, ...DEFAULT_CALLBACK_TIMINGS }),
   /**
    * The mongod this node's mongodb module runs, as far as the task store needs it: where the replica set
    * answers, and where a mongod binary is found (whether this judicator can run the MongoDB store at all).

@@ -1,6 +1,6 @@
 // The judicator's main module: the task store, the RPC server executors, gateways and the CLI talk to,
 // the registration under judicator/service/<name>, the quorum watch, and — on the elected judicator —
-// the leader's duties.
+// the leader's duties and the delivery of finished tasks' callbacks.
 import type { Etcd3 } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
@@ -13,6 +13,7 @@ import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import type { MongodAvailability } from '../store/open-store';
 import { openStore } from '../store/open-store';
+import { CallbackSender } from './callbacks';
 import { LeaderDuties } from './leader-duties';
 import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './config';
@@ -150,6 +151,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
       bodyLimit: 2 * config.task.max_size + 1024 * 1024,
       maxSearchResults: config.rpc.max_search_results,
       maxTaskSize: config.task.max_size,
+      callbackAllow: config.callbacks.allow,
     },
     {
       store,
@@ -197,9 +199,26 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
     },
     logger,
   );
+  const callbacks = new CallbackSender(
+    store,
+    {
+      allow: config.callbacks.allow,
+      secretFile: config.callbacks.secret_file,
+      timeoutMs: config.callbacks.timeout_ms,
+      retryInitialMs: config.callbacks.retry_initial_ms,
+      retryMaxMs: config.callbacks.retry_max_ms,
+      maxAttempts: config.callbacks.max_attempts,
+      pollMs: config.callbacks.poll_ms,
+      concurrency: config.callbacks.concurrency,
+    },
+    logger,
+  );
   await Promise.all([
     registration.run(signal),
-    election.run(signal, (fence, leadSignal) => duties.run(fence, leadSignal)),
+    election.run(signal, async (fence, leadSignal) => {
+      const stillLeading = () => etcd.get(fence.key).exists().catch(() => false);
+      await Promise.all([duties.run(fence, leadSignal), callbacks.run(fence, leadSignal, stillLeading)]);
+    }),
     quorumLoop,
   ]);
   // Stop taking calls first (held reports are answered), then let go of the store.

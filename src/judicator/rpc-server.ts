@@ -11,6 +11,7 @@ import type { ExecutorRegistration } from '../etcd/executor-registration';
 import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
 import { inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
+import { CallbackAllowList } from '../task/callback-allow';
 import { MAX_CLIENT_ID_SKEW_MS } from '../task/limits';
 import { checkTaskInput } from '../task/schema';
 import { ReturnCode, briefOf, type TaskStatus } from '../task/types';
@@ -30,6 +31,8 @@ export interface RpcServerSettings {
   clientIdSkewMs?: number;
   /** Largest text field once inflated, bytes (default MAX_INFLATED_TEXT_BYTES). */
   maxInflatedBytes?: number;
+  /** Hosts a task's callback_url may name (--task-callback-allow); none by default. */
+  callbackAllow?: readonly string[];
 }
 
 export interface RpcDependencies {
@@ -66,6 +69,7 @@ function refusal<M extends RpcMethod>(method: M, result: ReturnCode, message: st
 export function createRpcServer(settings: RpcServerSettings, deps: RpcDependencies, logger: Logger): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: settings.bodyLimit, forceCloseConnections: true });
   const tokenBuffer = settings.clusterToken ? Buffer.from(`Bearer ${settings.clusterToken}`) : undefined;
+  const callbacks = new CallbackAllowList(settings.callbackAllow ?? []);
 
   app.get('/ping', async () => ({ result: ReturnCode.OK }));
   app.get('/health', async (_request, reply) => {
@@ -126,6 +130,9 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       const input = inputFromWire(body.task);
       try {
         checkTaskInput(input, { maxTaskSize: settings.maxTaskSize, maxInflatedBytes: settings.maxInflatedBytes });
+        // The gateway refused it already; a client of the RPC itself meets the same rule here.
+        const refusal = input.callback_url !== undefined ? callbacks.refusal(new URL(input.callback_url)) : undefined;
+        if (refusal) throw new InvalidInputError(refusal);
       } catch (error) {
         if (error instanceof InvalidInputError) return refusal('add', ReturnCode.INVALID_INPUT, error.message);
         throw error;

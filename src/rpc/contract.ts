@@ -5,7 +5,18 @@
 // UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
 // Requests are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
-import { countSchema, stepLimitsSchema, stepReportSchema, taskIdSchema, taskStatusSchema } from '../task/schema';
+import {
+  countSchema,
+  floatErrorSchema,
+  stepLimitsSchema,
+  stepReportSchema,
+  taskIdSchema,
+  taskStatusSchema,
+  taskVerdictSchema,
+  testModeSchema,
+  testReportSchema,
+} from '../task/schema';
+import { MAX_CALLBACK_URL_LENGTH, MAX_JUDGE_TESTS } from '../task/limits';
 import type { ExecutorInfo, ReturnCode, TaskBrief } from '../task/types';
 
 export const RPC_PATH = '/rpc';
@@ -29,6 +40,21 @@ const status = taskStatusSchema;
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 const name = z.string().min(1).max(MAX_NAME_LENGTH).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-" only');
 
+/** A task's judge on the wire (issue 17): tests and the checker's source as base64 of their zlib text. */
+export const wireJudgeSchema = z
+  .object({
+    tests: z.array(z.object({ name: z.string().max(64), input: base64, output: base64 }).strict()).max(MAX_JUDGE_TESTS),
+    mode: testModeSchema,
+    checker: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('exact') }).strict(),
+      z.object({ kind: z.literal('tokens') }).strict(),
+      z.object({ kind: z.literal('float'), error: floatErrorSchema }).strict(),
+      z.object({ kind: z.literal('program'), source_name: z.string().min(1).max(255), source: base64 }).strict(),
+    ]),
+  })
+  .strict();
+export type WireJudge = z.infer<typeof wireJudgeSchema>;
+
 export const wireTaskInputSchema = z
   .object({
     user: int,
@@ -37,6 +63,8 @@ export const wireTaskInputSchema = z
       .object({ input: base64, data: base64, command: base64, timeout: int, standard: base64, limits: stepLimitsSchema.optional() })
       .strict(),
     network: z.boolean().optional(),
+    judge: wireJudgeSchema.optional(),
+    callback_url: z.string().min(1).max(MAX_CALLBACK_URL_LENGTH).optional(),
   })
   // The original's clients send the whole Task struct; what the judicator decides itself is ignored.
   .passthrough();
@@ -50,6 +78,8 @@ export const wireResultSchema = z.object({
   accepted: z.boolean().nullable().optional(),
   compile: stepReportSchema.nullable().optional(),
   execute: stepReportSchema.nullable().optional(),
+  verdict: taskVerdictSchema.nullable().optional(),
+  tests: z.array(testReportSchema).max(MAX_JUDGE_TESTS).optional(),
 });
 export type WireResult = z.infer<typeof wireResultSchema>;
 

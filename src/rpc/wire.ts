@@ -1,5 +1,5 @@
 // Conversions between tasks as kv2 holds them (bytes in Buffers) and as the RPC carries them (base64).
-import { briefOf, type CompletedTask, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
+import { briefOf, type Checker, type CompletedTask, type JudgeSpec, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
 import type { WireResult, WireTask, WireTaskInput } from './contract';
 
 const b64 = (bytes: Buffer) => bytes.toString('base64');
@@ -9,13 +9,36 @@ function withLimits<T extends object>(target: T, limits: StepLimits | undefined)
   return limits && Object.keys(limits).length ? { ...target, limits } : target;
 }
 
+/** A judge with its binary fields as `B`. */
+type JudgeOf<B> = {
+  tests: { name: string; input: B; output: B }[];
+  mode: JudgeSpec['mode'];
+  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string; source: B };
+};
+
 /** A task's input with its binary fields as `B`: bytes in kv2, base64 text on the wire. */
 type InputOf<B> = {
   user: number;
   compile: { source: B; command: B; timeout: number; limits?: StepLimits };
   execute: { input: B; data: B; command: B; timeout: number; standard: B; limits?: StepLimits };
   network?: boolean;
+  judge?: JudgeOf<B>;
+  callback_url?: string;
 };
+
+function mapJudge<A, B>(judge: JudgeOf<A>, convert: (value: A) => B): JudgeOf<B> {
+  const checker = judge.checker;
+  return {
+    tests: judge.tests.map((test) => ({ name: test.name, input: convert(test.input), output: convert(test.output) })),
+    mode: judge.mode,
+    checker:
+      checker.kind === 'program'
+        ? { kind: 'program', source_name: checker.source_name, source: convert(checker.source) }
+        : checker.kind === 'float'
+          ? { kind: 'float', error: checker.error }
+          : { kind: checker.kind },
+  };
+}
 
 /** `task` with each binary field converted by `convert`; only the fields a client may choose are kept. */
 function mapInput<A, B>(task: InputOf<A>, convert: (value: A) => B): InputOf<B> {
@@ -34,6 +57,8 @@ function mapInput<A, B>(task: InputOf<A>, convert: (value: A) => B): InputOf<B> 
     ),
   };
   if (task.network !== undefined) out.network = task.network;
+  if (task.judge !== undefined) out.judge = mapJudge(task.judge, convert);
+  if (task.callback_url !== undefined) out.callback_url = task.callback_url;
   return out;
 }
 
@@ -45,8 +70,8 @@ type ResultOf<B> = Omit<TaskResult, 'compile_output' | 'compile_error' | 'execut
   execute_error: B;
 };
 
-function mapResult<A, B>(result: ResultOf<A>, convert: (value: A) => B): Required<ResultOf<B>> {
-  return {
+function mapResult<A, B>(result: ResultOf<A>, convert: (value: A) => B): ResultOf<B> {
+  const out: ResultOf<B> = {
     compile_output: convert(result.compile_output),
     compile_error: convert(result.compile_error),
     execute_output: convert(result.execute_output),
@@ -54,7 +79,11 @@ function mapResult<A, B>(result: ResultOf<A>, convert: (value: A) => B): Require
     accepted: result.accepted ?? null,
     compile: result.compile ?? null,
     execute: result.execute ?? null,
+    verdict: result.verdict ?? null,
   };
+  // Results of executors before issue 17 have no tests: left out rather than made up.
+  if (result.tests !== undefined) out.tests = result.tests;
+  return out;
 }
 
 export function inputToWire(task: TaskInput): WireTaskInput {

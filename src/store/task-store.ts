@@ -224,12 +224,34 @@ export interface TaskStore extends TaskTransitions {
   /** Forgets an executor record (the leader removes executors that are gone). */
   removeExecutor(name: string, fence?: WriteFence): Promise<void>;
 
+  // ---- the callback outbox (issue 17) ----
+  // The transition that ends a task with a callback_url puts its callback in the outbox in the same
+  // atomic write (so a crash cannot lose it); the leader delivers it and settles it here.
+
+  /** Callbacks due at `nowMs` (soonest first), at most `limit`. */
+  dueCallbacks(nowMs: number, limit: number): Promise<PendingCallback[]>;
+
+  /**
+   * After a delivery attempt: `done` (delivered, or given up) takes the callback out of the outbox; a retry
+   * time keeps it, one attempt more. A callback no longer in the outbox is left alone.
+   */
+  settleCallback(id: string, outcome: { done: true } | { retryAtMs: number }, fence?: WriteFence): Promise<void>;
+
   // ---- change feed ----
 
   /** Calls `listener` on every store event, cluster-wide; returns the unsubscribe function. */
   subscribe(listener: (event: StoreEvent) => void): () => void;
 
   close(): Promise<void>;
+}
+
+/** A finished task's callback waiting in the outbox. */
+export interface PendingCallback {
+  id: string;
+  url: string;
+  /** Deliveries tried and failed so far. */
+  attempts: number;
+  dueMs: number;
 }
 
 /** Limits and clocks a store is created with. */

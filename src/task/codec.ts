@@ -34,8 +34,16 @@ export function truncate(text: string, limit: number = TRUNCATE_AT): string {
   return chars.length > limit ? `${chars.slice(0, limit).join('')}...` : text;
 }
 
+/** Bytes the store spends on each test besides its input and output (its name, framing). */
+const PER_TEST_BYTES = 96;
+
 /** Bytes a task's input takes in the store (what the size limit counts), plus a margin for its fields. */
 export function inputSize(task: TaskInput): number {
+  let judge = 0;
+  if (task.judge) {
+    for (const test of task.judge.tests) judge += test.input.length + test.output.length + PER_TEST_BYTES;
+    if (task.judge.checker.kind === 'program') judge += task.judge.checker.source.length + task.judge.checker.source_name.length;
+  }
   return (
     task.compile.source.length +
     task.compile.command.length +
@@ -43,11 +51,15 @@ export function inputSize(task: TaskInput): number {
     task.execute.data.length +
     task.execute.command.length +
     task.execute.standard.length +
+    judge +
+    (task.callback_url?.length ?? 0) +
     1024
   );
 }
 
 export function resultSize(result: TaskResult | null | undefined): number {
   if (!result) return 0;
-  return result.compile_output.length + result.compile_error.length + result.execute_output.length + result.execute_error.length + 1024;
+  // The tests' reports are small JSON: counted as stored.
+  const tests = result.tests?.length ? Buffer.byteLength(JSON.stringify(result.tests)) : 0;
+  return result.compile_output.length + result.compile_error.length + result.execute_output.length + result.execute_error.length + tests + 1024;
 }

@@ -28,3 +28,24 @@ export const MAX_CLIENT_ID_SKEW_MS = 10 * 60_000;
 
 /** The original's display truncation of long text: more than this many characters become these + "...". */
 export const TRUNCATE_AT = 1000;
+
+/** Most tests one task may carry (issue 17); their bytes count toward --task-max-size like every field. */
+export const MAX_JUDGE_TESTS = 1000;
+
+/** A test's name: what `<name>.in` / `<name>.out` in a tests zip may be called, and what results show. */
+export const TEST_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Longest callback_url, in characters. */
+export const MAX_CALLBACK_URL_LENGTH = 2048;
+
+/** Most wall time a task may ask for one step, ms (a day, as MAX_STEP_CPU_TIME_S). */
+export const MAX_STEP_WALL_MS = 86_400_000;
+
+/** Most memory and stack a task may ask for one step, KiB (1 TiB: the executor's maxima bound it further). */
+export const MAX_STEP_MEMORY_KB = 1024 ** 3;
+
+/** Largest tolerance of the float checker (absolute or relative). */
+export const MAX_FLOAT_CHECKER_ERROR = 1;
+
+/** Bytes a tests zip may unpack to (it is read into the gateway's memory; packed, it counts toward --task-max-size). */
+export const MAX_TESTS_ZIP_UNPACKED_BYTES = 128 * 1024 * 1024;

@@ -60,7 +60,11 @@ export const EXECUTOR_FINAL_STATUSES: readonly TaskStatus[] = [
 export const COMPILE_TIMEOUT_TEXT = 'Compile time out.';
 export const EXECUTE_TIMEOUT_TEXT = 'Execution time out.';
 
-/** Optional per-step limits (addition, the isolation issue). Absent fields take the executor's defaults. */
+/**
+ * Optional per-step limits (addition, the isolation issue; the judges' units from issue 17). Absent fields
+ * take the executor's defaults. Where a judge's field and an older one say the same (time_ms and
+ * cpu_time, memory_kb and memory), the judge's wins.
+ */
 export interface StepLimits {
   /** CPU seconds. */
   cpu_time?: number;
@@ -72,6 +76,52 @@ export interface StepLimits {
   file_size?: number;
   /** Bytes of stdout (and of stderr) kept; beyond it the step is stopped. */
   output?: number;
+  /** Issue 17: CPU time in milliseconds, measured (not rounded to seconds); over it is a time limit. */
+  time_ms?: number;
+  /** Issue 17: wall time in milliseconds (the step's timeout in seconds stays; the smaller one applies). */
+  wall_ms?: number;
+  /** Issue 17: peak resident memory in KiB. */
+  memory_kb?: number;
+  /** Issue 17: stack size in KiB (RLIMIT_STACK). */
+  stack_kb?: number;
+}
+
+/** How a test's output is compared with its expected output (issue 17). */
+export type Checker =
+  /** Today's comparison: trailing whitespace on each line and trailing empty lines ignored. */
+  | { kind: 'exact' }
+  /** Whitespace-insensitive: the same tokens in the same order. */
+  | { kind: 'tokens' }
+  /** Tokens, numbers compared with an absolute or relative tolerance: |a-b| <= error or |a-b| <= error*|b|. */
+  | { kind: 'float'; error: number }
+  /**
+   * A program, testlib's convention: `checker <input> <output> <answer>`, exit 0 OK, 1 wrong answer,
+   * 2 presentation error, 3 fail; its message is the first line of its stderr. `source` is its text,
+   * zlib-compressed like the other text fields; `source_name`'s extension says how it is built.
+   */
+  | { kind: 'program'; source_name: string; source: Buffer };
+
+export const CHECKER_KINDS = ['exact', 'tokens', 'float', 'program'] as const;
+
+/** One test of a task: its input and expected output, zlib-compressed text like execute_input/standard. */
+export interface JudgeTest {
+  name: string;
+  input: Buffer;
+  output: Buffer;
+}
+
+export const TEST_MODES = ['first_fail', 'all'] as const;
+export type TestMode = (typeof TEST_MODES)[number];
+
+/**
+ * How a task is judged (issue 17): its tests (compiled once, each run in a fresh copy of the work dir as
+ * compile left it), whether to stop at the first failure, and the checker. An empty `tests` list judges
+ * the one test the original's fields make (execute_input against execute_standard).
+ */
+export interface JudgeSpec {
+  tests: JudgeTest[];
+  mode: TestMode;
+  checker: Checker;
 }
 
 /**
@@ -84,6 +134,10 @@ export interface TaskInput {
   execute: { input: Buffer; data: Buffer; command: Buffer; timeout: number; standard: Buffer; limits?: StepLimits };
   /** Addition: the task asks for network access inside the sandbox (the executor may refuse). */
   network?: boolean;
+  /** Issue 17: tests, test mode and checker; absent: the original's one execute checked against its standard. */
+  judge?: JudgeSpec;
+  /** Issue 17: where the finished task is POSTed (only to hosts the operator allows). */
+  callback_url?: string;
 }
 
 /** Why a step was stopped before it finished by itself (addition). */
@@ -100,16 +154,63 @@ export interface StepReport {
   stopped: StopReason | null;
 }
 
+/** How a run that got a verdict went, in the judges' words (issue 17): a test's and a task's alike. */
+const RUN_VERDICTS = [
+  'accepted',
+  'wrong_answer',
+  'presentation_error',
+  'time_limit',
+  'memory_limit',
+  'output_limit',
+  'runtime_error',
+  /** The checker program failed (exit 3, or crashed): the judges' "judgement failed". */
+  'checker_error',
+  /** Ran fine, and nothing was compared (a task of the original's fields without execute_standard). */
+  'ok',
+] as const;
+
+/** A test's verdict; `skipped`: not run, an earlier test failed (test_mode first_fail). */
+export const TEST_VERDICTS = [...RUN_VERDICTS, 'skipped'] as const;
+export type TestVerdict = (typeof TEST_VERDICTS)[number];
+
+/** A task's verdict: the first test's that is not accepted, else accepted; or compile_error. */
+export const TASK_VERDICTS = [...RUN_VERDICTS, 'compile_error'] as const;
+export type TaskVerdict = (typeof TASK_VERDICTS)[number];
+
+/** One test as judged: its verdict and what it took, as judges report it. */
+export interface TestReport {
+  name: string;
+  verdict: TestVerdict;
+  /** CPU time in ms (the step's cgroup, else wait4's rusage); null when it did not run. */
+  time_ms: number | null;
+  wall_ms: number | null;
+  /** Peak resident memory in KiB; null when unknown or not run. */
+  memory_kb: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  /** The checker's message, or why the test failed ("exit code 42", "killed by SIGSEGV", ...); '' when none. */
+  message: string;
+}
+
 /** A finished task's result: the four texts zlib-compressed, as in the original, plus additions. */
 export interface TaskResult {
   compile_output: Buffer;
   compile_error: Buffer;
+  /** With tests: the output of the first test that failed, else of the last test run. */
   execute_output: Buffer;
   execute_error: Buffer;
-  /** Execute output against `execute.standard`: null when no standard was given or execute did not run. */
+  /**
+   * Execute output against `execute.standard` (or the tests): true iff the verdict is accepted; null when
+   * nothing was compared (no standard, or no test got as far as its checker).
+   */
   accepted?: boolean | null;
   compile?: StepReport | null;
+  /** The execute step's facts; with tests, those of the test execute_output comes from. */
   execute?: StepReport | null;
+  /** Issue 17: the task's verdict; null when there is none (an Unknown error). */
+  verdict?: TaskVerdict | null;
+  /** Issue 17: every test, in order (one, named "1", for a task of the original's fields). */
+  tests?: TestReport[];
 }
 
 /** The summary of a task (the original's TaskBrief): what search returns. */

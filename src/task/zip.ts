@@ -1,5 +1,5 @@
 // The task's zip format, read and written in one place. Reading: unpacking a task's zip (compile sources,
-// execute data) into its work dir, refusing anything that could reach outside it or flood the disk:
+// execute data) into its work dir (or, for a tests zip, into memory), refusing anything that could reach outside it or flood the disk:
 // absolute or `..` paths, links and other special entries, encrypted entries, too many files, too many
 // unpacked bytes (counted while inflating: declared sizes can lie); and the lighter check the edges make
 // of an uploaded zip before anything is stored. Both walk the central directory here (fflate does not
@@ -232,7 +232,7 @@ export function unpackZip(zip: Buffer, root: string, limits: ZipLimits, budget: 
     const executable = entry.mode !== undefined && (entry.mode & 0o111) !== 0;
     const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, executable ? 0o755 : 0o644);
     try {
-      writeEntry(fd, entryData(zip, entry), entry, limits, budget);
+      inflateEntry(zip, entry, limits, budget, (chunk) => writeAll(fd, chunk));
     } finally {
       fs.closeSync(fd);
     }
@@ -244,7 +244,24 @@ function writeAll(fd: number, chunk: Uint8Array): void {
   for (let at = 0; at < chunk.length; ) at += fs.writeSync(fd, chunk, at, chunk.length - at);
 }
 
-function writeEntry(fd: number, data: Buffer, entry: Entry, limits: ZipLimits, budget: { bytes: number }): void {
+/**
+ * Reads the files of `zip` into memory (issue 17: a task's tests_zip), with the same rules and limits as
+ * unpacking it: the names are checked, directories are left out. Throws UnsafeZipError saying why.
+ */
+export function readZipFiles(zip: Buffer, limits: ZipLimits): { name: string; data: Buffer }[] {
+  const budget = { bytes: 0, files: 0 };
+  return readEntries(zip, limits)
+    .filter((entry) => !entry.directory)
+    .map((entry) => {
+      const chunks: Buffer[] = [];
+      inflateEntry(zip, entry, limits, budget, (chunk) => chunks.push(Buffer.from(chunk)));
+      return { name: entry.name, data: Buffer.concat(chunks) };
+    });
+}
+
+/** Inflates one entry into `sink`, counting it against the budget and checking its size and checksum. */
+function inflateEntry(zip: Buffer, entry: Entry, limits: ZipLimits, budget: { bytes: number }, sink: (chunk: Uint8Array) => void): void {
+  const data = entryData(zip, entry);
   let written = 0;
   let crc = 0;
   const write = (chunk: Uint8Array) => {
@@ -253,7 +270,7 @@ function writeEntry(fd: number, data: Buffer, entry: Entry, limits: ZipLimits, b
     if (written > entry.size) bad(`corrupt zip ("${entry.name}" unpacks to more than its declared size)`);
     if (budget.bytes > limits.maxBytes) bad(`the task's zips unpack to more than the limit of ${limits.maxBytes} bytes`);
     crc = zlib.crc32(chunk, crc);
-    writeAll(fd, chunk);
+    sink(chunk);
   };
   // The most this entry may unpack to: its declared size, and what is left of the task's budget.
   const cap = Math.max(0, Math.min(entry.size, limits.maxBytes - budget.bytes));

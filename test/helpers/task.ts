@@ -3,7 +3,7 @@
 import { newId } from '../../src/common/ids';
 import { isoTime } from '../../src/common/time';
 import { packText } from '../../src/task/codec';
-import { TaskStatus, type StepLimits, type Task } from '../../src/task/types';
+import { TaskStatus, type JudgeSpec, type StepLimits, type Task } from '../../src/task/types';
 
 export interface TaskSpec {
   compile?: string;
@@ -17,6 +17,7 @@ export interface TaskSpec {
   compileLimits?: StepLimits;
   executeLimits?: StepLimits;
   network?: boolean;
+  judge?: JudgeSpec;
 }
 
 export function makeTask(spec: TaskSpec): Task {
@@ -46,5 +47,6 @@ export function makeTask(spec: TaskSpec): Task {
       ...(spec.executeLimits ? { limits: spec.executeLimits } : {}),
     },
     ...(spec.network !== undefined ? { network: spec.network } : {}),
+    ...(spec.judge !== undefined ? { judge: spec.judge } : {}),
   };
 }

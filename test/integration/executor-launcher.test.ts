@@ -208,7 +208,7 @@ test('malformed requests are refused, each saying why, and the launcher goes on 
     ['uid 0', [...good(4), 'uid=0', 'gid=0'], /uid must be given once, not 0/],
     ['uid without gid', [...good(5), 'uid=1000'], /uid and gid go together/],
     ['soft above hard', [...good(6), 'rlimit=cpu:5:4'], /bad rlimit cpu:5:4/],
-    ['unknown rlimit', [...good(7), 'rlimit=stack:1:1'], /bad rlimit/],
+    ['unknown rlimit', [...good(7), 'rlimit=rss:1:1'], /bad rlimit/],
     ['not a cgroup.procs', [...good(8), 'cgroup=/etc/passwd'], /cgroup field/],
     ['a ".." in cwd', ['op=start', 'id=9', `argv=${bash}`, 'cwd=/tmp/../etc', 'output_limit=100'], /cwd must be given once, a plain absolute path/],
     ['no output limit', ['op=start', 'id=10', `argv=${bash}`, 'cwd=/'], /no output_limit/],

@@ -52,11 +52,19 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
   });
 
   it('001: invalid add, add, search, get, cancel (no executor yet)', async () => {
+    // Invalid input: HTTP 400 (issue 17; the original answered 200) with the original's result code.
     const invalid = await call(`${base}/api/task`, { method: 'POST', body: form({ compile_timeout: '-1' }) });
-    assert.equal(invalid.status, 200);
+    assert.equal(invalid.status, 400);
     assert.equal(invalid.body.result, 4);
     assert.equal(invalid.body.id, null);
     assert.match(invalid.body.message, /compile_timeout/);
+    assert.deepEqual(invalid.body.errors.map((e: { field: string }) => e.field), ['compile_timeout']);
+    // Every bad field at once, not one a time.
+    const many = await call(`${base}/api/task`, { method: 'POST', body: form({ user: 'me', execute_timeout: 'soon', test_mode: 'best', callback_url: 'https://example.com/' }) });
+    assert.equal(many.status, 400);
+    assert.deepEqual(many.body.errors.map((e: { field: string }) => e.field), ['user', 'execute_timeout', 'test_mode', 'callback_url']);
+    assert.match(many.body.errors[3].message, /--task-callback-allow/);
+    for (const error of many.body.errors) assert.equal(typeof error.message, 'string');
 
     const added = await call(`${base}/api/task`, { method: 'POST', body: form({ compile_command: 'echo hi', execute_command: 'cat' }) });
     assert.equal(added.body.result, 0);
@@ -203,7 +211,9 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
       }),
     });
     assert.equal(batch.body.result, 0);
+    assert.equal(batch.status, 200);
     assert.deepEqual(batch.body.results.map((r: { result: number }) => r.result), [0, 4, 4, 4]);
+    assert.deepEqual(batch.body.results[1].errors, [{ field: 'compile_timeout', message: batch.body.results[1].message }]);
     assert.match(batch.body.results[0].id, /^[a-f0-9]{24}$/);
     assert.equal(batch.body.results[1].id, null);
     assert.match(batch.body.results[1].message, /compile_timeout/);
@@ -215,9 +225,14 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(Array.from({ length: 101 }, () => ({ user: 6, compile_timeout: 0, execute_timeout: 5, execute_command: 'true' }))),
     });
+    assert.equal(tooMany.status, 400);
     assert.equal(tooMany.body.result, 4);
     assert.match(tooMany.body.message, /at most 100/);
     assert.deepEqual(tooMany.body.results, []);
+    const allBad = await call(`${base}/api/task/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ user: -1 }, 'x']) });
+    assert.equal(allBad.status, 400);
+    assert.equal(allBad.body.result, 4);
+    assert.deepEqual(allBad.body.results.map((r: { errors: { field: string }[] }) => r.errors.map((e) => e.field)), [['user', 'compile_timeout', 'execute_timeout', 'execute_command'], ['tasks[1]']]);
   });
 
   it('answers every bad input with a result code and a message, never HTTP 500', async () => {
@@ -237,18 +252,18 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
       ['/api/task/list?limit=1e3', {}, 200, { result: 4, pages: 0, tasks: [] }],
       ['/api/task/list?id=123', {}, 200, { result: 4, pages: 0, tasks: [] }],
       ['/api/task', json('{"user": 1,'), 400, { result: 4, id: null }],
-      ['/api/task', json([1, 2]), 200, { result: 4, id: null }],
-      ['/api/task', json({ user: '1', compile_timeout: 0, execute_timeout: 0, execute_command: 'x', extra: 1 }), 200, { result: 4, id: null }],
-      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', compile_memory: 0 }), 200, { result: 4, id: null }],
-      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', network: 'maybe' }), 200, { result: 4, id: null }],
-      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', execute_data: 'bm90IGEgemlw' }), 200, { result: 4, id: null }],
-      ['/api/task', { method: 'POST', body: form({ compile_source_name: '/etc/passwd', compile_source_str: 'x' }) }, 200, { result: 4, id: null }],
-      ['/api/task', { method: 'POST', body: form({ execute_data_name: 'a/../../b', execute_data_str: 'x' }) }, 200, { result: 4, id: null }],
-      ['/api/task', { method: 'POST', body: form({ execute_data_name: 'x\u0000y', execute_data_str: 'x' }) }, 200, { result: 4, id: null }],
-      ['/api/task', { method: 'POST', body: form({ user: '2147483648' }) }, 200, { result: 4, id: null }],
-      ['/api/task', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }, 200, { result: 4, id: null }],
+      ['/api/task', json([1, 2]), 400, { result: 4, id: null }],
+      ['/api/task', json({ user: '1', compile_timeout: 0, execute_timeout: 0, execute_command: 'x', extra: 1 }), 400, { result: 4, id: null }],
+      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', compile_memory: 0 }), 400, { result: 4, id: null }],
+      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', network: 'maybe' }), 400, { result: 4, id: null }],
+      ['/api/task', json({ user: 1, compile_timeout: 0, execute_timeout: 0, execute_command: 'x', execute_data: 'bm90IGEgemlw' }), 400, { result: 4, id: null }],
+      ['/api/task', { method: 'POST', body: form({ compile_source_name: '/etc/passwd', compile_source_str: 'x' }) }, 400, { result: 4, id: null }],
+      ['/api/task', { method: 'POST', body: form({ execute_data_name: 'a/../../b', execute_data_str: 'x' }) }, 400, { result: 4, id: null }],
+      ['/api/task', { method: 'POST', body: form({ execute_data_name: 'x\u0000y', execute_data_str: 'x' }) }, 400, { result: 4, id: null }],
+      ['/api/task', { method: 'POST', body: form({ user: '2147483648' }) }, 400, { result: 4, id: null }],
+      ['/api/task', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello' }, 400, { result: 4, id: null }],
       ['/api/task', { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<task/>' }, 415, { result: 4, id: null }],
-      ['/api/task/batch', { method: 'POST', body: form({}) }, 200, { result: 4, results: [] }],
+      ['/api/task/batch', { method: 'POST', body: form({}) }, 400, { result: 4, results: [] }],
       ['/api/nothing', {}, 404, { result: 2 }],
     ];
     for (const [path, init, status, expected] of cases) {

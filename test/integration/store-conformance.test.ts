@@ -252,6 +252,64 @@ for (const factory of factories) {
       assert.equal(await store!.get(idAt(Date.now(), 1)), undefined);
     });
 
+    test('issue 17: tests, test mode, checker and callback URL come back as added; assigned tasks carry them; results keep verdicts and tests', async (t) => {
+      const [a, b] = await open(t, 2);
+      const input: TaskInput = {
+        ...makeTask(),
+        judge: {
+          mode: 'all',
+          checker: { kind: 'program', source_name: 'check.cpp', source: packText('int main() { return 0; }') },
+          tests: Array.from({ length: 30 }, (_, i) => ({ name: `t${i}`, input: packText(`${i}`.repeat(i + 1)), output: packText(`${2 * i}`) })),
+        },
+        callback_url: 'https://hooks.example.com/kv2',
+      };
+      const id = await a!.add(input);
+      const got = (await b!.get(id))!;
+      assert.deepEqual(got.judge, input.judge);
+      assert.equal(got.callback_url, input.callback_url);
+      const [assigned] = await b!.assign('e1', 1);
+      assert.deepEqual(assigned!.judge, input.judge, 'the executor gets the tests');
+      const result = makeResult('2', {
+        accepted: false,
+        verdict: 'wrong_answer',
+        tests: [
+          { name: 't0', verdict: 'accepted', time_ms: 1, wall_ms: 2, memory_kb: 1024, exit_code: 0, signal: null, message: 'ok' },
+          { name: 't1', verdict: 'wrong_answer', time_ms: 3, wall_ms: 4, memory_kb: 1100, exit_code: 0, signal: null, message: 'expected 2, found 3' },
+          { name: 't2', verdict: 'skipped', time_ms: null, wall_ms: null, memory_kb: null, exit_code: null, signal: null, message: '' },
+        ],
+      });
+      assert.deepEqual((await b!.complete('e1', [{ id, status: TaskStatus.SUCCESS, result }])).accepted, [id]);
+      assert.deepEqual((await a!.get(id))!.result, result);
+    });
+
+    test('issue 17: ending a task with a callback puts it in the outbox (complete, cancel, give-up alike); the outbox is settled or retried later', async (t) => {
+      const [a, b] = await open(t, 2);
+      const withCallback = (url: string): TaskInput => ({ ...makeTask(), callback_url: url });
+      const done = await a!.add(withCallback('https://hooks.example.com/done'));
+      const cancelled = await a!.add(withCallback('https://hooks.example.com/cancelled'));
+      const quiet = await a!.add(makeTask());
+      assert.deepEqual(await a!.dueCallbacks(Date.now(), 10), [], 'nothing before a task ends');
+      await a!.assign('e1', 3);
+      await a!.complete('e1', [{ id: done, status: TaskStatus.SUCCESS, result: makeResult('x') }, { id: quiet, status: TaskStatus.SUCCESS, result: makeResult('y') }]);
+      await b!.cancel(cancelled);
+      const due = await b!.dueCallbacks(Date.now() + 1, 10);
+      assert.deepEqual(due.map((c) => [c.id, c.url, c.attempts]).sort(), [[done, 'https://hooks.example.com/done', 0], [cancelled, 'https://hooks.example.com/cancelled', 0]].sort());
+      assert.equal((await b!.dueCallbacks(Date.now() + 1, 1)).length, 1, 'at most `limit`');
+      // A failed delivery: one attempt more, due later; a delivered one leaves the outbox.
+      const later = Date.now() + 60_000;
+      await a!.settleCallback(done, { retryAtMs: later });
+      await a!.settleCallback(cancelled, { done: true });
+      assert.deepEqual(await b!.dueCallbacks(Date.now() + 1, 10), []);
+      assert.deepEqual((await b!.dueCallbacks(later, 10)).map((c) => [c.id, c.attempts, c.dueMs]), [[done, 1, later]]);
+      // Settling what is not there changes nothing.
+      await a!.settleCallback(cancelled, { retryAtMs: later });
+      await a!.settleCallback(idAt(Date.now(), 99), { done: true });
+      assert.deepEqual((await b!.dueCallbacks(later, 10)).map((c) => c.id), [done]);
+      // Retention takes a task's callback with it.
+      assert.equal(await a!.deleteFinishedBefore(Date.now() + 1), 3);
+      assert.deepEqual(await b!.dueCallbacks(later, 10), []);
+    });
+
     test("an add with the client's own id is create-if-absent: the same id twice is one task", async (t) => {
       const [a, b] = await open(t, 2);
       const id = idAt(Date.now(), 7);

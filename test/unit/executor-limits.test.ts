@@ -3,7 +3,7 @@
 // launcher sets them is test/integration/executor-launcher.test.ts's.)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { effectiveLimits, stepRlimits, type LimitValues } from '../../src/executor/limits';
+import { IMPLIED_WALL_FACTOR, IMPLIED_WALL_MARGIN_MS, effectiveLimits, stepRlimits, wallLimitMs, type LimitValues } from '../../src/executor/limits';
 
 const MiB = 1024 * 1024;
 
@@ -38,4 +38,30 @@ test('a task asks within the maxima; "none" is more than any cap', () => {
     output: MiB,
   });
   assert.equal(effectiveLimits(settings, undefined).cpu_time, 5);
+});
+
+test('issue 17: the judges\' units become the executor\'s (and win), a stack limit is an rlimit, wall time comes from the smallest limit', () => {
+  const settings = {
+    defaults: { cpu_time: 0, memory: 2 * MiB, processes: 10, file_size: MiB, output: MiB },
+    maxima: { cpu_time: 5, memory: 8 * MiB, processes: 0, file_size: 4 * MiB, output: 8 * MiB },
+  };
+  const limits = effectiveLimits(settings, { cpu_time: 3, time_ms: 250, memory: MiB, memory_kb: 4096, stack_kb: 1024 });
+  assert.equal(limits.cpu_time, 0.25);
+  assert.equal(limits.memory, 4 * MiB);
+  assert.equal(limits.stack, MiB);
+  assert.equal(effectiveLimits(settings, { stack_kb: 64 * 1024 }).stack, 8 * MiB, 'the stack is bounded by the memory maximum');
+  assert.equal(effectiveLimits(settings, { time_ms: 60_000 }).cpu_time, 5);
+  // A quarter second is stopped by measuring; the rlimit stays a whole second behind as a backstop.
+  assert.deepEqual(stepRlimits(limits, { addressSpace: 0, processes: 0 }), [
+    { name: 'core', soft: 0, hard: 0 },
+    { name: 'cpu', soft: 1, hard: 2 },
+    { name: 'fsize', soft: MiB, hard: MiB },
+    { name: 'stack', soft: MiB, hard: MiB },
+  ]);
+  assert.equal(wallLimitMs(10, undefined), 10_000);
+  assert.equal(wallLimitMs(0, undefined), 0);
+  assert.equal(wallLimitMs(10, { wall_ms: 1500 }), 1500);
+  assert.equal(wallLimitMs(1, { wall_ms: 1500 }), 1000);
+  assert.equal(wallLimitMs(0, { time_ms: 200 }), 200 * IMPLIED_WALL_FACTOR + IMPLIED_WALL_MARGIN_MS);
+  assert.equal(wallLimitMs(0, { time_ms: 200, wall_ms: 5000 }), 5000);
 });

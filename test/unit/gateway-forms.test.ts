@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { unzipSync, zipSync } from 'fflate';
-import { InvalidInputError, NotFoundError, TooLargeError } from '../../src/common/errors';
+import { InvalidFieldsError, InvalidInputError, NotFoundError, TooLargeError, type FieldError } from '../../src/common/errors';
+import { CallbackAllowList } from '../../src/task/callback-allow';
 import { parseFlag, parseSearchQuery, parseSubmission, type Submission } from '../../src/gateway/forms';
 import { checkFileName, checkZip } from '../../src/task/zip';
 import { presentTask, taskDownload } from '../../src/gateway/present';
@@ -101,6 +102,93 @@ function patternBytes(n: number): Uint8Array {
   for (let i = 0; i < n; i++) bytes[i] = (i * 2654435761) >>> 24;
   return bytes;
 }
+
+describe('parseSubmission, issue 17: tests, checkers, ms limits, callbacks, every bad field at once', () => {
+  const allow = new CallbackAllowList(['hooks.example.com', '127.0.0.1']);
+  const errorsOf = (submission: Submission, options = { taskMaxSize: MAX, callbacks: allow }): FieldError[] => {
+    try {
+      parseSubmission(submission, options);
+    } catch (error) {
+      assert.ok(error instanceof InvalidFieldsError, String(error));
+      return [...error.errors];
+    }
+    assert.fail('the submission was accepted');
+  };
+
+  it('lists every bad field, each with its message, not only the first', () => {
+    const errors = errorsOf(form({ user: 'abc', execute_timeout: '-1', execute_time_limit_ms: 'soon', test_mode: 'most', checker: 'float:2', callback_url: 'ftp://x' }));
+    assert.deepEqual(
+      errors.map((e) => e.field),
+      ['user', 'execute_timeout', 'execute_time_limit_ms', 'test_mode', 'checker', 'callback_url'],
+    );
+    assert.match(errors[0]!.message, /^user must be a whole number/);
+    assert.match(errors[2]!.message, /^execute_time_limit_ms must be a positive whole number/);
+    assert.match(errors[4]!.message, /tolerance above 0 and at most 1/);
+    assert.match(errors[5]!.message, /http:\/\/ or https:\/\//);
+    const json = errorsOf({ fields: { user: 1, compile_timeout: 1, execute_timeout: 1, execute_command: 'x', tests: 'x', typo: 1 }, files: {}, kind: 'json' });
+    assert.deepEqual(json.map((e) => e.field), ['typo', 'tests']);
+  });
+
+  it('takes tests as JSON (names default to their position) and refuses execute_input or execute_standard beside them', () => {
+    const task = parseSubmission(
+      form({ execute_input: '', execute_standard: '', tests: JSON.stringify([{ input: '1 2', output: '3' }, { name: 'big', input: 'x', output: 'y' }]), test_mode: 'all', checker: 'tokens' }),
+      { taskMaxSize: MAX },
+    );
+    assert.deepEqual(task.judge!.tests.map((t) => [t.name, unpackText(t.input), unpackText(t.output)]), [['1', '1 2', '3'], ['big', 'x', 'y']]);
+    assert.equal(task.judge!.mode, 'all');
+    assert.deepEqual(task.judge!.checker, { kind: 'tokens' });
+    const both = errorsOf(form({ execute_input: 'in', tests: JSON.stringify([{ input: '1', output: '2' }]) }));
+    assert.deepEqual(both.map((e) => e.field), ['execute_input']);
+    assert.match(errorsOf(form({ tests: '[{"input": 1, "output": "2"}]' }))[0]!.message, /tests\[0\]\.input must be text/);
+    assert.match(errorsOf(form({ tests: JSON.stringify([{ name: 'a', input: '', output: '' }, { name: 'a', input: '', output: '' }]) }))[0]!.message, /two tests are named "a"/);
+    assert.match(errorsOf(form({ tests: JSON.stringify([{ name: '../x', input: '', output: '' }]) }))[0]!.message, /test name/);
+    // Only a checker: the original's one test judged with it.
+    assert.deepEqual(parseSubmission(form({ checker: 'float:1e-6' }), { taskMaxSize: MAX }).judge, { tests: [], mode: 'first_fail', checker: { kind: 'float', error: 1e-6 } });
+    assert.equal(parseSubmission(form({}), { taskMaxSize: MAX }).judge, undefined, 'no judge field: the original task');
+  });
+
+  it('reads a tests zip: <name>.in / <name>.out (or .ans) pairs in natural order, anywhere in the zip, other files left out', () => {
+    const zip = Buffer.from(
+      zipSync({
+        tests: { '10.in': Buffer.from('ten'), '10.out': Buffer.from('TEN'), '2.in': Buffer.from('two'), '2.ans': Buffer.from('TWO') },
+        'README.txt': Buffer.from('read me'),
+      }),
+    );
+    const task = parseSubmission(form({}, { tests_zip: zip }), { taskMaxSize: MAX });
+    assert.deepEqual(task.judge!.tests.map((t) => [t.name, unpackText(t.input), unpackText(t.output)]), [['2', 'two', 'TWO'], ['10', 'ten', 'TEN']]);
+    const json = parseSubmission({ fields: { user: 1, compile_timeout: 1, execute_timeout: 1, execute_command: 'x', tests_zip: zip.toString('base64') }, files: {}, kind: 'json' }, { taskMaxSize: MAX });
+    assert.equal(json.judge!.tests.length, 2);
+    const lonely = Buffer.from(zipSync({ 'a.in': Buffer.from('x') }));
+    assert.match(errorsOf(form({}, { tests_zip: lonely }))[0]!.message, /test a has an input but no a\.out/);
+    assert.match(errorsOf(form({}, { tests_zip: Buffer.from('not a zip') }))[0]!.message, /^tests_zip: not a zip/);
+    assert.match(errorsOf(form({ tests: '[]' }, { tests_zip: zip }))[0]!.message, /tests or tests_zip, not both/);
+  });
+
+  it('checker program needs its source name (a kind kv2 can build) and text', () => {
+    const task = parseSubmission(form({ checker: 'program', checker_source_name: 'check.cpp', checker_source_str: 'int main() {}' }), { taskMaxSize: MAX });
+    assert.equal(task.judge!.checker.kind, 'program');
+    assert.deepEqual(errorsOf(form({ checker: 'program' })).map((e) => e.field), ['checker_source_name', 'checker_source_str']);
+    assert.match(errorsOf(form({ checker: 'program', checker_source_name: 'check.rs', checker_source_str: 'fn main() {}' }))[0]!.message, /must end with one of \.cpp/);
+    assert.match(errorsOf(form({ checker: 'tokens', checker_source_name: 'c.cpp' }))[0]!.message, /for checker=program/);
+    assert.match(errorsOf(form({ checker: 'fuzzy' }))[0]!.message, /exact, tokens, float:<error>, program/);
+  });
+
+  it('takes the ms and KiB limits of either step, within bounds', () => {
+    const task = parseSubmission(form({ execute_time_limit_ms: '200', execute_wall_limit_ms: '1000', execute_memory_limit_kb: '65536', execute_stack_limit_kb: '8192', compile_time_limit_ms: '30000' }), { taskMaxSize: MAX });
+    assert.deepEqual(task.execute.limits, { time_ms: 200, wall_ms: 1000, memory_kb: 65536, stack_kb: 8192 });
+    assert.deepEqual(task.compile.limits, { time_ms: 30000 });
+    assert.match(errorsOf(form({ execute_time_limit_ms: String(86_400_001) }))[0]!.message, /execute_time_limit_ms/);
+  });
+
+  it('callback_url: only to hosts the operator allows, named in the refusal with the flag', () => {
+    assert.equal(parseSubmission(form({ callback_url: 'https://hooks.example.com/kv2' }), { taskMaxSize: MAX, callbacks: allow }).callback_url, 'https://hooks.example.com/kv2');
+    assert.equal(parseSubmission(form({ callback_url: 'http://127.0.0.1:9/x' }), { taskMaxSize: MAX, callbacks: allow }).callback_url, 'http://127.0.0.1:9/x');
+    assert.match(errorsOf(form({ callback_url: 'https://evil.example.net/' }))[0]!.message, /evil\.example\.net, which --task-callback-allow does not allow/);
+    assert.match(errorsOf(form({ callback_url: 'http://169.254.169.254/' }))[0]!.message, /only when --task-callback-allow lists it/);
+    assert.match(errorsOf(form({ callback_url: 'https://hooks.example.com/' }), { taskMaxSize: MAX, callbacks: new CallbackAllowList([]) })[0]!.message, /allows no callback host \(--task-callback-allow\)/);
+    assert.match(errorsOf(form({ callback_url: 'https://user:pw@hooks.example.com/' }))[0]!.message, /user name or password/);
+  });
+});
 
 describe('query parameters', () => {
   it('reads old_to_new and no_truncate strictly: 1/true/0/false only', () => {

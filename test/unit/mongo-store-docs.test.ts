@@ -8,7 +8,7 @@ import { BSON, MongoServerError, ObjectId, type ChangeStreamDocument } from 'mon
 import { idTime, newId } from '../../src/common/ids';
 import { packText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
-import { taskDoc, toTask, type TaskDoc } from '../../src/store/mongo/documents';
+import { changeSet, resultDoc, stateOf, taskDoc, toTask, type StateDoc, type TaskDoc } from '../../src/store/mongo/documents';
 import { isTooLargeError } from '../../src/store/mongo/errors';
 import { MongoTaskStore } from '../../src/store/mongo/store';
 
@@ -44,6 +44,44 @@ test('a task survives the trip through BSON: binaries, limits, Dates from the id
   // Not promoted (bson Binary objects) reads the same.
   const raw = BSON.deserialize(BSON.serialize(doc)) as TaskDoc;
   assert.deepEqual(toTask(raw).compile.source, input().compile.source);
+});
+
+test('issue 17: tests, checker, callback URL and the judged result survive the trip through BSON; ending a task with a callback fills its outbox', () => {
+  const judged: TaskInput = {
+    ...input(),
+    judge: {
+      mode: 'all',
+      checker: { kind: 'program', source_name: 'check.py', source: packText('import sys') },
+      tests: [{ name: 'a', input: packText('1'), output: packText('2') }],
+    },
+    callback_url: 'http://10.0.0.5:8080/done',
+  };
+  const id = ObjectId.createFromHexString(newId());
+  const doc = taskDoc(judged, id);
+  doc.result = resultDoc({
+    compile_output: packText(''),
+    compile_error: packText(''),
+    execute_output: packText(''),
+    execute_error: packText(''),
+    accepted: true,
+    verdict: 'accepted',
+    tests: [{ name: 'a', verdict: 'accepted', time_ms: 1, wall_ms: 2, memory_kb: 3, exit_code: 0, signal: null, message: 'ok' }],
+  });
+  for (const stored of [
+    BSON.deserialize(BSON.serialize(doc, { ignoreUndefined: true }), { promoteBuffers: true }) as TaskDoc,
+    BSON.deserialize(BSON.serialize(doc)) as TaskDoc,
+  ]) {
+    const task = toTask(stored);
+    assert.deepEqual(task.judge, judged.judge);
+    assert.equal(task.callback_url, judged.callback_url);
+    assert.equal(task.result!.verdict, 'accepted');
+    assert.deepEqual(task.result!.tests, doc.result.tests);
+  }
+  const held: StateDoc = { _id: id, user: 7, done: false, status: TaskStatus.RUNNING, executor: 'e', report_time: new Date(1000), retries: 0, acknowledged: true, input_size: 10, callback_url: judged.callback_url };
+  const ending = { next: { ...stateOf(held), done: true, status: TaskStatus.SUCCESS, executor: null, report_ms: 5000 }, announce: false };
+  assert.deepEqual(changeSet(held, ending).callback, { url: judged.callback_url, attempts: 0, due: new Date(5000) });
+  assert.equal(changeSet({ ...held, callback_url: undefined }, ending).callback, undefined);
+  assert.equal(changeSet(held, { next: { ...stateOf(held), report_ms: 6000 }, announce: false }).callback, undefined);
 });
 
 test('change events: inserts and requeues wake waiting reports, a released mark names the executor, done is announced', () => {

@@ -93,6 +93,47 @@ test('a task input and a result round-trip through their packed values', () => {
   assert.deepEqual(unpackResult(packResult(bare)), bare);
 });
 
+test('issue 17: a judge (tests, mode, checker) and a callback URL round-trip through the stored input and metadata, and results keep verdicts and tests', () => {
+  const judged: TaskInput = {
+    ...input,
+    judge: {
+      mode: 'all',
+      checker: { kind: 'program', source_name: 'check.cpp', source: packText('int main(){}') },
+      tests: [
+        { name: '01', input: packText('1 2'), output: packText('3') },
+        { name: 'big.case', input: packText('x'.repeat(5000)), output: packText('') },
+      ],
+    },
+    callback_url: 'https://hooks.example.com/kv2?x=1',
+  };
+  const bytes = unpackInput(packInput(judged));
+  assert.deepEqual(bytes.judge, judged.judge);
+  // A value of the six original fields (stored before issue 17) has no judge.
+  assert.equal(unpackInput(packInput(input)).judge, undefined);
+  const floats = { ...judged, judge: { mode: 'first_fail' as const, checker: { kind: 'float' as const, error: 1e-6 }, tests: [] } };
+  assert.deepEqual(unpackInput(packInput(floats)).judge, floats.judge);
+  const id = newId();
+  const meta = parseMeta(Buffer.from(JSON.stringify(newMeta(judged, id, 99, { token: 'a', chunks: 1 }))))!;
+  const task = taskOf(id, meta, packInput(judged), undefined);
+  assert.deepEqual(task.judge, judged.judge);
+  assert.equal(task.callback_url, judged.callback_url);
+  const result = {
+    compile_output: packText(''),
+    compile_error: packText(''),
+    execute_output: packText('4'),
+    execute_error: packText(''),
+    accepted: false,
+    verdict: 'wrong_answer' as const,
+    tests: [
+      { name: '01', verdict: 'wrong_answer' as const, time_ms: 3, wall_ms: 4, memory_kb: 1200, exit_code: 0, signal: null, message: 'expected 3, found 4' },
+      { name: 'big.case', verdict: 'skipped' as const, time_ms: null, wall_ms: null, memory_kb: null, exit_code: null, signal: null, message: '' },
+    ],
+  };
+  assert.deepEqual(unpackResult(packResult(result)), result);
+  // A judge whose tests do not match their names is a damaged value, not a task.
+  const parts = unpackBuffers(packInput(judged), 'x');
+  assert.throws(() => unpackInput(packBuffers(parts.slice(0, -1))), CorruptValueError);
+});
 
 test('values are cut into chunks of at most 1 MiB that join back whole', () => {
   assert.deepEqual(chunksOf(Buffer.alloc(0)), [Buffer.alloc(0)]);

@@ -5,6 +5,7 @@ import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
+import { taskCallbackAllowFlag } from './judicator';
 import { DEFAULT_TASK_MAX_SIZE } from '../../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
 
@@ -16,6 +17,7 @@ export const gatewayServerFlags: FlagSpec[] = [
   ...clusterClientFlags,
   { name: 'server-token', type: 'strings', description: 'API token (repeatable); with any token set, every /api call needs Authorization: Bearer <token>', placeholder: 'token' },
   { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, one a line (# starts a comment)', placeholder: 'file' },
+  taskCallbackAllowFlag,
 ];
 
 export const gatewayServerModule = defineModule<GatewayConfig>({
@@ -38,6 +40,7 @@ export const gatewayServerModule = defineModule<GatewayConfig>({
       rpc: { timeout_ms: 10_000, attempts: 3, avoid_ms: 5_000, retry_for_ms: 5_000 },
       limits: { body_bytes: 24 * 1024 * 1024, task_max_size: DEFAULT_TASK_MAX_SIZE, batch_max: 100, batch_concurrency: 8, wait_max_s: DEFAULT_WAIT_MAX_S, wait_max_held: DEFAULT_WAIT_MAX_HELD },
       register: { ttl: 10 },
+      callback_allow: Array.isArray(flags['task-callback-allow']) ? flags['task-callback-allow'] : [],
       ui_dir: null,
     };
   },

@@ -1,13 +1,27 @@
 // The judicator's main module as the command line sees it: its flags and how they render config/main.json
 // (the config itself is the judicator's: judicator/config.ts), including what it needs of this node's
 // mongod, so that the judicator reads no other module's config.
-import { judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
+import path from 'node:path';
+import { DEFAULT_CALLBACK_TIMINGS, judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule, type RenderContext } from '../module-definition';
+import { checkAllowEntry } from '../../task/callback-allow';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 import { localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
+
+/**
+ * Issue 17: the hosts a task's callback_url may name. The gateway refuses others at submit, the judicator
+ * that delivers checks again (and what the name resolves to): set it alike on both.
+ */
+export const taskCallbackAllowFlag: FlagSpec = {
+  name: 'task-callback-allow',
+  type: 'strings',
+  check: (value) => (value as string[]).map(checkAllowEntry).find(Boolean),
+  description: 'hosts task callbacks may go to: names, *.domain, IP addresses, CIDR blocks, or * (comma-separated or repeated; default: none). Loopback and link-local addresses need an IP or CIDR entry',
+  placeholder: 'hosts',
+};
 
 export const judicatorMainFlags: FlagSpec[] = [
   { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
@@ -23,6 +37,8 @@ export const judicatorMainFlags: FlagSpec[] = [
   { name: 'task-retention', type: 'number', min: 0, default: 7 * 24 * 3600, description: 'seconds finished tasks are kept (0: forever)' },
   { name: 'etcd-member-gc-after', type: 'number', min: 1, default: 120, description: 'seconds before the leader removes an etcd member that died without leaving' },
   { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'shared secret every RPC call must carry (executors, gateways, CLI)', placeholder: 'token' },
+  taskCallbackAllowFlag,
+  { name: 'task-callback-secret-file', type: 'string', description: 'file holding the secret task callbacks are signed with (X-Kv2-Signature: sha256=<HMAC of the body>); without it callbacks are sent unsigned', placeholder: 'file' },
   { name: 'store', type: 'string', default: 'auto', choices: ['auto', 'etcd', 'mongodb'], description: 'task store of a new cluster (auto: mongodb when a mongod is available, else etcd)' },
 ];
 
@@ -34,6 +50,7 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
   render(context) {
     const { flags } = context;
     const listenPort = Number(flags['main-listen-port']);
+    const secretFile = flags['task-callback-secret-file'];
     return {
       name: resolveNodeName(String(flags['main-name'])),
       listen: { address: resolveAddress(String(flags['main-listen-address'])), port: listenPort },
@@ -59,6 +76,12 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
       quorum_check_interval: 1,
       cluster_token: optionalText(flags['cluster-token']),
       store: String(flags['store']) as JudicatorConfig['store'],
+      callbacks: {
+        allow: Array.isArray(flags['task-callback-allow']) ? flags['task-callback-allow'] : [],
+        // Resolved against the directory kv2 was started from: the module runs in its role dir.
+        secret_file: typeof secretFile === 'string' && secretFile ? path.resolve(secretFile) : null,
+        ...DEFAULT_CALLBACK_TIMINGS,
+      },
       mongodb: localMongod(context),
     };
   },

@@ -1,8 +1,9 @@
 // POST /api/task/batch (addition): up to `limits.batch_max` tasks in one JSON call, as an array of task
 // objects or {"tasks": [...]}. Each task is checked and added on its own, so one bad task does not stop
-// the others; the answer has one {result, id[, message]} per task, in order.
+// the others; the answer has one {result, id[, message][, errors]} per task, in order (errors: every bad
+// field of that task, issue 17). A batch that is not one, or whose every task has bad fields, is HTTP 400.
 import type { FastifyInstance } from 'fastify';
-import { InvalidInputError } from '../../common/errors';
+import { InvalidFieldsError, type FieldError } from '../../common/errors';
 import { ReturnCode } from '../../task/types';
 import { parseSubmission } from '../forms';
 import type { ApiContext } from './context';
@@ -14,6 +15,7 @@ interface ItemAnswer {
   result: ReturnCode;
   id: string | null;
   message?: string;
+  errors?: readonly FieldError[];
 }
 
 /** Runs `work` over `items` with at most `concurrency` at once, keeping the order of the answers. */
@@ -31,30 +33,36 @@ async function mapLimited<T, R>(items: readonly T[], concurrency: number, work: 
 }
 
 export function registerBatchRoute(app: FastifyInstance, context: ApiContext): void {
-  app.post('/api/task/batch', { config: { failure: { results: [] } } }, async (request) => {
+  app.post('/api/task/batch', { config: { failure: { results: [] } } }, async (request, reply) => {
+    const refuse = (message: string) => new InvalidFieldsError([{ field: 'tasks', message }]);
     if (!/json/i.test(request.headers['content-type'] ?? '')) {
-      throw new InvalidInputError('a batch is a JSON body: an array of tasks, or {"tasks": [...]} (Content-Type: application/json)');
+      throw refuse('a batch is a JSON body: an array of tasks, or {"tasks": [...]} (Content-Type: application/json)');
     }
     const body = request.body as unknown;
     const tasks = Array.isArray(body) ? body : body && typeof body === 'object' ? (body as { tasks?: unknown }).tasks : undefined;
-    if (!Array.isArray(tasks)) throw new InvalidInputError('a batch is an array of tasks, or {"tasks": [...]}');
-    if (tasks.length === 0) throw new InvalidInputError('the batch holds no task');
+    if (!Array.isArray(tasks)) throw refuse('a batch is an array of tasks, or {"tasks": [...]}');
+    if (tasks.length === 0) throw refuse('the batch holds no task');
     if (tasks.length > context.limits.batch_max) {
-      throw new InvalidInputError(`a batch holds at most ${context.limits.batch_max} tasks, not ${tasks.length}; split it`);
+      throw refuse(`a batch holds at most ${context.limits.batch_max} tasks, not ${tasks.length}; split it`);
     }
     const results = await mapLimited(tasks, context.limits.batch_concurrency, async (item, index): Promise<ItemAnswer> => {
       try {
-        if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidInputError(`task ${index} is not a JSON object`);
-        const task = parseSubmission({ fields: item as Record<string, unknown>, files: {}, kind: 'json' }, { taskMaxSize: context.limits.task_max_size });
+        if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidFieldsError([{ field: `tasks[${index}]`, message: `task ${index} is not a JSON object` }]);
+        const task = parseSubmission({ fields: item as Record<string, unknown>, files: {}, kind: 'json' }, { taskMaxSize: context.limits.task_max_size, callbacks: context.callbacks });
         const id = await addTask(context, task);
         context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
         return { result: ReturnCode.OK, id };
       } catch (error) {
         const answer = errorAnswer(error);
         context.metrics.tasksSubmitted.inc({ outcome: outcomeName(answer.result) });
-        return { result: answer.result, id: null, message: answer.message };
+        return { result: answer.result, id: null, message: answer.message, ...(answer.errors ? { errors: answer.errors } : {}) };
       }
     });
+    // Nothing added, every task refused for its fields: the batch itself was bad input.
+    if (results.every((item) => item.errors !== undefined)) {
+      reply.code(400);
+      return { result: ReturnCode.INVALID_INPUT, message: `no task of the batch is acceptable (the first: ${results[0]!.message})`, results };
+    }
     return { result: ReturnCode.OK, results };
   });
 }

@@ -1,5 +1,6 @@
 // What the API routes share: the judicator calls, the cluster listing, the limits, metrics and the log.
 import type { Logger } from '../../common/logging';
+import type { CallbackAllowList } from '../../task/callback-allow';
 import type { JudicatorListing } from '../judicator-link';
 import type { GatewayConfig } from '../config';
 import type { GatewayMetrics } from '../metrics';
@@ -22,4 +23,6 @@ export interface ApiContext {
   limits: GatewayConfig['limits'];
   metrics: GatewayMetrics;
   logger: Logger;
+  /** Hosts a task's callback may go to (--task-callback-allow). */
+  callbacks: CallbackAllowList;
 }

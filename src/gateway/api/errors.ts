@@ -1,11 +1,13 @@
 // How the API answers when something goes wrong: always JSON with the route's usual keys (`id: null`,
 // `task: null`, `tasks: []`, ...), a result code and a message saying why; never the original's HTTP
-// 500 page. HTTP statuses: 200 for answers with a result code (as the original), 401 for a missing or
-// wrong API token, 404 for a download that does not exist, 413 for a body over the limit, 503 when no
-// judicator (or etcd) can be reached, 4xx for a body that cannot even be parsed.
+// 500 page. HTTP statuses: 200 for answers with a result code (as the original), 400 with every bad
+// field listed (`errors: [{field, message}]`, issue 17) for a submission whose fields are not
+// acceptable, 401 for a missing or wrong API token, 404 for a download that does not exist, 413 for a
+// body over the limit, 503 when no judicator (or etcd) can be reached, 4xx for a body that cannot even
+// be parsed.
 import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidInputError, NotFoundError, TooLargeError, UnavailableError, describeError } from '../../common/errors';
+import { InvalidFieldsError, InvalidInputError, NotFoundError, TooLargeError, UnavailableError, describeError, type FieldError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
 import { ReturnCode } from '../../task/types';
 
@@ -38,6 +40,8 @@ export interface ErrorAnswer {
   status: number;
   result: ReturnCode;
   message: string;
+  /** Every bad field of a submission (issue 17). */
+  errors?: readonly FieldError[];
 }
 
 const BODY_LIMIT_CODES = new Set(['FST_ERR_CTP_BODY_TOO_LARGE', 'FST_REQ_FILE_TOO_LARGE', 'FST_FILES_LIMIT', 'FST_FIELDS_LIMIT', 'FST_PARTS_LIMIT']);
@@ -46,6 +50,7 @@ export function errorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof JudicatorAnswerError) return { status: 200, result: error.result, message: error.message };
   if (error instanceof BodyTooLargeError) return { status: 413, result: ReturnCode.TOO_LARGE, message: error.message };
   if (error instanceof TooLargeError) return { status: 200, result: ReturnCode.TOO_LARGE, message: error.message };
+  if (error instanceof InvalidFieldsError) return { status: 400, result: ReturnCode.INVALID_INPUT, message: error.message, errors: error.errors };
   if (error instanceof InvalidInputError) return { status: 200, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof NotFoundError) return { status: 404, result: ReturnCode.NOT_EXIST, message: error.message };
   if (error instanceof UnauthorizedError) return { status: 401, result: ReturnCode.UNAUTHORIZED, message: error.message };
@@ -111,5 +116,5 @@ export async function sendError(request: FastifyRequest, reply: FastifyReply, er
     .code(answer.status)
     .header('cache-control', 'no-store')
     .type('application/json; charset=utf-8')
-    .send({ result: answer.result, ...failure, message: answer.message });
+    .send({ result: answer.result, ...failure, message: answer.message, ...(answer.errors ? { errors: answer.errors } : {}) });
 }

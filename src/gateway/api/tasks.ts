@@ -3,18 +3,18 @@
 // reading a submission from any body and adding it with an id chosen here, so an add retried on another
 // judicator after a lost answer adds the task once.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { InvalidInputError, NotFoundError } from '../../common/errors';
+import { InvalidFieldsError, InvalidInputError, NotFoundError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { inputToWire, taskFromWire } from '../../rpc/wire';
 import { ReturnCode, type TaskInput } from '../../task/types';
-import { parseFlag, parseId, parseSearchQuery, parseSubmission, parseWait, type Submission } from '../forms';
+import { ARCHIVE_FIELDS, parseFlag, parseId, parseSearchQuery, parseSubmission, parseWait, type Submission } from '../forms';
 import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
 import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
 import { checked, outcomeName } from './judicator';
 import { DEFAULT_WAIT_MAX_S } from './wait';
 
-const ARCHIVE_FIELDS = new Set(['compile_source', 'execute_data']);
+const ARCHIVES: ReadonlySet<string> = new Set(ARCHIVE_FIELDS);
 /** What one multipart submission may hold: files, text fields, and parts in all (a task has far fewer). */
 const MAX_FORM_FILES = 16;
 const MAX_FORM_FIELDS = 200;
@@ -37,7 +37,7 @@ export async function readSubmission(request: FastifyRequest, context: ApiContex
         const bytes = await part.toBuffer();
         // A browser sends an empty file part for a file input left empty: that is no file.
         if (!part.filename && bytes.length === 0) continue;
-        if (ARCHIVE_FIELDS.has(part.fieldname)) {
+        if (ARCHIVES.has(part.fieldname)) {
           if (!(part.fieldname in files)) files[part.fieldname] = bytes;
         } else if (!(part.fieldname in fields)) {
           // curl -F execute_input=@input.txt: a text field sent as a file is that file's text.
@@ -68,7 +68,11 @@ export async function addTask(context: ApiContext, task: TaskInput): Promise<str
 export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): void {
   app.post('/api/task', { config: { failure: { id: null } } }, async (request) => {
     try {
-      const task = parseSubmission(await readSubmission(request, context), { taskMaxSize: context.limits.task_max_size });
+      const submission = await readSubmission(request, context).catch((error: unknown) => {
+        // A body that is no form at all is bad input too: HTTP 400 like a bad field.
+        throw error instanceof InvalidInputError && !(error instanceof InvalidFieldsError) ? new InvalidFieldsError([{ field: 'body', message: error.message }]) : error;
+      });
+      const task = parseSubmission(submission, { taskMaxSize: context.limits.task_max_size, callbacks: context.callbacks });
       const id = await addTask(context, task);
       context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
       context.logger.debug({ id, user: task.user }, 'task submitted');

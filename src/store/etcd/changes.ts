@@ -236,6 +236,8 @@ export class TaskChanges {
         compare = stored.blob.compare;
       }
       ops.push(op.put(k.finished(next.report_ms, id), JSON.stringify({ user: meta.user, status: next.status })));
+      // Issue 17: the callback goes into the outbox with the write that ends the task: both, or neither.
+      if (meta.callback_url) ops.push(op.put(k.callback(id), JSON.stringify({ url: meta.callback_url, attempts: 0, due_ms: next.report_ms })));
     }
     const value = JSON.stringify(next);
     ops.push(op.put(k.task(id), value), ...this.statusMove(id, meta.status, next.status));

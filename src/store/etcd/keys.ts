@@ -13,6 +13,8 @@
 //   status/<status>/<id>          tasks by status, for counting
 //   finished/<ms>/<id>            done tasks by finish time, for retention; value {user, status}
 //   executor/<executor>           an executor's last report {name, report_ms, vacant, slots, host}
+//   callback/<id>                 a finished task's callback waiting to be delivered {url, attempts, due_ms}
+//                                 (issue 17's outbox: written by the transaction that ends the task)
 //
 // A queue entry (feed/pending/) and a held entry (held/) carry a copy of the task's metadata, written in
 // the same transaction as task/<id>: while a task is queued or held, every change to it rewrites or
@@ -110,6 +112,8 @@ export function storeKeys(prefix: string) {
     finisheds: `${p}finished/`,
     executor: (name: string) => `${p}executor/${encodeName(name)}`,
     executors: `${p}executor/`,
+    callback: (id: string) => `${p}callback/${id}`,
+    callbacks: `${p}callback/`,
   };
 }
 

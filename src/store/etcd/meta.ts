@@ -20,6 +20,8 @@ export interface TaskMeta extends TaskState {
   result_chunks?: number;
   /** The result's verdict against the standard output, once done. */
   accepted?: boolean | null;
+  /** Issue 17: where the finished task is POSTed; its ending writes the callback's outbox entry. */
+  callback_url?: string;
 }
 
 /** The metadata of a task being added. */
@@ -41,6 +43,7 @@ export function newMeta(task: TaskInput, id: string, inputBytes: number, input: 
     input_chunks: input.chunks,
   };
   if (task.network !== undefined) meta.network = task.network;
+  if (task.callback_url !== undefined) meta.callback_url = task.callback_url;
   return meta;
 }
 
@@ -91,5 +94,7 @@ export function taskOf(id: string, meta: TaskMeta, input: Buffer, result: Buffer
     result: meta.done && result ? unpackResult(result) : null,
   };
   if (meta.network !== undefined) task.network = meta.network;
+  if (bytes.judge) task.judge = bytes.judge;
+  if (meta.callback_url !== undefined) task.callback_url = meta.callback_url;
   return task;
 }

@@ -2,7 +2,7 @@
 // (a version byte, the field count and lengths, then the bytes), so a task's large fields take one key
 // each, and JSON never carries (and base64-inflates) megabytes of zip archives.
 import { Kv2Error } from '../../common/errors';
-import type { StepReport, TaskInput, TaskResult } from '../../task/types';
+import type { Checker, JudgeSpec, StepReport, TaskInput, TaskResult, TaskVerdict, TestReport } from '../../task/types';
 
 const FORMAT = 1;
 
@@ -33,18 +33,37 @@ export function unpackBuffers(value: Buffer, what: string): Buffer[] {
   return parts;
 }
 
-export type InputFields = Pick<TaskInput, 'compile' | 'execute'>;
+export type InputFields = Pick<TaskInput, 'compile' | 'execute' | 'judge'>;
 
-/** The large fields of a task's input, in one value. */
+/** The input fields every task has, in this order; a task's judge (issue 17) follows them when it has one. */
+const INPUT_FIELDS = 6;
+
+/** What a judge keeps beside its bytes: the test names, the mode, the checker without its source. */
+interface JudgeHead {
+  mode: JudgeSpec['mode'];
+  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string };
+  names: string[];
+}
+
+/**
+ * The large fields of a task's input, in one value: the original's six, then (issue 17) when the task has
+ * a judge, its head (JSON), the checker's source (empty when it has none) and each test's input and output.
+ * A value of six fields is a task without a judge, as every value stored before issue 17.
+ */
 export function packInput(task: InputFields): Buffer {
-  return packBuffers([
-    task.compile.source,
-    task.compile.command,
-    task.execute.input,
-    task.execute.data,
-    task.execute.command,
-    task.execute.standard,
-  ]);
+  const parts = [task.compile.source, task.compile.command, task.execute.input, task.execute.data, task.execute.command, task.execute.standard];
+  const judge = task.judge;
+  if (judge) {
+    const checker = judge.checker;
+    const head: JudgeHead = {
+      mode: judge.mode,
+      checker: checker.kind === 'program' ? { kind: 'program', source_name: checker.source_name } : checker,
+      names: judge.tests.map((test) => test.name),
+    };
+    parts.push(Buffer.from(JSON.stringify(head)), checker.kind === 'program' ? checker.source : Buffer.alloc(0));
+    for (const test of judge.tests) parts.push(test.input, test.output);
+  }
+  return packBuffers(parts);
 }
 
 export interface InputBytes {
@@ -54,12 +73,30 @@ export interface InputBytes {
   data: Buffer;
   executeCommand: Buffer;
   standard: Buffer;
+  judge?: JudgeSpec;
 }
 
 export function unpackInput(value: Buffer): InputBytes {
-  const [source, compileCommand, input, data, executeCommand, standard] = unpackBuffers(value, 'task input');
+  const parts = unpackBuffers(value, 'task input');
+  const [source, compileCommand, input, data, executeCommand, standard] = parts;
   if (!standard) throw new CorruptValueError('stored task input has too few fields');
-  return { source: source!, compileCommand: compileCommand!, input: input!, data: data!, executeCommand: executeCommand!, standard };
+  const bytes: InputBytes = { source: source!, compileCommand: compileCommand!, input: input!, data: data!, executeCommand: executeCommand!, standard };
+  if (parts.length > INPUT_FIELDS) bytes.judge = unpackJudge(parts.slice(INPUT_FIELDS));
+  return bytes;
+}
+
+function unpackJudge([headJson, checkerSource, ...tests]: Buffer[]): JudgeSpec {
+  let head: JudgeHead;
+  try {
+    head = JSON.parse(headJson!.toString('utf8')) as JudgeHead;
+  } catch (error) {
+    throw new CorruptValueError('stored task input has an unreadable judge', { cause: error });
+  }
+  if (!checkerSource || !Array.isArray(head.names) || tests.length !== 2 * head.names.length) {
+    throw new CorruptValueError('stored task input has a judge whose tests do not match their names');
+  }
+  const checker: Checker = head.checker.kind === 'program' ? { ...head.checker, source: checkerSource } : head.checker;
+  return { mode: head.mode, checker, tests: head.names.map((name, i) => ({ name, input: tests[2 * i]!, output: tests[2 * i + 1]! })) };
 }
 
 /** The small, structured part of a result, stored beside its texts. */
@@ -67,6 +104,8 @@ interface ResultExtras {
   accepted?: boolean | null;
   compile?: StepReport | null;
   execute?: StepReport | null;
+  verdict?: TaskVerdict | null;
+  tests?: TestReport[];
 }
 
 export function packResult(result: TaskResult): Buffer {
@@ -74,6 +113,8 @@ export function packResult(result: TaskResult): Buffer {
   if (result.accepted !== undefined) extras.accepted = result.accepted;
   if (result.compile !== undefined) extras.compile = result.compile;
   if (result.execute !== undefined) extras.execute = result.execute;
+  if (result.verdict !== undefined) extras.verdict = result.verdict;
+  if (result.tests !== undefined) extras.tests = result.tests;
   return packBuffers([
     result.compile_output,
     result.compile_error,

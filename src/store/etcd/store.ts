@@ -11,7 +11,7 @@ import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
-import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import type { PendingCallback, ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS, isUnacknowledged } from '../transition-rules';
 import { DEFAULT_HELD_VIEW_MS, TaskChanges } from './changes';
 import { joinChunks, readChunks } from './chunks';
@@ -270,6 +270,40 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
       this.client().kv.txn({ compare: fence ? [cmp.exists(fence.etcdKey)] : [], success: [remove] }),
     );
     this.heartbeats.delete(name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // the callback outbox (issue 17)
+
+  async dueCallbacks(nowMs: number, limit: number): Promise<PendingCallback[]> {
+    const prefix = this.keys.callbacks;
+    const response = await etcdCall('read the callback outbox', () => this.client().kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix) }));
+    const due: PendingCallback[] = [];
+    for (const kv of response.kvs) {
+      const entry = parseJson<{ url?: unknown; attempts?: unknown; due_ms?: unknown }>(kv.value);
+      const id = lastSegment(kv.key.toString());
+      if (!entry || typeof entry.url !== 'string' || typeof entry.attempts !== 'number' || typeof entry.due_ms !== 'number') {
+        this.logger.error({ key: kv.key.toString() }, 'unreadable callback in the outbox; it is dropped');
+        await this.settleCallback(id, { done: true });
+        continue;
+      }
+      if (entry.due_ms <= nowMs) due.push({ id, url: entry.url, attempts: entry.attempts, dueMs: entry.due_ms });
+    }
+    return due.sort((a, b) => a.dueMs - b.dueMs || (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async settleCallback(id: string, outcome: { done: true } | { retryAtMs: number }, fence?: WriteFence): Promise<void> {
+    const key = this.keys.callback(id);
+    const compare = fence ? [cmp.exists(fence.etcdKey), cmp.exists(key)] : [cmp.exists(key)];
+    if ('done' in outcome) {
+      await etcdCall('settle a callback', () => this.client().kv.txn({ compare, success: [op.del(key)] }));
+      return;
+    }
+    const current = await etcdCall('read a callback', () => this.client().kv.range({ key: Buffer.from(key) }));
+    const entry = current.kvs[0] && parseJson<{ url: string; attempts: number }>(current.kvs[0].value);
+    if (!entry) return;
+    const next = JSON.stringify({ url: entry.url, attempts: entry.attempts + 1, due_ms: outcome.retryAtMs });
+    await etcdCall('settle a callback', () => this.client().kv.txn({ compare: [...compare, cmp.unchanged(key, current.kvs[0]!.mod_revision)], success: [op.put(key, next)] }));
   }
 
   // ---------------------------------------------------------------------------------------------

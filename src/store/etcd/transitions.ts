@@ -149,7 +149,16 @@ export const etcdTransitions: TransitionFunctions<EtcdTransitionContext> = {
         const key = kv.key.toString();
         const id = lastSegment(key);
         const value = parseJson<{ user: number; status: number }>(kv.value);
-        const ops = [op.del(k.task(id)), op.delPrefix(k.inputs(id)), op.delPrefix(k.results(id)), op.del(k.desc(id)), op.del(k.released(id)), op.del(k.pending(id)), op.del(key)];
+        const ops = [
+          op.del(k.task(id)),
+          op.delPrefix(k.inputs(id)),
+          op.delPrefix(k.results(id)),
+          op.del(k.desc(id)),
+          op.del(k.released(id)),
+          op.del(k.pending(id)),
+          op.del(k.callback(id)),
+          op.del(key),
+        ];
         if (value && Number.isInteger(value.user)) ops.push(op.del(k.user(value.user, id)), op.del(k.userDesc(value.user, id)));
         if (value && Number.isInteger(value.status)) ops.push(op.del(k.status(value.status, id)));
         return {

@@ -8,7 +8,19 @@ import { ObjectId, type Filter, type IndexDescription } from 'mongodb';
 import { ID_PATTERN, idTime } from '../../common/ids';
 import { isoTime } from '../../common/time';
 import { inputSize } from '../../task/codec';
-import { TaskStatus, type StepLimits, type StepReport, type Task, type TaskBrief, type TaskInput, type TaskResult } from '../../task/types';
+import {
+  TaskStatus,
+  type Checker,
+  type JudgeSpec,
+  type StepLimits,
+  type StepReport,
+  type Task,
+  type TaskBrief,
+  type TaskInput,
+  type TaskResult,
+  type TaskVerdict,
+  type TestReport,
+} from '../../task/types';
 import type { Change, TaskState } from '../transition-rules';
 
 export const DATABASE = 'judicator';
@@ -23,6 +35,28 @@ export interface ResultDoc {
   accepted?: boolean | null;
   compile?: StepReport | null;
   execute?: StepReport | null;
+  /** Issue 17. */
+  verdict?: TaskVerdict | null;
+  tests?: TestReport[];
+}
+
+/** Issue 17: a task's tests, test mode and checker, as a subdocument (binaries as BSON binary). */
+export interface JudgeDoc {
+  mode: JudgeSpec['mode'];
+  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string; source: Uint8Array };
+  tests: { name: string; input: Uint8Array; output: Uint8Array }[];
+}
+
+/**
+ * Issue 17: the outbox entry of a finished task's callback, set by the update that ends the task (so a
+ * crash between the two cannot lose it), and removed once the callback is delivered or given up.
+ */
+export interface CallbackDoc {
+  url: string;
+  /** Deliveries tried and failed so far. */
+  attempts: number;
+  /** When the next delivery is due. */
+  due: Date;
 }
 
 export interface TaskDoc {
@@ -31,6 +65,12 @@ export interface TaskDoc {
   compile: { source: Uint8Array; command: Uint8Array; timeout: number; limits?: StepLimits };
   execute: { input: Uint8Array; data: Uint8Array; command: Uint8Array; timeout: number; standard: Uint8Array; limits?: StepLimits };
   network?: boolean;
+  /** Issue 17: tests, test mode and checker. */
+  judge?: JudgeDoc;
+  /** Issue 17: where the finished task is POSTed. */
+  callback_url?: string;
+  /** Issue 17: the pending callback (the outbox). */
+  callback?: CallbackDoc;
   add_time: Date;
   done: boolean;
   status: TaskStatus;
@@ -71,6 +111,8 @@ export const TASK_INDEXES: IndexDescription[] = [
   { key: { done: 1, report_time: 1 }, name: 'done_report_time' },
   // countByStatus: one count scan per status.
   { key: { status: 1 }, name: 'status' },
+  // the callback outbox: pending callbacks by due time (only tasks that have one are in it).
+  { key: { 'callback.due': 1 }, name: 'callback_due', partialFilterExpression: { callback: { $exists: true } } },
 ];
 
 export const BRIEF_PROJECTION = { user: 1, add_time: 1, done: 1, status: 1, executor: 1, report_time: 1 } as const;
@@ -105,6 +147,8 @@ export function resultDoc(result: TaskResult): ResultDoc {
   if (result.accepted !== undefined) doc.accepted = result.accepted;
   if (result.compile !== undefined) doc.compile = result.compile;
   if (result.execute !== undefined) doc.execute = result.execute;
+  if (result.verdict !== undefined) doc.verdict = result.verdict;
+  if (result.tests !== undefined) doc.tests = result.tests;
   return doc;
 }
 
@@ -119,7 +163,27 @@ function toResult(doc: ResultDoc | null | undefined): TaskResult | null {
   if (doc.accepted !== undefined) result.accepted = doc.accepted;
   if (doc.compile !== undefined) result.compile = doc.compile;
   if (doc.execute !== undefined) result.execute = doc.execute;
+  if (doc.verdict !== undefined) result.verdict = doc.verdict;
+  if (doc.tests !== undefined) result.tests = doc.tests;
   return result;
+}
+
+function judgeDoc(judge: JudgeSpec): JudgeDoc {
+  const checker = judge.checker;
+  return {
+    mode: judge.mode,
+    checker: checker.kind === 'program' ? { kind: 'program', source_name: checker.source_name, source: checker.source } : checker,
+    tests: judge.tests.map((test) => ({ name: test.name, input: test.input, output: test.output })),
+  };
+}
+
+function toJudge(doc: JudgeDoc): JudgeSpec {
+  const checker = doc.checker;
+  return {
+    mode: doc.mode,
+    checker: checker.kind === 'program' ? { kind: 'program', source_name: checker.source_name, source: toBuffer(checker.source) } : checker,
+    tests: doc.tests.map((test) => ({ name: test.name, input: toBuffer(test.input), output: toBuffer(test.output) })),
+  };
 }
 
 export function toBrief(doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' | 'status' | 'executor' | 'report_time'>): TaskBrief {
@@ -151,6 +215,8 @@ export function toTask(doc: TaskDoc): Task {
   if (doc.execute.limits) execute.limits = doc.execute.limits;
   const task: Task = { ...toBrief(doc), compile, execute, retries: doc.retries ?? 0, result: toResult(doc.result) };
   if (doc.network !== undefined) task.network = doc.network;
+  if (doc.judge) task.judge = toJudge(doc.judge);
+  if (doc.callback_url !== undefined) task.callback_url = doc.callback_url;
   return task;
 }
 
@@ -181,13 +247,16 @@ export function taskDoc(task: TaskInput, id: ObjectId): TaskDoc {
   if (task.compile.limits) doc.compile.limits = task.compile.limits;
   if (task.execute.limits) doc.execute.limits = task.execute.limits;
   if (task.network !== undefined) doc.network = task.network;
+  if (task.judge) doc.judge = judgeDoc(task.judge);
+  if (task.callback_url !== undefined) doc.callback_url = task.callback_url;
   return doc;
 }
 
 /** The fields of a task a transition's rule reads (TaskState), and the filter and $set made from them. */
-export const STATE_PROJECTION = { user: 1, done: 1, status: 1, executor: 1, report_time: 1, retries: 1, acknowledged: 1, input_size: 1 } as const;
+export const STATE_PROJECTION = { user: 1, done: 1, status: 1, executor: 1, report_time: 1, retries: 1, acknowledged: 1, input_size: 1, callback_url: 1 } as const;
 
-export type StateDoc = Pick<TaskDoc, '_id' | 'user' | 'done' | 'status' | 'executor' | 'report_time' | 'retries' | 'acknowledged' | 'input_size'>;
+/** The fields a rule reads, and callback_url: the change that ends a task with one queues its callback. */
+export type StateDoc = Pick<TaskDoc, '_id' | 'user' | 'done' | 'status' | 'executor' | 'report_time' | 'retries' | 'acknowledged' | 'input_size' | 'callback_url'>;
 
 export function stateOf(doc: StateDoc): TaskState {
   return {
@@ -231,5 +300,7 @@ export function changeSet(doc: StateDoc, change: Change): Partial<TaskDoc> {
   if (next.acked !== from.acked || doc.acknowledged === undefined) set.acknowledged = next.acked;
   if (change.result) set.result = resultDoc(change.result);
   if (change.announce && from.executor !== null && next.executor !== from.executor) set.released = releasedMark(from.executor);
+  // The callback goes into the outbox with the update that ends the task: both happen, or neither.
+  if (next.done && !from.done && doc.callback_url) set.callback = { url: doc.callback_url, attempts: 0, due: new Date(next.report_ms) };
   return set;
 }

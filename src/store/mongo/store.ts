@@ -9,7 +9,7 @@ import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
-import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import type { PendingCallback, ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, translate } from './errors';
@@ -217,6 +217,35 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
       await this.executors.deleteOne({ _id: name });
     } catch (error) {
       throw translate(error, 'removing an executor');
+    }
+  }
+
+  // ---- the callback outbox (issue 17): the `callback` subdocument the update ending a task sets ----
+
+  async dueCallbacks(nowMs: number, limit: number): Promise<PendingCallback[]> {
+    try {
+      const docs = await this.tasks
+        .find(
+          // `callback: {$exists: true}` is the partial index's own filter: the planner may use it (callback_due).
+          { callback: { $exists: true }, 'callback.due': { $lte: new Date(nowMs) } },
+          { projection: { callback: 1 }, sort: { 'callback.due': 1 }, limit: Math.max(1, limit) },
+        )
+        .toArray();
+      return docs.filter((doc) => doc.callback).map((doc) => ({ id: doc._id.toHexString(), url: doc.callback!.url, attempts: doc.callback!.attempts, dueMs: doc.callback!.due.getTime() }));
+    } catch (error) {
+      throw translate(error, 'reading the callback outbox');
+    }
+  }
+
+  async settleCallback(id: string, outcome: { done: true } | { retryAtMs: number }, fence?: WriteFence): Promise<void> {
+    await checkFence(fence);
+    const oid = parseId(id);
+    if (!oid) return;
+    try {
+      if ('done' in outcome) await this.tasks.updateOne({ _id: oid, callback: { $exists: true } }, { $unset: { callback: '' } });
+      else await this.tasks.updateOne({ _id: oid, callback: { $exists: true } }, { $inc: { 'callback.attempts': 1 }, $set: { 'callback.due': new Date(outcome.retryAtMs) } });
+    } catch (error) {
+      throw translate(error, 'settling a callback');
     }
   }
 
