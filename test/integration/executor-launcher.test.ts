@@ -230,7 +230,11 @@ test('malformed requests are refused, each saying why, and the launcher goes on 
   const unterminated = replies.filter((r) => r.type === 'R' && r.id === 0);
   assert.equal(unterminated.length, 1);
   assert.match(unterminated[0]!.payload, /not NUL-terminated/);
-  assert.deepEqual(replies.filter((r) => r.id === 16).map((r) => r.type), ['P', 'O', 'X', 'C']);
+  // The protocol's order: 'P' first, 'C' last; output may still arrive after 'X' (the reap), never after 'C'.
+  const types = replies.filter((r) => r.id === 16).map((r) => r.type);
+  assert.equal(types[0], 'P');
+  assert.equal(types[types.length - 1], 'C');
+  assert.deepEqual([...types].sort(), ['C', 'O', 'P', 'X']);
   assert.equal(replies.find((r) => r.id === 16 && r.type === 'O')!.payload, 'ok\n');
 
   // A length it cannot trust: it says so and stops, as the executor then restarts it.
