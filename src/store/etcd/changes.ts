@@ -216,8 +216,9 @@ export class TaskChanges {
 
   /**
    * Every key a change touches: the task's metadata, its status entry, its queue or held entries (which
-   * carry a copy of the metadata), its finish-time entry and result once it ends, and the released entry
-   * that tells the executor it was taken from. `staged` is the executor's result, staged before.
+   * carry a copy of the metadata), its finish-time entry and result once it ends, the released entry
+   * that tells the executor it was taken from, and its live record when it leaves its executor. `staged`
+   * is the executor's result, staged before.
    */
   changeOps(id: string, meta: TaskMeta, change: Change, staged?: StagedBlob): { ops: IRequestOp[]; compare: ICompare[]; next: TaskMeta } {
     const k = this.keys;
@@ -242,7 +243,8 @@ export class TaskChanges {
     const value = JSON.stringify(next);
     ops.push(op.put(k.task(id), value), ...this.statusMove(id, meta.status, next.status));
     if (meta.executor !== null && (next.done || next.executor !== meta.executor)) {
-      ops.push(op.del(k.held(meta.executor, id)));
+      // The live record lives as long as the task's stay on one executor (task-events.ts): gone in the same write.
+      ops.push(op.del(k.held(meta.executor, id)), op.del(k.live(id)));
       if (change.announce) ops.push(op.put(k.released(id), meta.executor));
     }
     if (!next.done && next.executor !== null) ops.push(op.put(k.held(next.executor, id), value));

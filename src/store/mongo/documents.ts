@@ -88,6 +88,20 @@ export interface TaskDoc {
    * release): the change stream turns it into a `released` event without needing pre-images (6.0+).
    */
   released?: string;
+  /** Issue 17: the running task's live state (task-events.ts), set to null when it leaves its executor. */
+  live?: LiveDoc | null;
+}
+
+/** A running task's live state as the task document keeps it. */
+export interface LiveDoc {
+  step: 'compile' | 'execute';
+  test: number;
+  of: number;
+  elapsed_ms: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Differs whenever the record does (a fresh random value at each write). */
+  version: string;
 }
 
 export interface ExecutorDoc {
@@ -97,6 +111,8 @@ export interface ExecutorDoc {
   vacant?: number;
   slots?: number;
   host?: string;
+  /** Issue 17: when the executor process started (ISO time), as it says in its reports. */
+  started?: string;
 }
 
 /** One index per query shape; names are fixed so a changed definition is noticed, not duplicated. */
@@ -287,7 +303,10 @@ export function unchangedSince(doc: StateDoc): Filter<TaskDoc> {
   };
 }
 
-/** The $set that makes `change` so on a task read as `doc`: the fields that change, its result, its released mark. */
+/**
+ * The $set that makes `change` so on a task read as `doc`: the fields that change, its result, its released
+ * mark, and its live record cleared when it leaves its executor.
+ */
 export function changeSet(doc: StateDoc, change: Change): Partial<TaskDoc> {
   const from = stateOf(doc);
   const next = change.next;
@@ -302,5 +321,7 @@ export function changeSet(doc: StateDoc, change: Change): Partial<TaskDoc> {
   if (change.announce && from.executor !== null && next.executor !== from.executor) set.released = releasedMark(from.executor);
   // The callback goes into the outbox with the update that ends the task: both happen, or neither.
   if (next.done && !from.done && doc.callback_url) set.callback = { url: doc.callback_url, attempts: 0, due: new Date(next.report_ms) };
+  // The live record lives as long as the task's stay on one executor: gone with the change that ends it.
+  if (from.executor !== null && (next.done || next.executor !== from.executor)) set.live = null;
   return set;
 }
