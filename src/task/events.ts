@@ -2,7 +2,7 @@
 // running task's live state (LiveTask: which test of how many, for how long, its output so far), with the
 // bounds every part of kv2 keeps them within. The store announces both, the judicators pass them on, the
 // gateway streams them as Server-Sent Events.
-import type { TaskStatus } from './types';
+import type { TaskStatus, TaskVerdict } from './types';
 
 /** A task's state after a change: what a `task` event carries. */
 export interface TaskChange {
@@ -11,7 +11,7 @@ export interface TaskChange {
   status: TaskStatus;
   done: boolean;
   /** The task's verdict once it has one (issue 17's result.verdict); null before, or without one. */
-  verdict: string | null;
+  verdict: TaskVerdict | null;
   executor: string | null;
 }
 

@@ -48,6 +48,8 @@ export function presentBrief(task: TaskBrief | PresentedBrief): PresentedBrief {
     status: task.status,
     executor: task.executor ?? null,
     report_time: task.report_time || '',
+    // Issue 17: the verdict first, in lists too (null until the task is done, or when it has none).
+    verdict: task.verdict ?? null,
   };
 }
 

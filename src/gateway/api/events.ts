@@ -15,6 +15,7 @@ import { InvalidInputError, UnavailableError } from '../../common/errors';
 import { taskFromWire } from '../../rpc/wire';
 import { sameChange, type TaskChange } from '../../task/events';
 import { ReturnCode } from '../../task/types';
+import { verdictOf } from '../../task/verdicts';
 import { parseId } from '../forms';
 import type { EventScope, EventSubscriber, LiveUpdate } from '../task-events';
 import type { ApiContext } from './context';
@@ -179,7 +180,7 @@ export function registerEventRoutes(app: FastifyInstance, context: ApiContext): 
         const task = taskFromWire(answer.task);
         // Another user's task is not there for this token.
         if (scope !== 'all' && task.user !== scope) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
-        snapshot = { id, user: task.user, status: task.status, done: task.done, verdict: (task.result as { verdict?: string | null } | null)?.verdict ?? null, executor: task.executor };
+        snapshot = { id, user: task.user, status: task.status, done: task.done, verdict: verdictOf(task), executor: task.executor };
         // What came before the read is in the task as read.
         pending = pending.slice(askedAt);
       }

@@ -16,7 +16,7 @@ import type { Logger } from '../../common/logging';
 import { LIVE_OUTPUT_MAX_BYTES, sameChange, type LiveTask, type TaskChange } from '../../task/events';
 import type { LiveRecord, TaskChangeBatch, TaskChangeHandlers, TaskChangeWatch } from '../task-store';
 import { lastSegment, type StoreKeys } from './keys';
-import { parseMeta, type TaskMeta } from './meta';
+import { briefOf, parseMeta, type TaskMeta } from './meta';
 import { cmp, etcdCall, op, runSteps, type TxnLimits } from './txn';
 
 /** How long after a watch was disconnected it is made again from its last revision (ms). */
@@ -39,7 +39,7 @@ export function changeOf(id: string, meta: TaskMeta): TaskChange {
     user: meta.user,
     status: meta.status,
     done: meta.done,
-    verdict: (meta as TaskMeta & { verdict?: string | null }).verdict ?? null,
+    verdict: briefOf(id, meta).verdict ?? null,
     executor: meta.executor,
   };
 }

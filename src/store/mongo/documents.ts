@@ -21,6 +21,7 @@ import {
   type TaskVerdict,
   type TestReport,
 } from '../../task/types';
+import { verdictOf } from '../../task/verdicts';
 import type { Change, TaskState } from '../transition-rules';
 
 export const DATABASE = 'judicator';
@@ -131,7 +132,7 @@ export const TASK_INDEXES: IndexDescription[] = [
   { key: { 'callback.due': 1 }, name: 'callback_due', partialFilterExpression: { callback: { $exists: true } } },
 ];
 
-export const BRIEF_PROJECTION = { user: 1, add_time: 1, done: 1, status: 1, executor: 1, report_time: 1 } as const;
+export const BRIEF_PROJECTION = { user: 1, add_time: 1, done: 1, status: 1, executor: 1, report_time: 1, 'result.verdict': 1, 'result.accepted': 1 } as const;
 
 export function toBuffer(value: unknown): Buffer {
   if (Buffer.isBuffer(value)) return value;
@@ -202,7 +203,9 @@ function toJudge(doc: JudgeDoc): JudgeSpec {
   };
 }
 
-export function toBrief(doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' | 'status' | 'executor' | 'report_time'>): TaskBrief {
+export function toBrief(
+  doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' | 'status' | 'executor' | 'report_time'> & { result?: { verdict?: TaskVerdict | null; accepted?: boolean | null } | null },
+): TaskBrief {
   return {
     id: doc._id.toHexString(),
     user: doc.user,
@@ -211,6 +214,8 @@ export function toBrief(doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' 
     status: doc.status,
     executor: doc.executor ?? null,
     report_time: isoTime(doc.report_time.getTime()),
+    // A task done before verdicts existed: what its status and `accepted` say.
+    ...(doc.done ? { verdict: doc.result?.verdict ?? verdictOf({ done: true, status: doc.status, result: { accepted: doc.result?.accepted } }) } : {}),
   };
 }
 

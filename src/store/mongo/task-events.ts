@@ -16,6 +16,8 @@ import { MongoServerError, type ChangeStream, type ChangeStreamDocument, type Co
 import { describeError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
 import { LIVE_OUTPUT_MAX_BYTES, type LiveTask, type TaskChange } from '../../task/events';
+import type { TaskVerdict } from '../../task/types';
+import { verdictOf } from '../../task/verdicts';
 import type { LiveRecord, TaskChangeHandlers, TaskChangeWatch } from '../task-store';
 import { parseId, toBuffer, type LiveDoc, type TaskDoc } from './documents';
 import { translate } from './errors';
@@ -28,7 +30,7 @@ const CHANGE_WATCH_OPEN_TIMEOUT_MS = 30_000;
 /** What a change stream event of the task collection carries here (see the $project). */
 interface ProjectedChange {
   _id: { _data: string };
-  fullDocument?: Pick<TaskDoc, '_id' | 'user' | 'status' | 'done' | 'executor'> & { result?: { verdict?: string | null } | null };
+  fullDocument?: Pick<TaskDoc, '_id' | 'user' | 'status' | 'done' | 'executor'> & { result?: { verdict?: TaskVerdict | null; accepted?: boolean | null } | null };
 }
 
 const PIPELINE: Document[] = [
@@ -50,6 +52,7 @@ const PIPELINE: Document[] = [
       'fullDocument.done': 1,
       'fullDocument.executor': 1,
       'fullDocument.result.verdict': 1,
+      'fullDocument.result.accepted': 1,
     },
   },
 ];
@@ -60,7 +63,7 @@ function changeOf(doc: NonNullable<ProjectedChange['fullDocument']>): TaskChange
     user: doc.user,
     status: doc.status,
     done: doc.done,
-    verdict: doc.result?.verdict ?? null,
+    verdict: doc.done ? (doc.result?.verdict ?? verdictOf({ done: true, status: doc.status, result: { accepted: doc.result?.accepted } })) : null,
     executor: doc.executor ?? null,
   };
 }
