@@ -49,6 +49,11 @@ export function onTokenNeeded(handler: (reason: string) => Promise<boolean>): vo
   askForToken = handler;
 }
 
+/** Asks the user for a token (a 401 outside api(): the event stream); false when there is no way to. */
+export async function requestToken(reason: string): Promise<boolean> {
+  return askForToken ? askForToken(reason) : false;
+}
+
 export function authHeaders(): Record<string, string> {
   const token = storedToken();
   return token ? { authorization: `Bearer ${token}` } : {};
