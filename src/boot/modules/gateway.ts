@@ -54,5 +54,11 @@ export const gatewayServerModule = defineModule<GatewayConfig>({
       ui_dir: null,
     };
   },
+  // A person starting kv2 (standalone, first of all) is told where to point a browser.
+  announce: (config) => {
+    const everywhere = config.listen.address === '0.0.0.0' || config.listen.address === '::';
+    const host = everywhere ? 'localhost' : config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address;
+    return `kv2 web UI: http://${host}:${config.listen.port}/${everywhere ? ` (and on every address of this machine)` : ''}`;
+  },
   load: () => import('../../gateway/gateway').then((m) => m.runGateway),
 });
