@@ -149,7 +149,7 @@ describe('kv2 task and kv2 status', () => {
     assert.match(status.stdout, /Judicators \(1\)\n.*\nj1\s+127\.0\.0\.1:\d+\s+leader/);
     assert.match(status.stdout, /Executors \(1\)\n.*STARTED.*\ne1\s+\S+\s+3\s+\d+\s+\d{4}-/);
     assert.match(status.stdout, /by verdict\)\nVERDICT\s+COUNT\n/);
-    for (const verdict of ['Accepted', 'Wrong answer', 'Compilation error']) {
+    for (const verdict of ['Accepted', 'Wrong answer', 'Runtime error', 'Time limit exceeded', 'Compilation error']) {
       assert.match(status.stdout, new RegExp(`^${verdict}\\s+\\d+$`, 'm'), verdict);
     }
     const json = JSON.parse(kv2(['status', '--json']).stdout);

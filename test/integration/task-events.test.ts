@@ -70,6 +70,8 @@ describe('task events: GET /api/task/events', () => {
     const last = mine[mine.length - 1];
     assert.equal(last.status, 5, 'last: Success');
     assert.equal(last.done, true);
+    assert.equal(last.verdict, 'accepted', 'the verdict with the last change');
+    assert.ok(mine.slice(0, -1).every((t) => t.verdict === null), 'no verdict before it is done');
     assert.equal(mine.filter((t) => t.done).length, 1, 'done once');
     // Each event is a change: no two in a row say the same.
     for (let i = 1; i < mine.length; i++) {
@@ -109,6 +111,24 @@ describe('task events: GET /api/task/events', () => {
     const firstOutput = stream.events.find((e) => e.event === 'output')!;
     const doneEvent = stream.events.find((e) => e.event === 'task' && e.json.done)!;
     assert.ok(firstOutput.at < doneEvent.at - 500, `output arrived ${doneEvent.at - firstOutput.at} ms before the end`);
+  });
+
+  it('a task with tests: progress says test i of N as they run, the output is each test\'s own', async () => {
+    const tests = JSON.stringify([1, 2, 3].map((i) => ({ name: `t${i}`, input: `${i}\n`, output: `${i}\n` })));
+    const id = await submit(base, 'read n; echo start $n; sleep 1.2; echo $n', { tests, test_mode: 'all', checker: 'tokens' });
+    const stream = new EventStreamReader(hooks, `${base}/api/task/events?id=${id}`);
+    await stream.done;
+    const progress = stream.of('progress').filter((p) => p.step === 'execute');
+    assert.deepEqual([...new Set(progress.map((p) => p.test))], [1, 2, 3], `tests in order: ${JSON.stringify(progress)}`);
+    assert.ok(progress.every((p) => p.of === 3));
+    const outputs = stream.of('output').filter((o) => o.stream === 'stdout');
+    for (const test of [1, 2, 3]) {
+      const text = outputs.filter((o) => o.test === test).map((o) => o.text).join('');
+      assert.ok(text.startsWith(`start ${test}\n`), `test ${test}'s own output: ${JSON.stringify(text)}`);
+    }
+    const done = stream.of('task').at(-1);
+    // A checker that compares tokens: "start 1 1" is not "1".
+    assert.equal(done.verdict, 'wrong_answer');
   });
 
   it('a finished task followed with ?id= is told at once, and the stream ends', async () => {
