@@ -16,6 +16,7 @@ import { sendError } from './api/errors';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
 import { registerEventRoutes } from './api/events';
+import { OpenApiRoutes, registerOpenApiRoute, type RouteDoc } from './api/openapi';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
 import { DEFAULT_EVENTS_LOG_CHANGES, TaskEventFollower } from './task-events';
 import type { JudicatorListing } from './judicator-link';
@@ -43,6 +44,8 @@ export interface GatewayServerOptions {
 export interface GatewayServer {
   app: FastifyInstance;
   metrics: GatewayMetrics;
+  /** The routes as registered, and the OpenAPI document made of them. */
+  openapi: OpenApiRoutes;
 }
 
 export async function createGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
@@ -103,16 +106,25 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     if (started) metrics.httpDuration.observe({ method: request.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
   });
 
+  // Installed before any route: the OpenAPI document is made of the routes as they are registered.
+  const openapi = new OpenApiRoutes(app);
+  registerOpenApiRoute(app, openapi);
   registerTaskRoutes(app, context);
   registerEventRoutes(app, context);
   registerBatchRoute(app, context);
   registerClusterRoutes(app, context);
-  app.get('/metrics', async (_request, reply) => {
+  const metricsDoc: RouteDoc = {
+    summary: 'Prometheus metrics',
+    description: "The gateway's requests, judicator calls, event streams, the cluster's judicators, executors and slots, and the process (open, no token).",
+    tag: 'Operations',
+    responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { type: 'string' } } } },
+  };
+  app.get('/metrics', { config: { openapi: metricsDoc } }, async (_request, reply) => {
     const { body, contentType } = await metrics.text();
     return reply.type(contentType).send(body);
   });
   registerUiRoutes(app, options.ui);
-  return { app, metrics };
+  return { app, metrics, openapi };
 }
 
 /** Judicators, executors and their slots, for the cluster gauges of /metrics. */

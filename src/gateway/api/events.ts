@@ -11,15 +11,18 @@
 // limits.events_buffer_bytes wait unsent is dropped (its client reconnects with Last-Event-ID).
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { InvalidInputError, UnavailableError } from '../../common/errors';
+import { z } from 'zod';
+import { UnavailableError } from '../../common/errors';
 import { taskFromWire } from '../../rpc/wire';
 import { sameChange, type TaskChange } from '../../task/events';
 import { ReturnCode } from '../../task/types';
 import { verdictOf } from '../../task/verdicts';
-import { parseId } from '../forms';
 import type { EventScope, EventSubscriber, LiveUpdate } from '../task-events';
 import type { ApiContext } from './context';
 import { JudicatorAnswerError } from './errors';
+import { answerSchema, outputEventSchema, progressEventSchema, taskEventSchema } from './answers';
+import type { RouteDoc } from './openapi';
+import { eventsQuery, parseQuery } from './queries';
 import { checked } from './judicator';
 
 /** Streams open at once (config limits.events_max_streams). */
@@ -30,8 +33,6 @@ export const DEFAULT_EVENTS_BUFFER_BYTES = 1024 * 1024;
 export const EVENTS_HEARTBEAT_MS = 15_000;
 /** What a client waits before it reconnects after the stream broke (the SSE `retry` field), ms. */
 export const EVENTS_CLIENT_RETRY_MS = 2_000;
-
-const CURSOR = /^[0-9A-Fa-f]{1,1024}$/;
 
 /** The task change as the `task` event carries it. */
 function taskData(change: TaskChange): TaskChange {
@@ -98,6 +99,26 @@ class OutputCursor {
   }
 }
 
+const EVENTS_DOC: RouteDoc = {
+  summary: 'Follow task changes (Server-Sent Events)',
+  description:
+    'A text/event-stream: `ready` {cursor} once it is live; one `task` event per change of a task the token may see (TaskEvent), in order per task; ' +
+    'with id, that task only: its state first, then its changes, `progress` (ProgressEvent) and `output` (OutputEvent) while it runs, and the stream ends when it is done. ' +
+    '`reset` {cursor}: what happened since Last-Event-ID cannot be told, re-read. A comment every 15 s keeps the connection open and carries the cursor as the event id. ' +
+    'Reconnect with the Last-Event-ID header to go on where the stream broke.',
+  tag: 'Tasks',
+  api: true,
+  query: eventsQuery,
+  headers: [{ name: 'Last-Event-ID', description: 'The id of the last event seen: go on after it.' }],
+  responses: {
+    '200': {
+      description: 'The event stream. Each event\'s data is one of the schemas below, by its type.',
+      content: { 'text/event-stream': z.union([taskEventSchema, progressEventSchema, outputEventSchema, z.object({ cursor: z.string(), id: z.string().optional() })]) },
+    },
+    '503': { description: 'This gateway has as many streams open as it serves (limits.events_max_streams).', content: { 'application/json': answerSchema } },
+  },
+};
+
 export function registerEventRoutes(app: FastifyInstance, context: ApiContext): void {
   const maxStreams = context.limits.events_max_streams ?? DEFAULT_EVENTS_MAX_STREAMS;
   const maxBuffered = context.limits.events_buffer_bytes ?? DEFAULT_EVENTS_BUFFER_BYTES;
@@ -106,14 +127,11 @@ export function registerEventRoutes(app: FastifyInstance, context: ApiContext): 
     for (const stream of open) stream.end();
   });
 
-  app.get('/api/task/events', { config: { failure: {} } }, async (request: FastifyRequest, reply) => {
-    const query = request.query as Record<string, unknown>;
-    const id = query.id === undefined || query.id === '' ? undefined : parseId(Array.isArray(query.id) ? query.id[0] : query.id);
+  app.get('/api/task/events', { config: { failure: {}, openapi: EVENTS_DOC } }, async (request: FastifyRequest, reply) => {
     const header = request.headers['last-event-id'];
-    const lastEventId = (Array.isArray(header) ? header[0] : header) || (typeof query.last_event_id === 'string' ? query.last_event_id : '') || undefined;
-    if (lastEventId !== undefined && !CURSOR.test(lastEventId)) {
-      throw new InvalidInputError(`Last-Event-ID must be the id of an event this stream sent (hex), not ${JSON.stringify(lastEventId.slice(0, 40))}`);
-    }
+    const query = parseQuery(eventsQuery, { ...(request.query as object), ...(header ? { last_event_id: Array.isArray(header) ? header[0] : header } : {}) });
+    const id = query.id;
+    const lastEventId = query.last_event_id;
     if (open.size >= maxStreams) {
       throw new UnavailableError(`this gateway serves at most ${maxStreams} event streams at once (limits.events_max_streams); try again later or another gateway`);
     }
