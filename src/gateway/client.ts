@@ -160,7 +160,8 @@ export class GatewayClient {
       } catch {
         // not JSON: a gateway that does not know the route answers its own 404
       }
-      if (answer.result === ReturnCode.UNAUTHORIZED || answer.result === ReturnCode.NOT_EXIST || answer.result === ReturnCode.INVALID_INPUT) {
+      // HTTP 404 is a gateway without the route (older than events); NOT_EXIST with 200, a task that is not there.
+      if (response.status !== 404 && (answer.result === ReturnCode.UNAUTHORIZED || answer.result === ReturnCode.NOT_EXIST || answer.result === ReturnCode.INVALID_INPUT)) {
         throw answerError(answer.result, answer.message ?? `HTTP ${response.status}`);
       }
       throw new EventsUnavailableError(`the gateway at ${this.base} gives no event stream (HTTP ${response.status}${answer.message ? `: ${answer.message}` : ''})`);

@@ -42,22 +42,28 @@ export const timeParam = z
   .transform((value) => new Date(parseTime(value)!).toISOString())
   .meta({ description: 'An ISO-8601 time, such as 2026-01-31T12:00:00Z.', format: 'date-time' });
 
-/** GET /api/task's `wait`: seconds, a decimal number. */
-export const secondsParam = z
-  .string()
-  .regex(/^\s*\+?(\d{1,9}(\.\d*)?|\.\d+)\s*$/, { error: (issue) => `must be a number of seconds (how long to wait for the task to be done), not ${describe(issue.input)}` })
-  .transform(Number);
+/** GET /api/task's `wait`: seconds, a decimal number; more than `maxSeconds` is cut to it (the client asks again). */
+function secondsParam(maxSeconds: number) {
+  return z
+    .string()
+    .regex(/^\s*\+?(\d{1,9}(\.\d*)?|\.\d+)\s*$/, {
+      error: (issue) => `must be a number of seconds from 0 to ${maxSeconds} (how long to wait for the task to be done), not ${describe(issue.input)}`,
+    })
+    .transform((value) => Math.min(Number(value), maxSeconds));
+}
 
-export const taskQuery = z.object({
+/** GET /api/task's query, on a gateway whose longest wait is `maxWaitSeconds` (limits.wait_max_s). */
+export const taskQuery = (maxWaitSeconds: number) =>
+  z.object({
   id: idParam,
   no_truncate: flagParam.optional().meta({ description: 'Show long text whole instead of its first 1000 characters and "...".' }),
   file: z
     .enum(DOWNLOADABLE, { error: (issue) => `must be one of ${DOWNLOADABLE.join(', ')}, not ${describe(issue.input)}` })
     .optional()
     .meta({ description: 'Download one field of the task, raw (a zip, or the text or output as bytes), instead of the JSON.' }),
-  wait: secondsParam.optional().meta({
-    description: 'Hold the answer until the task is done, at most this many seconds (cut to the gateway\'s limits.wait_max_s, 60 by default); then the task as it is.',
-  }),
+  wait: secondsParam(maxWaitSeconds)
+    .optional()
+    .meta({ description: `Hold the answer until the task is done, at most this many seconds (more is cut to ${maxWaitSeconds}); then the task as it is.` }),
 });
 
 export const cancelQuery = z.object({ id: idParam });

@@ -103,14 +103,14 @@ const LIST_DOC: RouteDoc = {
   responses: { '200': { description: 'The page asked for, and how many pages there are.', content: { 'application/json': answer({ pages: z.number().int(), tasks: z.array(briefSchema) }) } } },
 };
 
-const GET_DOC: RouteDoc = {
+const GET_DOC = (query: z.ZodObject): RouteDoc => ({
   summary: 'Read a task',
   description:
     'The task with its result once it has one (verdict, tests); long text cut at 1000 characters and "..." unless no_truncate. ' +
     'With file, one field raw as a download (404 when it is empty or does not exist); with wait, the answer is held until the task is done.',
   tag: 'Tasks',
   api: true,
-  query: taskQuery,
+  query,
   responses: {
     '200': {
       description: 'The task (result 0), or why not (NOT_EXIST, INVALID_INPUT); with file, the field itself.',
@@ -118,7 +118,7 @@ const GET_DOC: RouteDoc = {
     },
     '404': { description: 'A download of a field that is empty, or of a task that does not exist.', content: { 'application/json': errorAnswerSchema } },
   },
-};
+});
 
 /** Adds a task under an id chosen here: the RPC client's retries on other judicators then add it once. */
 export async function addTask(context: ApiContext, task: TaskInput): Promise<string> {
@@ -129,6 +129,7 @@ export async function addTask(context: ApiContext, task: TaskInput): Promise<str
 
 export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): void {
   const submission = submissionSchemas();
+  const getQuery = taskQuery(context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S);
   app.post('/api/task', { config: { failure: { id: null }, openapi: SUBMIT_DOC(submission) } }, async (request) => {
     try {
       const submission = await readSubmission(request, context).catch((error: unknown) => {
@@ -166,12 +167,11 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
    * the answer is held until the task is done, or sent with the task as it is when the wait ends: a
    * client waiting for a result asks again only if `task.done` is still false. Same JSON either way.
    */
-  app.get('/api/task', { config: { failure: { task: null }, openapi: GET_DOC } }, async (request, reply) => {
-    const query = parseQuery(taskQuery, request.query);
+  app.get('/api/task', { config: { failure: { task: null }, openapi: GET_DOC(getQuery) } }, async (request, reply) => {
+    const query = parseQuery(getQuery, request.query);
     const id = query.id;
     const noTruncate = query.no_truncate ?? false;
-    // More than the gateway's longest wait is cut to it: the client asks again.
-    const waitMs = Math.round(Math.min(query.wait ?? 0, context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S) * 1000);
+    const waitMs = Math.round((query.wait ?? 0) * 1000);
     const wanted = query.file;
     let answer;
     try {
