@@ -108,7 +108,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   // Installed before any route: the OpenAPI document is made of the routes as they are registered.
   const openapi = new OpenApiRoutes(app);
-  registerOpenApiRoute(app, openapi);
+  registerOpenApiRoute(app, openapi, logger);
   registerTaskRoutes(app, context);
   registerEventRoutes(app, context);
   registerBatchRoute(app, context);

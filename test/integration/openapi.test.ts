@@ -56,6 +56,8 @@ describe('the OpenAPI document', () => {
     await SwaggerParser.validate(structuredClone(doc));
     const operations = Object.values(doc.paths).flatMap((item: any) => Object.values(item)) as any[];
     assert.ok(operations.every((op) => op.summary && op.responses && op.operationId), 'every operation has a summary, answers and an id');
+    const undocumented = Object.entries(doc.paths).flatMap(([path, item]: [string, any]) => Object.entries(item).filter(([, op]: [string, any]) => op['x-undocumented']).map(([method]) => `${method} ${path}`));
+    assert.deepEqual(undocumented, [], 'every route documents itself (config.openapi)');
     assert.equal(new Set(operations.map((op) => op.operationId)).size, operations.length, 'operation ids are unique');
   });
 
