@@ -3,9 +3,10 @@
 // task with its progress and its output as it prints (recorded by whichever judicator the executor
 // reports to, read through whichever the gateway asks), then ends; a client that reconnects with its
 // Last-Event-ID gets what it missed, one whose id is too old is told to reset; bad input is refused; and,
-// with an in-process gateway, the stream limit and the API token hold. The executors list shows what each
-// executor says of itself (slots, host, start).
+// with an in-process gateway, the stream limit and the API token hold and a client that does not read is
+// dropped. The executors list shows what each executor says of itself (slots, host, start).
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import os from 'node:os';
 import { before, describe, it } from 'node:test';
 import { createLogger } from '../../src/common/logging';
@@ -15,6 +16,7 @@ import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { fileHooks } from '../helpers/file-hooks';
 import { EventStreamReader } from '../helpers/sse';
 import { startExecutor, startGateway, waitForExecutors, type GatewayNode } from '../helpers/system';
+import { waitFor } from '../helpers/wait';
 
 const hooks = fileHooks();
 
@@ -200,7 +202,7 @@ describe('task events: GET /api/task/events', () => {
       waitRpc: link.waitRpc,
       judicators: () => link.judicators(),
       logger,
-      limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: 2 },
+      limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: 2, events_buffer_bytes: 64 * 1024 },
       tokens: ['s3cret'],
       ui: { get: async () => undefined },
     });
@@ -218,7 +220,6 @@ describe('task events: GET /api/task/events', () => {
     assert.match(((await third.json()) as { message: string }).message, /at most 2 event streams/);
     streams[0]!.close();
     // Its slot is free again once the server sees it closed.
-    const { waitFor } = await import('../helpers/wait');
     await waitFor(async () => {
       const response = await fetch(`${url}/api/task/events`, { headers: auth, signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
       const ok = response?.status === 200;
@@ -226,5 +227,28 @@ describe('task events: GET /api/task/events', () => {
       return ok;
     }, { what: 'a stream slot to be free again', timeoutMs: 10_000 });
     streams[1]!.close();
+
+    // A client that does not read: once 64 KiB wait unsent for it (its socket's buffers full), it is dropped.
+    const tests = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ name: `t${i}`, input: '', output: '' })));
+    const noisy = 'head -c 65536 /dev/zero | tr "\\0" a; head -c 65536 /dev/zero | tr "\\0" b >&2; sleep 0.7';
+    const added = await fetch(`${url}/api/task`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ user: 8, compile_timeout: 0, execute_timeout: 30, execute_command: noisy, tests, test_mode: 'all' }) });
+    const { id } = (await added.json()) as { id: string };
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    hooks.after(() => void socket.destroy());
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /api/task/events?id=${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret\r\n\r\n`);
+    socket.pause();
+    const done = await fetch(`${url}/api/task?id=${id}&wait=60`, { headers: auth, signal: AbortSignal.timeout(90_000) });
+    assert.equal(((await done.json()) as { task: { done: boolean } }).task.done, true);
+    // Read what was sent: the stream ended (the chunked answer's last chunk) without the task's last change.
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.resume();
+    await waitFor(() => received.endsWith('\r\n0\r\n\r\n'), { what: 'the dropped stream to end', timeoutMs: 20_000 });
+    assert.ok(received.length > 64 * 1024, `it was sent ${received.length} bytes before it was dropped`);
+    assert.ok(!/"done":true/.test(received), 'dropped before the task was done');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /^kv2_gateway_event_streams 0$/m, 'its slot is free again');
   });
 });
