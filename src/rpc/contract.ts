@@ -18,7 +18,7 @@ import {
   testReportSchema,
 } from '../task/schema';
 import { MAX_CALLBACK_URL_LENGTH, MAX_JUDGE_TESTS } from '../task/limits';
-import type { ExecutorInfo, ReturnCode, TaskBrief } from '../task/types';
+import type { ExecutorInfo, ReturnCode, TaskBrief, TaskVerdict } from '../task/types';
 
 export const RPC_PATH = '/rpc';
 /** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
@@ -100,6 +100,8 @@ export interface WireTask extends WireTaskInput {
   status: number;
   executor: string | null;
   report_time: string;
+  /** Issue 17: the task's verdict once it is done (its result's), as its brief has it. */
+  verdict?: TaskVerdict | null;
   retries: number;
   result: WireResult | null;
 }

@@ -122,6 +122,7 @@ export function taskFromWire(wire: WireTask): Task {
     status: wire.status as TaskStatus,
     executor: wire.executor,
     report_time: wire.report_time,
+    ...(wire.verdict !== undefined ? { verdict: wire.verdict } : {}),
     retries: wire.retries ?? 0,
     result: wire.result ? resultFromWire(wire.result) : null,
   };

@@ -71,6 +71,8 @@ export function presentTask(task: Task, options: { noTruncate: boolean }): Prese
   const full = options.noTruncate;
   const presented: PresentedTask = {
     ...presentBrief(task),
+    // The brief's verdict is its result's; a task from a judicator older than briefs with verdicts has only the latter.
+    verdict: task.verdict ?? task.result?.verdict ?? null,
     compile: {
       source: task.compile.source.length > 0,
       command: shown(task.compile.command, full),
