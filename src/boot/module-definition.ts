@@ -43,6 +43,8 @@ export interface ModuleDefinition<C = unknown> {
   enabled?(context: RenderContext): boolean | Promise<boolean>;
   /** Seconds the module needs to stop, when more than the supervisor's grace period (draining). */
   stopGraceSeconds?(config: C): number;
+  /** A line the role prints on stdout as it starts, for a person: where the gateway's web UI is. */
+  announce?(config: C): string | undefined;
   /**
    * Loads the module's code lazily, so that other processes do not pay for it. The code gets its config
    * without the log section, and `configFile`, the file it was read from (for what must happen once per

@@ -20,6 +20,8 @@ export interface PreparedRole {
   flags: FlagValues;
   /** Writes the role dirs and config files. */
   write(): void;
+  /** Lines for a person, printed on stdout as the role starts (where the web UI is). */
+  announcements: string[];
 }
 
 /** Resolves flags and renders every config, touching nothing on disk: a bad flag changes nothing. */
@@ -69,7 +71,8 @@ export async function prepareRole(command: CommandName, given: Record<string, un
     }
     writeConfigFile(path.join(bootDir, 'config', 'boot.json'), bootConfig);
   };
-  return { bootDir, bootConfig, flags, write };
+  const announcements = rendered.map(({ module, config }) => module.announce?.(config)).filter((line): line is string => Boolean(line));
+  return { bootDir, bootConfig, flags, write, announcements };
 }
 
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
@@ -97,6 +100,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
       level: prepared.bootConfig.log.level,
     });
     const supervisor = new Supervisor(prepared.bootConfig, logger);
+    for (const line of prepared.announcements) process.stdout.write(`${line}\n`);
     const controller = new AbortController();
     let signals = 0;
     let stopSignal: NodeJS.Signals = 'SIGINT';

@@ -1,28 +1,16 @@
 // `kv2 task submit|get|list|cancel|wait`: the command-line client of a gateway's API. Files and
-// directories are zipped here; human tables by default, `--json` for scripts; `--wait` and `wait` follow
-// a task to its end with a progress line and exit with a code that tells its outcome.
+// directories are zipped here; human tables by default (verdicts first: task-view.ts), `--json` for
+// scripts; `--wait` and `wait` follow a task to its end (task-follow.ts: a progress line, and its output
+// as it prints with submit --wait and wait --follow) and exit with a code that tells its verdict.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CAC } from 'cac';
-import { InvalidInputError, UsageError, UnavailableError } from '../common/errors';
+import { InvalidInputError, UsageError } from '../common/errors';
 import { parseTime } from '../common/time';
-import type { GatewayClient } from '../gateway/client';
-import type { PresentedBrief, PresentedTask } from '../gateway/present';
 import { writeZip, type ZipEntry } from '../task/zip';
-import { TaskStatus } from '../task/types';
-import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
-
-/** Exit codes of `kv2 task submit --wait` and `kv2 task wait` (2 stays "usage", as everywhere). */
-export const TaskExit = {
-  SUCCESS: 0,
-  ERROR: 1,
-  COMPILE_FAILED: 3,
-  RUN_FAILED: 4,
-  WRONG_ANSWER: 5,
-  CANCELLED: 6,
-  UNKNOWN_ERROR: 7,
-  WAIT_TIMEOUT: 8,
-} as const;
+import { addClientOptions, clientFrom, text, withRawText, type ClientOptions, type Run } from './shared';
+import { followTask } from './task-follow';
+import { TASK_EXIT_HELP, TaskExit, exitCodeOf, formatBriefs, formatTask } from './task-view';
 
 const ACTIONS = ['submit', 'get', 'list', 'cancel', 'wait'] as const;
 const LIMIT_NAMES = ['cpu-time', 'memory', 'processes', 'file-size', 'output', 'time-limit-ms', 'wall-limit-ms', 'memory-limit-kb', 'stack-limit-kb'] as const;
@@ -149,106 +137,6 @@ function judgeFields(options: Record<string, unknown>): Record<string, unknown> 
   return fields;
 }
 
-/** The exit code that tells a finished task's outcome. */
-export function exitCodeOf(task: PresentedTask): number {
-  switch (task.status) {
-    case TaskStatus.SUCCESS:
-      return task.result?.accepted === false ? TaskExit.WRONG_ANSWER : TaskExit.SUCCESS;
-    case TaskStatus.COMPILE_FAILED:
-      return TaskExit.COMPILE_FAILED;
-    case TaskStatus.RUN_FAILED:
-      return TaskExit.RUN_FAILED;
-    case TaskStatus.CANCELLED:
-      return TaskExit.CANCELLED;
-    default:
-      return TaskExit.UNKNOWN_ERROR;
-  }
-}
-
-/** Seconds one waiting request asks the gateway to hold it: below the 60 s proxies commonly allow. */
-export const WAIT_REQUEST_S = 30;
-
-/**
- * Waits until the task is done, or `timeoutMs` (0: no end). Each request is held by the gateway until
- * the task is done (GET /api/task?wait=), so the result is seen as soon as it exists, at the cost of one
- * request per WAIT_REQUEST_S. A gateway that answers a waiting request at once (one older than `wait`) is
- * polled every `intervalMs` instead. A progress line on stderr meanwhile (on a terminal, rewritten in
- * place with a clock that ticks).
- */
-async function waitForTask(client: GatewayClient, id: string, options: { intervalMs: number; timeoutMs: number; quiet: boolean }): Promise<PresentedTask | undefined> {
-  const started = Date.now();
-  const tty = process.stderr.isTTY && !options.quiet;
-  const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
-  let last = '';
-  let longPoll = true;
-  // Until the first answer (which may be the last: it comes when the task is done), the line says so.
-  let ticking = `task ${id}: waiting for it to be done`;
-  const ticker = tty ? setInterval(() => process.stderr.write(`\r\x1b[K${ticking} (${seconds()} s)`), 1_000) : undefined;
-  try {
-    for (;;) {
-      const left = options.timeoutMs > 0 ? options.timeoutMs - (Date.now() - started) : Number.POSITIVE_INFINITY;
-      const waitS = longPoll ? Math.max(0, Math.min(WAIT_REQUEST_S, left / 1000)) : 0;
-      const asked = Date.now();
-      let task: PresentedTask | undefined;
-      try {
-        task = longPoll ? await client.wait(id, waitS) : await client.get(id);
-      } catch (error) {
-        // A gateway restarting, or a judicator failing over: keep waiting, say so.
-        if (!(error instanceof UnavailableError)) throw error;
-        if (!options.quiet) process.stderr.write(`${tty ? '\r\x1b[K' : ''}task ${id}: ${error.message}; still waiting${tty ? '' : '\n'}`);
-      }
-      if (task) {
-        const line = `task ${id}: ${statusName(task.status)}${task.executor ? ` on ${task.executor}` : ''}`;
-        if (tty) process.stderr.write(`\r\x1b[K${line} (${seconds()} s)`);
-        else if (!options.quiet && line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-        ticking = line;
-        // A waiting request answers with the whole text; a poll's is cut, so the result is asked again.
-        if (task.done) return longPoll ? task : await client.get(id, { noTruncate: true });
-        if (longPoll && waitS >= 1 && Date.now() - asked < (waitS * 1000) / 2) longPoll = false;
-      }
-      if (options.timeoutMs > 0 && Date.now() - started >= options.timeoutMs) return undefined;
-      if (!longPoll || !task) await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
-    }
-  } finally {
-    clearInterval(ticker);
-    if (tty) process.stderr.write('\n');
-  }
-}
-
-function printTask(task: PresentedTask): void {
-  const rows: [string, string][] = [
-    ['id', task.id],
-    ['status', `${statusName(task.status)}${task.result?.accepted === true ? ' (accepted)' : task.result?.accepted === false ? ' (wrong answer)' : ''}`],
-    ['done', task.done ? 'yes' : 'no'],
-    ['user', String(task.user)],
-    ['executor', task.executor ?? '-'],
-    ['added', task.add_time],
-    ['reported', task.report_time || '-'],
-    ['retries', String(task.retries ?? 0)],
-    ['compile', `${task.compile.command || '(none)'}  [timeout ${task.compile.timeout || 'none'}${task.compile.source ? ', with source zip' : ''}]`],
-    ['execute', `${task.execute.command}  [timeout ${task.execute.timeout || 'none'}${task.execute.data ? ', with data zip' : ''}]`],
-  ];
-  print(formatTable(['field', 'value'], rows).split('\n').slice(1).join('\n'));
-  if (task.result) {
-    for (const name of ['compile_output', 'compile_error', 'execute_output', 'execute_error'] as const) {
-      const value = task.result[name];
-      if (!value) continue;
-      print(`--- ${name} ---`);
-      process.stdout.write(value.endsWith('\n') ? value : `${value}\n`);
-    }
-  }
-}
-
-function printBriefs(tasks: PresentedBrief[], pages: number, page: number): void {
-  if (tasks.length === 0) {
-    print('No task matches.');
-    return;
-  }
-  print(formatTable(['ID', 'USER', 'ADDED', 'STATUS', 'EXECUTOR', 'REPORTED'], tasks.map((t) => [t.id, t.user, t.add_time, statusName(t.status), t.executor ?? '-', t.report_time || '-'])));
-  if (pages > 1) print(`(page ${page + 1} of ${pages}; --page N for another)`);
-}
-
 function needId(args: string[], action: string): string {
   const id = args[0];
   if (!id) throw new UsageError(`kv2 task ${action} needs a task id`);
@@ -267,19 +155,24 @@ export async function runTaskCommand(action: string, args: string[], options: Re
   if (!(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`unknown action "${action}": kv2 task ${ACTIONS.join('|')}`);
   const client = clientFrom(options as ClientOptions);
   const json = Boolean(options.json);
-  const wait = async (id: string) => {
-    const task = await waitForTask(client, id, {
+  const wait = async (id: string, follow: boolean) => {
+    const followed = await followTask(client, id, {
       intervalMs: positiveSeconds(options.pollInterval, 'poll-interval', 0.5) * 1000,
       timeoutMs: positiveSeconds(options.waitTimeout, 'wait-timeout', 0) * 1000,
       quiet: json,
+      output: follow,
     });
-    if (!task) {
+    if (!followed) {
       process.stderr.write(`kv2: task ${id} is not done yet (--wait-timeout reached)\n`);
       return TaskExit.WAIT_TIMEOUT;
     }
-    if (json) print(JSON.stringify(task, null, 2));
-    else printTask(task);
-    return exitCodeOf(task);
+    if (json) print(JSON.stringify(followed.task, null, 2));
+    else {
+      const shown = formatTask(followed.task, follow ? followed.streamed : undefined);
+      process.stderr.write(shown.err);
+      process.stdout.write(shown.out);
+    }
+    return exitCodeOf(followed.task);
   };
 
   switch (action) {
@@ -290,10 +183,11 @@ export async function runTaskCommand(action: string, args: string[], options: Re
         return 0;
       }
       if (!json) process.stderr.write(`submitted task ${id}\n`);
-      return wait(id);
+      // submit --wait shows the task's output as it prints, as wait --follow does.
+      return wait(id, true);
     }
     case 'wait':
-      return wait(needId(args, action));
+      return wait(needId(args, action), Boolean(options.follow));
     case 'get': {
       const id = needId(args, action);
       const file = text(options.file);
@@ -303,7 +197,7 @@ export async function runTaskCommand(action: string, args: string[], options: Re
       }
       const task = await client.get(id, { noTruncate: Boolean(options.full) });
       if (json) print(JSON.stringify(task, null, 2));
-      else printTask(task);
+      else process.stdout.write(formatTask(task).out);
       return 0;
     }
     case 'list': {
@@ -327,7 +221,7 @@ export async function runTaskCommand(action: string, args: string[], options: Re
         page,
       });
       if (json) print(JSON.stringify(answer, null, 2));
-      else printBriefs(answer.tasks, answer.pages, page);
+      else process.stdout.write(formatBriefs(answer.tasks, answer.pages, page));
       return 0;
     }
     case 'cancel': {
@@ -355,8 +249,7 @@ export function registerTaskCommand(cli: CAC, run: Run): void {
     .usage(
       'task submit --execute <command> [--source file|dir] [--compile <command>] [--input <text>] [--wait]\n' +
         '  kv2 task get|wait <id>   kv2 task cancel <id>...   kv2 task list [--user N]\n\n' +
-        'Exit codes of submit --wait and wait: 0 success, 3 compile failed, 4 run failed, 5 wrong answer,\n' +
-        '6 cancelled, 7 unknown error, 8 --wait-timeout reached; otherwise 1 error, 2 bad usage.',
+        TASK_EXIT_HELP,
     )
     .option('--user <n>', 'submit/list: user id (default: 0 for submit)', { type: [String] })
     .option('--source <path>', 'submit: source file, directory or .zip, unpacked at the top of the task directory (repeatable)', { type: [String] })
@@ -379,7 +272,8 @@ export function registerTaskCommand(cli: CAC, run: Run): void {
     .option('--checker-source <file>', 'submit: a checker program (.cpp, .c, .py, .sh), run as: checker <input> <output> <answer>; exit 0 accepted, 1 wrong answer, 2 presentation error, 3 failed', { type: [String] })
     .option('--callback-url <url>', 'submit: where the finished task is POSTed (to a host the cluster allows)', { type: [String] })
     .option('--network', 'submit: the task needs network access')
-    .option('--wait', 'submit: wait for the result, print it, and exit with the task outcome')
+    .option('--wait', "submit: wait for the result (showing the task's progress and output as it runs), print it, and exit with its verdict's code")
+    .option('--follow', "wait: show the task's output as it prints (stdout to stdout, stderr to stderr), then its result")
     .option('--wait-timeout <seconds>', 'submit --wait/wait: give up after this long (exit 8; default: never)', { type: [String] })
     .option('--poll-interval <seconds>', 'submit --wait/wait: seconds between checks of a gateway that cannot hold a request until the task is done (older), or cannot be reached (default: 0.5)', { type: [String] })
     .option('--file <name>', 'get: print one field raw (compile_output, execute_output, compile_source, ...)', { type: [String] })
@@ -395,6 +289,6 @@ export function registerTaskCommand(cli: CAC, run: Run): void {
     .example('task submit --source main.cpp --compile "g++ -O2 -o main main.cpp" --input World --execute ./main --wait')
     .example('task submit --source main.cpp --compile "g++ -O2 -o main main.cpp" --execute ./main --tests tests/ --execute-time-limit-ms 1000 --wait')
     .example('task list --user 0')
-    .example('task wait 6a4f0c2b9d3e1f0a12345678')
+    .example('task wait --follow 6a4f0c2b9d3e1f0a12345678')
     .action((action: string, ids: string[], options: Record<string, unknown>) => run(() => runTaskCommand(action, ids, withRawText(options, cli.rawArgs, command))));
 }

@@ -1,6 +1,7 @@
 // What the executor's main module runs with (config/main.json, less the log section boot adds): its
 // slots, timings, task limits and sandbox, and where the judicators' etcd is. Rendered from the flags by
 // boot/modules/executor.ts; validated by this schema every time the module starts.
+import { DEFAULT_LIVE_REPORT_EVERY_MS } from '../task/events';
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { z } from 'zod';
 import { nodeNameField } from '../common/config-fields';
@@ -22,6 +23,11 @@ export const executorConfigSchema = z.object({
    * own; results are reported at once. A task shorter than this costs one report: its result.
    */
   status_delay: z.number().min(0).max(60).default(DEFAULT_STATUS_DELAY),
+  /**
+   * Seconds a running task must have run before its live state (test, output so far) goes in the reports,
+   * and then the most often it does, when it changed; 0: never (the event streams show no live output).
+   */
+  live_interval: z.number().min(0).max(60).default(DEFAULT_LIVE_REPORT_EVERY_MS / 1000),
   /** Where task dirs are made (relative to the role dir); wiped at every start. */
   data_dir: z.string().min(1),
   task: z.object({

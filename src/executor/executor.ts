@@ -139,6 +139,8 @@ async function serve(
       retryInitialMs: config.rpc.retry_initial * 1000,
       retryMaxMs: config.rpc.retry_max * 1000,
       finalReportMs: config.rpc.final_report_timeout * 1000,
+      liveEveryMs: config.live_interval * 1000,
+      self: { host: os.hostname(), slots: config.slots, started },
     },
     (body, { waitMs, signal: callSignal }) => rpc.call('report', body, { timeoutMs: waitMs + config.rpc.timeout * 1000, signal: callSignal }),
     (task, slot, onChange) => new TaskRun(task, slot, settings, logger, onChange),

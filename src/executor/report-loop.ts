@@ -5,12 +5,14 @@
 // (Compiling, Running) only once it has lasted `statusDelayMs`, so a short task costs no report but its
 // completion, which is also the next poll for work. (The judicator hands again any assignment whose answer
 // was lost, so aborting is safe, and assignments are deduplicated by id.) Failures keep every result and
-// retry with a backoff.
+// retry with a backoff. A task that has run `liveEveryMs` has its live state (test, output so far: issue
+// 17's event streams) in the next report whenever it changed, at most every `liveEveryMs`; a shorter task
+// never does.
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
 import type { RpcRequest, RpcResponse } from '../rpc/contract';
-import { completedToWire, taskFromWire } from '../rpc/wire';
+import { completedToWire, liveToWire, taskFromWire } from '../rpc/wire';
 import { ReturnCode, type Task } from '../task/types';
 import type { TaskRun } from './runner';
 
@@ -28,6 +30,10 @@ export interface ReportLoopOptions {
   retryMaxMs: number;
   /** How long the last report (handing tasks back on shutdown) may try, ms. */
   finalReportMs: number;
+  /** A running task's live state is reported once it has run this long, then at most this often (ms; 0: never). */
+  liveEveryMs: number;
+  /** What the executor says of itself in every report (the executors list). */
+  self: { host: string; slots: number; started: string };
 }
 
 /** Sends one report (the RPC client in production). */
@@ -44,6 +50,8 @@ interface ReportState {
   vacant: number;
   urgent: boolean;
   statusNews: boolean;
+  /** Running tasks whose live state is due (run long enough, changed, not sent within liveEveryMs). */
+  live: TaskRun[];
 }
 
 export class ReportLoop {
@@ -77,6 +85,10 @@ export class ReportLoop {
   private polling = false;
   private idleWait: AbortController | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** The live state last reported of each running task: its version and when (performance.now()). */
+  private readonly liveSent = new Map<string, { version: number; at: number }>();
+  /** Looks for live state due every liveEveryMs while tasks run. */
+  private liveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: ReportLoopOptions,
@@ -112,6 +124,7 @@ export class ReportLoop {
           continue;
         }
         const body = this.build(state);
+        const sentLive = state.live.map((run) => [run.id, run.live.version] as const);
         this.forced = false;
         // This report carries every status as it is now: changes from here on start a new clock.
         this.statusSince = undefined;
@@ -144,6 +157,7 @@ export class ReportLoop {
         this.fresh = false;
         this.reported = new Map(body.executing.map((e) => [e.id, e.status]));
         this.reportedVacant = body.vacant;
+        for (const [id, version] of sentLive) this.liveSent.set(id, { version, at: performance.now() });
         for (const id of body.release ?? []) this.toRelease.delete(id);
         this.apply(answer);
         // Tasks just assigned are news too: reported with their status once it has lasted, or with their result.
@@ -164,7 +178,37 @@ export class ReportLoop {
     } finally {
       stop.removeEventListener('abort', onStop);
       clearTimeout(this.statusTimer);
+      clearInterval(this.liveTimer);
+      this.liveTimer = undefined;
     }
+  }
+
+  /** While tasks run, looks every liveEveryMs for live state to report, and reports it (waking the loop). */
+  private watchLive(): void {
+    if (this.options.liveEveryMs <= 0 || this.liveTimer) return;
+    this.liveTimer = setInterval(() => {
+      if (![...this.runs.values()].some((run) => !run.finished)) {
+        clearInterval(this.liveTimer);
+        this.liveTimer = undefined;
+        return;
+      }
+      if (this.liveDue().length > 0) this.wake();
+    }, this.options.liveEveryMs);
+    this.liveTimer.unref();
+  }
+
+  /** Running tasks whose live state should go in the next report. */
+  private liveDue(): TaskRun[] {
+    const every = this.options.liveEveryMs;
+    if (every <= 0) return [];
+    const now = performance.now();
+    const due: TaskRun[] = [];
+    for (const run of this.runs.values()) {
+      if (run.finished || run.cancelled || run.result !== null || run.live.elapsedMs(now) < every) continue;
+      const sent = this.liveSent.get(run.id);
+      if (!sent || (sent.version !== run.live.version && now - sent.at >= every)) due.push(run);
+    }
+    return due;
   }
 
   /** Waits `ms`, or until woken. */
@@ -262,19 +306,21 @@ export class ReportLoop {
     const vacant = this.accepting ? Math.max(0, this.options.slots - busy) : 0;
     const urgent = finished.length > 0 || release.length > 0 || vacant > this.reportedVacant || this.forced;
     const statusNews = executing.length !== this.reported.size || executing.some((e) => this.reported.get(e.id) !== e.status);
-    return { finished, executing, release, vacant, urgent, statusNews };
+    return { finished, executing, release, vacant, urgent, statusNews, live: this.liveDue() };
   }
 
   /** The report's body for `state` (results encoded for the wire: only when it is sent). */
-  private build({ finished, executing, release, vacant }: ReportState): Omit<RpcRequest<'report'>, 'wait_ms'> {
+  private build({ finished, executing, release, vacant, live }: ReportState): Omit<RpcRequest<'report'>, 'wait_ms'> {
     return {
       executor: this.options.name,
       key: this.options.key,
       complete: finished.map((run) => completedToWire({ id: run.id, status: run.status, result: run.result! })),
       executing,
       vacant,
+      self: this.options.self,
       ...(release.length ? { release } : {}),
       ...(this.fresh ? { fresh: true } : {}),
+      ...(live.length ? { live: live.map((run) => liveToWire(run.live.snapshot(run.id))) } : {}),
     };
   }
 
@@ -285,6 +331,7 @@ export class ReportLoop {
       if (run.finished) {
         // A finished task in `cancel` is the judicator's acknowledgement (or a task it took back): forget it.
         this.runs.delete(id);
+        this.liveSent.delete(id);
       } else {
         this.logger.info({ task: id, status: run.status }, `judicator cancelled task ${id}; stopping it`);
         run.cancel();
@@ -309,13 +356,17 @@ export class ReportLoop {
       this.logger.info({ task: task.id, slot, retries: task.retries }, `running task ${task.id} in slot ${slot}`);
       const run = this.startRun(task, slot, (changed) => this.changed(changed));
       this.runs.set(task.id, run);
+      this.watchLive();
     }
     this.checkIdle();
   }
 
   private changed(run: TaskRun): void {
     // A task the judicator took away is forgotten as soon as its processes are gone.
-    if (run.finished && run.cancelled && !this.stoppedByUs.has(run.id)) this.runs.delete(run.id);
+    if (run.finished && run.cancelled && !this.stoppedByUs.has(run.id)) {
+      this.runs.delete(run.id);
+      this.liveSent.delete(run.id);
+    }
     this.checkIdle();
     // A result, or a slot freed, goes out at once; a status change once it has lasted.
     if (run.finished) this.wake();

@@ -22,6 +22,7 @@ import { CheckerProgram } from './checker-program';
 import type { Confinement, StepPlan } from './confinement';
 import { judgeTask, type Judged } from './judging';
 import { askedInExecutorUnits, wallLimitMs, type LimitValues } from './limits';
+import { LiveState } from './live-state';
 import { runStep, type StepOutcome } from './step';
 import type { StepCall, StepResult } from './step-runner';
 import { taskOutcome, type JudgedLimits } from './verdict';
@@ -108,6 +109,8 @@ export class TaskRun {
   private paths: TaskPaths | undefined;
   /** Resolves when `finished`. */
   readonly done: Promise<void>;
+  /** Issue 17: its step, test and output so far, which the report loop sends once it has run a while. */
+  readonly live = new LiveState();
   private readonly stopper = new AbortController();
 
   constructor(
@@ -182,6 +185,7 @@ export class TaskRun {
   }
 
   private async steps(paths: TaskPaths): Promise<void> {
+    this.live.begin('compile', 0, 1);
     const compileTimeoutMs = wallLimitMs(this.task.compile.timeout, this.task.compile.limits);
     const compile = await this.runCall({ step: 'compile', script: 'compile.sh', stdinFile: null, timeoutMs: compileTimeoutMs, limits: this.task.compile.limits });
     if (this.cancelled) return;
@@ -234,6 +238,7 @@ export class TaskRun {
       cancelled: () => this.cancelled,
       onTest: (test, of) => {
         this.progress = { test, of };
+        this.live.begin('execute', test, of);
       },
     });
     if (!judged || this.cancelled) return;
@@ -324,6 +329,8 @@ export class TaskRun {
         signal: this.stopper.signal,
         groupRecordFile: paths.groupRecord(call.step),
         containment: plan.containment,
+        // The solution's output as it comes (a checker's is not the task's).
+        onOutput: call.checker ? undefined : (stream, chunk) => this.live.output(stream, chunk),
       });
     } finally {
       await plan.dispose?.();

@@ -46,6 +46,8 @@ export interface StepSpec {
   /** Where to record the step's process group, so a restarted executor can kill its leftovers. */
   groupRecordFile?: string;
   containment?: StepContainment;
+  /** Each chunk of output as it comes (the task's live state, issue 17). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
 export interface StepOutcome {
@@ -143,9 +145,11 @@ export async function runStep(spec: StepSpec): Promise<StepOutcome> {
     { ...spec.command, stdinFile: spec.stdinFile, stdinOwner: spec.stdinOwner, outputLimit: spec.outputLimit },
     {
       stdout: (chunk) => {
+        spec.onOutput?.('stdout', chunk);
         if (!stdout.push(chunk)) stop('output');
       },
       stderr: (chunk) => {
+        spec.onOutput?.('stderr', chunk);
         if (!stderr.push(chunk)) stop('output');
       },
     },

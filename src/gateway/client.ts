@@ -4,11 +4,15 @@
 import { InvalidInputError, Kv2Error, NotFoundError, TooLargeError, UnavailableError, describeError } from '../common/errors';
 import { ReturnCode, type ExecutorInfo } from '../task/types';
 import type { PresentedBrief, PresentedTask } from './present';
+import { SseParser, type SseEvent } from './sse-parser';
 
 export const DEFAULT_GATEWAY = 'http://localhost:7000';
 
 /** The gateway refused the API token (or wants one). */
 export class UnauthorizedApiError extends Kv2Error {}
+
+/** The gateway has no event stream to give (it is older than GET /api/task/events): wait another way. */
+export class EventsUnavailableError extends Kv2Error {}
 
 export interface GatewayClientOptions {
   /** Base URL (`http://host:7000`); a path prefix is kept. */
@@ -131,6 +135,53 @@ export class GatewayClient {
 
   async cancel(id: string): Promise<void> {
     await this.json('DELETE', '/api/task', { id });
+  }
+
+  /**
+   * The events of GET /api/task/events (all the token may see, or one task with `id`) as they come,
+   * parsed; ends when the server ends the stream (a followed task is done). Throws
+   * EventsUnavailableError when the gateway has no event stream to give (older than events, or the route
+   * refused), UnavailableError when it cannot be reached (the caller may reconnect with `lastEventId`).
+   */
+  async *events(query: { id?: string }, options: { signal?: AbortSignal; lastEventId?: string } = {}): AsyncGenerator<SseEvent> {
+    const url = `${this.base}/api/task/events${query.id ? `?id=${encodeURIComponent(query.id)}` : ''}`;
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        headers: {
+          accept: 'text/event-stream',
+          ...(options.lastEventId ? { 'last-event-id': options.lastEventId } : {}),
+          ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        },
+        signal: options.signal,
+      });
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw new UnavailableError(`cannot reach the gateway at ${this.base} (${describeError((error as { cause?: unknown }).cause ?? error)})`);
+    }
+    if (!(response.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      const text = await response.text().catch(() => '');
+      let answer: { result?: number; message?: string } = {};
+      try {
+        answer = JSON.parse(text) as typeof answer;
+      } catch {
+        // not JSON: a gateway that does not know the route answers its own 404
+      }
+      // HTTP 404 is a gateway without the route (older than events); NOT_EXIST with 200, a task that is not there.
+      if (response.status !== 404 && (answer.result === ReturnCode.UNAUTHORIZED || answer.result === ReturnCode.NOT_EXIST || answer.result === ReturnCode.INVALID_INPUT)) {
+        throw answerError(answer.result, answer.message ?? `HTTP ${response.status}`);
+      }
+      throw new EventsUnavailableError(`the gateway at ${this.base} gives no event stream (HTTP ${response.status}${answer.message ? `: ${answer.message}` : ''})`);
+    }
+    const parser = new SseParser();
+    if (options.lastEventId) parser.lastEventId = options.lastEventId;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) yield* parser.push(decoder.decode(chunk, { stream: true }));
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      throw new UnavailableError(`the event stream from ${this.base} broke (${describeError((error as { cause?: unknown }).cause ?? error)})`);
+    }
   }
 
   async executors(): Promise<ExecutorAnswer[]> {

@@ -48,6 +48,10 @@ export const gatewayConfigSchema = z.object({
     wait_max_s: z.number().min(1).max(600).optional(),
     /** Waiting requests answered by one held `wait` call each, at once; more are polled (default 48). */
     wait_max_held: z.number().int().min(0).max(60).optional(),
+    /** GET /api/task/events streams open at once; more are refused with 503 (default 256). */
+    events_max_streams: z.number().int().min(0).max(100_000).optional(),
+    /** Bytes one event stream may have waiting to be sent; a client that slow is dropped (default 1 MiB). */
+    events_buffer_bytes: z.number().int().min(4096).optional(),
   }),
   register: z.object({
     /** Seconds the gateway/service key outlives a gateway that died. */

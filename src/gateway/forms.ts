@@ -4,11 +4,12 @@
 // task/schema.ts's). Also the validation of the query parameters of the other routes.
 import { InvalidFieldsError, InvalidInputError, TooLargeError, type FieldError } from '../common/errors';
 import { ID_PATTERN } from '../common/ids';
-import { parseTime } from '../common/time';
 import type { CallbackAllowList } from '../task/callback-allow';
+import { listQuery, parseQuery } from './api/queries';
 import { packText } from '../task/codec';
-import { MAX_INT, MAX_JUDGE_TESTS } from '../task/limits';
-import { checkCallbackUrl, checkTaskInput, floatErrorSchema, stepLimitsSchema } from '../task/schema';
+import { z } from 'zod';
+import { MAX_FLOAT_CHECKER_ERROR, MAX_INT, MAX_JUDGE_TESTS } from '../task/limits';
+import { checkCallbackUrl, checkTaskInput, countSchema, floatErrorSchema, stepLimitsSchema, testModeSchema } from '../task/schema';
 import { testsFromZip } from '../task/tests-zip';
 import { CHECKER_KINDS, TEST_MODES, type Checker, type JudgeSpec, type JudgeTest, type StepLimits, type TaskInput } from '../task/types';
 import { checkFileName, zipOneFile } from '../task/zip';
@@ -56,6 +57,92 @@ export const SUBMISSION_FIELDS: readonly string[] = [
 /** JSON submissions may leave these out (the original's form required them): they default to ''. */
 const JSON_OPTIONAL_TEXT = new Set(['compile_command', 'execute_input', 'execute_standard']);
 
+/** What each field is, for the API's documentation (docs/api.md, GET /api/openapi.json). */
+const FIELD_HELP: Record<string, string> = {
+  user: 'The user the task belongs to (any whole number; it groups tasks).',
+  compile_timeout: 'Seconds the compile step may run (0: no limit).',
+  execute_timeout: 'Seconds the execute step (each test) may run (0: no limit).',
+  compile_command: 'The compile command, run by bash in the task directory (empty: no compile step).',
+  execute_input: 'Standard input of the execute step (a task without tests).',
+  execute_command: 'The execute command, run by bash in the task directory.',
+  execute_standard: 'The expected output (a task without tests); trailing spaces and empty lines at the end do not count.',
+  compile_source: 'A zip unpacked at the top of the task directory (a file in a form, base64 in JSON).',
+  execute_data: 'A zip unpacked into data/ (a file in a form, base64 in JSON).',
+  tests_zip: 'Issue 17: the tests as a zip of <name>.in / <name>.out (or .ans) pairs (a file in a form, base64 in JSON).',
+  compile_source_name: 'One source file instead of a zip: its name (with compile_source_str).',
+  compile_source_str: 'One source file instead of a zip: its text (with compile_source_name).',
+  execute_data_name: 'One data file instead of a zip: its name (with execute_data_str).',
+  execute_data_str: 'One data file instead of a zip: its text (with execute_data_name).',
+  tests: 'Issue 17: a JSON array of {"name"?, "input", "output"} (a JSON string in a form); names default to 1..N.',
+  test_mode: 'Issue 17: first_fail (default: stop at the first test that fails) or all.',
+  checker: 'Issue 17: exact (default), tokens (whitespace-insensitive), float:<error> (absolute or relative tolerance), or program.',
+  checker_source_name: 'Issue 17: the checker program\'s file name; its extension says how it is built (checker=program).',
+  checker_source_str: "Issue 17: the checker program's source, testlib's convention: exit 0 OK, 1 wrong answer, 2 presentation error, 3 fail.",
+  network: 'The task asks for network access in its sandbox (1, true, 0 or false; the executor may refuse).',
+  callback_url: 'Issue 17: where the finished task is POSTed (signed); only to hosts the gateway allows (--task-callback-allow).',
+};
+const LIMIT_HELP: Record<keyof StepLimits, string> = {
+  cpu_time: 'CPU seconds',
+  memory: 'bytes of memory',
+  processes: 'processes at once',
+  file_size: 'largest file written, bytes',
+  output: 'bytes of output kept per stream',
+  time_ms: 'issue 17: CPU time in milliseconds (over it: time limit)',
+  wall_ms: 'issue 17: wall time in milliseconds',
+  memory_kb: 'issue 17: peak resident memory in KiB (over it: memory limit)',
+  stack_kb: 'issue 17: stack size in KiB',
+};
+
+/**
+ * The submission's fields as zod schemas, for the API's documentation: one per field of SUBMISSION_FIELDS
+ * (the list parseSubmission walks), their values bounded by the schemas parseSubmission checks them with
+ * (countSchema, stepLimitsSchema, testModeSchema, floatErrorSchema's bound). A form sends every value as
+ * text (zips as files); JSON sends numbers as numbers and zips as base64.
+ */
+export function submissionSchemas(): { form: z.ZodObject; json: z.ZodObject } {
+  const form: Record<string, z.ZodType> = {};
+  const json: Record<string, z.ZodType> = {};
+  const help = (field: string, schema: z.ZodType) => schema.meta({ description: FIELD_HELP[field] ?? field });
+  const digits = z.string().regex(/^\s*\+?\d{1,16}\s*$/);
+  for (const field of INT_FIELDS) {
+    form[field] = help(field, digits);
+    json[field] = help(field, countSchema);
+  }
+  for (const field of TEXT_FIELDS) {
+    const required = field === 'execute_command';
+    form[field] = help(field, z.string());
+    json[field] = help(field, required || !JSON_OPTIONAL_TEXT.has(field) ? z.string() : z.string().optional());
+  }
+  for (const field of ARCHIVE_FIELDS) {
+    form[field] = help(field, z.string().meta({ format: 'binary' }).optional());
+    json[field] = help(field, z.string().meta({ contentEncoding: 'base64' }).optional());
+  }
+  for (const field of [...PAIR_FIELDS, 'checker_source_name', 'checker_source_str', 'callback_url'] as const) {
+    form[field] = help(field, z.string().optional());
+    json[field] = help(field, z.string().optional());
+  }
+  for (const step of ['compile', 'execute'] as const) {
+    for (const [name, key] of Object.entries(LIMIT_FIELDS)) {
+      const field = `${step}_${name}`;
+      const bounded = (stepLimitsSchema.shape[key] as z.ZodOptional<z.ZodNumber>).unwrap();
+      const description = `The ${step} step's limit: ${LIMIT_HELP[key]} (default: the executor's).`;
+      form[field] = digits.optional().meta({ description });
+      json[field] = bounded.optional().meta({ description });
+    }
+  }
+  const checker = z.string().regex(new RegExp(`^(exact|tokens|program|float:[0-9.eE+-]+)$`)).meta({ description: `${FIELD_HELP.checker} float's error is above 0 and at most ${MAX_FLOAT_CHECKER_ERROR}.` });
+  const test = z.object({ name: z.string().optional(), input: z.string(), output: z.string() }).strict();
+  form.tests = help('tests', z.string().optional());
+  json.tests = help('tests', z.array(test).min(1).max(MAX_JUDGE_TESTS).optional());
+  form.test_mode = json.test_mode = help('test_mode', testModeSchema.optional());
+  form.checker = json.checker = checker.optional();
+  form.network = help('network', z.string().regex(/^(1|0|true|false)$/i).optional());
+  json.network = help('network', z.union([z.boolean(), z.literal(0), z.literal(1), z.string().regex(/^(1|0|true|false)$/i)]).optional());
+  const missing = SUBMISSION_FIELDS.filter((field) => !(field in json));
+  if (missing.length) throw new Error(`bug: the submission schema leaves out ${missing.join(', ')}`);
+  return { form: z.object(form), json: z.object(json).strict() };
+}
+
 /** Parses a whole number in 0..2147483647 (the original's int check); `what` names the field. */
 export function parseCount(value: unknown, what: string): number {
   let number: number;
@@ -79,20 +166,6 @@ export function parseFlag(value: unknown, what: string, fallback = false): boole
     if (lower === '0' || lower === 'false') return false;
   }
   throw new InvalidInputError(`${what} must be 1, true, 0 or false, not ${describe(value)}`);
-}
-
-/**
- * GET /api/task's `wait`: seconds (a decimal number, such as 30 or 0.5) to hold the answer until the task
- * is done; absent or '' is 0 (answer at once). More than `maxSeconds` is cut to it: the client asks again.
- * Returns milliseconds.
- */
-export function parseWait(value: unknown, maxSeconds: number): number {
-  if (value === undefined || value === null || value === '') return 0;
-  const seconds = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\+?(\d{1,9}(\.\d*)?|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(seconds) || seconds < 0) {
-    throw new InvalidInputError(`wait must be a number of seconds from 0 to ${maxSeconds} (how long to wait for the task to be done), not ${describe(value)}`);
-  }
-  return Math.round(Math.min(seconds, maxSeconds) * 1000);
 }
 
 /** A task id (24 lower-case hex characters). */
@@ -372,28 +445,8 @@ export interface SearchQuery {
   page: number;
 }
 
-/** GET /api/task/list's query: empty parameters are left out (an HTML form sends them empty). */
+/** GET /api/task/list's query (api/queries.ts listQuery), with the original's defaults. */
 export function parseSearchQuery(query: Record<string, unknown>): SearchQuery {
-  const given = (name: string): unknown => {
-    const value = query[name];
-    if (Array.isArray(value)) throw new InvalidInputError(`${name} is given more than once`);
-    return value === '' ? undefined : value;
-  };
-  const result: SearchQuery = { old_to_new: parseFlag(given('old_to_new'), 'old_to_new'), limit: 0, page: 0 };
-  const id = given('id');
-  if (id !== undefined) result.id = parseId(id);
-  const user = given('user');
-  if (user !== undefined) result.user = parseCount(user, 'user');
-  for (const name of ['start_time', 'end_time'] as const) {
-    const value = given(name);
-    if (value === undefined) continue;
-    const ms = typeof value === 'string' ? parseTime(value) : undefined;
-    if (ms === undefined) throw new InvalidInputError(`${name} must be an ISO-8601 time such as 2026-01-31T12:00:00Z, not ${describe(value)}`);
-    result[name] = new Date(ms).toISOString();
-  }
-  const limit = given('limit');
-  if (limit !== undefined) result.limit = parseCount(limit, 'limit');
-  const page = given('page');
-  if (page !== undefined) result.page = parseCount(page, 'page');
-  return result;
+  const given = parseQuery(listQuery, query, { single: true });
+  return { ...given, old_to_new: given.old_to_new ?? false, limit: given.limit ?? 0, page: given.page ?? 0 };
 }

@@ -1,6 +1,6 @@
 // The gateway's Prometheus metrics (GET /metrics): HTTP requests and their latency per route, judicator
-// RPC calls and their latency per method and outcome, tasks submitted, the judicators and executors the
-// cluster has now, and the process metrics. One registry per server, so servers in one process (tests)
+// RPC calls and their latency per method and outcome, tasks submitted, event streams open, the judicators
+// and executors the cluster has now, and the process metrics. One registry per server, so servers in one process (tests)
 // do not collide.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -17,6 +17,7 @@ export class GatewayMetrics {
   readonly httpDuration: Histogram<'method' | 'route'>;
   readonly rpcDuration: Histogram<'method' | 'outcome'>;
   readonly tasksSubmitted: Counter<'outcome'>;
+  readonly eventStreams: Gauge;
 
   /** `snapshot` is asked on each scrape; it may fail (no judicator), which leaves the gauges unset. */
   constructor(snapshot: () => Promise<ClusterSnapshot>) {
@@ -46,6 +47,11 @@ export class GatewayMetrics {
       name: 'kv2_gateway_tasks_submitted_total',
       help: 'Tasks submitted through this gateway, by outcome (the result code name)',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.eventStreams = new Gauge({
+      name: 'kv2_gateway_event_streams',
+      help: 'GET /api/task/events streams open now',
       registers,
     });
     let pending: Promise<ClusterSnapshot | undefined> | undefined;

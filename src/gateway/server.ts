@@ -15,7 +15,10 @@ import type { ApiContext } from './api/context';
 import { sendError } from './api/errors';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
+import { registerEventRoutes } from './api/events';
+import { OpenApiRoutes, registerOpenApiRoute, type RouteDoc } from './api/openapi';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
+import { DEFAULT_EVENTS_LOG_CHANGES, TaskEventFollower } from './task-events';
 import type { JudicatorListing } from './judicator-link';
 import { GatewayMetrics, type ClusterSnapshot } from './metrics';
 import type { GatewayConfig } from './config';
@@ -41,6 +44,8 @@ export interface GatewayServerOptions {
 export interface GatewayServer {
   app: FastifyInstance;
   metrics: GatewayMetrics;
+  /** The routes as registered, and the OpenAPI document made of them. */
+  openapi: OpenApiRoutes;
 }
 
 export async function createGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
@@ -57,17 +62,24 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   // The scrape's cluster snapshot makes calls, and calls are timed into the metrics: the closure breaks the loop.
   const metrics: GatewayMetrics = new GatewayMetrics((): Promise<ClusterSnapshot> => clusterSnapshot(calls, options.judicators));
   const calls: JudicatorCalls = new JudicatorCalls(options.rpc, metrics);
+  const waitCalls = options.waitRpc ? new JudicatorCalls(options.waitRpc, metrics) : calls;
   const waits = new TaskWaits({
     calls,
-    waitCalls: options.waitRpc ? new JudicatorCalls(options.waitRpc, metrics) : calls,
+    waitCalls,
     rpcTimeoutMs: options.rpcTimeoutMs ?? 10_000,
     maxHeld: limits.wait_max_held ?? DEFAULT_WAIT_MAX_HELD,
     logger,
   });
   const callbacks = new CallbackAllowList(options.callbackAllow ?? []);
-  const context: ApiContext = { calls, waits, judicators: options.judicators, limits, metrics, logger, callbacks };
+  // The events long poll is held like a wait: it goes through the waits' own connections.
+  const events = new TaskEventFollower(waitCalls, logger, { rpcTimeoutMs: options.rpcTimeoutMs ?? 10_000, logChanges: DEFAULT_EVENTS_LOG_CHANGES });
+  // Until tokens name users (issue 14), every token sees every task.
+  const context: ApiContext = { calls, waits, events, scope: () => 'all', judicators: options.judicators, limits, metrics, logger, callbacks };
   // Closing waits for the requests under way: waiting ones are ended first, not left to run their minute.
-  app.addHook('preClose', async () => waits.close());
+  app.addHook('preClose', async () => {
+    waits.close();
+    events.close();
+  });
   const tokens = new TokenCheck(options.tokens);
 
   await app.register(formbody, { bodyLimit: limits.body_bytes });
@@ -94,15 +106,25 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     if (started) metrics.httpDuration.observe({ method: request.method, route }, Number(process.hrtime.bigint() - started) / 1e9);
   });
 
+  // Installed before any route: the OpenAPI document is made of the routes as they are registered.
+  const openapi = new OpenApiRoutes(app);
+  registerOpenApiRoute(app, openapi, logger);
   registerTaskRoutes(app, context);
+  registerEventRoutes(app, context);
   registerBatchRoute(app, context);
   registerClusterRoutes(app, context);
-  app.get('/metrics', async (_request, reply) => {
+  const metricsDoc: RouteDoc = {
+    summary: 'Prometheus metrics',
+    description: "The gateway's requests, judicator calls, event streams, the cluster's judicators, executors and slots, and the process (open, no token).",
+    tag: 'Operations',
+    responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { type: 'string' } } } },
+  };
+  app.get('/metrics', { config: { openapi: metricsDoc } }, async (_request, reply) => {
     const { body, contentType } = await metrics.text();
     return reply.type(contentType).send(body);
   });
   registerUiRoutes(app, options.ui);
-  return { app, metrics };
+  return { app, metrics, openapi };
 }
 
 /** Judicators, executors and their slots, for the cluster gauges of /metrics. */

@@ -19,6 +19,7 @@ import { JudicatorMetrics } from './metrics';
 import type { JudicatorConfig } from './config';
 import { createRpcServer } from './rpc-server';
 import { DEFAULT_HEARTBEAT_EVERY_MS, Scheduler } from './scheduler';
+import { TaskEventHub } from './task-events';
 
 /** The shortest a quorum probe may wait for etcd's answer (ms); otherwise two check intervals. */
 const QUORUM_PROBE_MIN_TIMEOUT_MS = 2_000;
@@ -137,6 +138,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
     return; // shutdown while waiting for etcd
   }
   const scheduler = new Scheduler(store, { maxRetries: config.task.max_retries, maxWaitMs: config.rpc.max_wait_ms, heartbeatEveryMs: DEFAULT_HEARTBEAT_EVERY_MS }, logger);
+  const events = new TaskEventHub(store, logger);
   const executorKeys = new ExecutorKeys(etcd, config.etcd.prefix);
   const election = new LeaderElection(() => etcd, { prefix: config.etcd.prefix, name: config.name, ttl: config.lead.ttl }, logger);
   const metrics = new JudicatorMetrics(store, () => election.isLeader);
@@ -156,6 +158,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
     {
       store,
       scheduler,
+      events,
       availability: () => {
         const state = quorum.state();
         if (!state.ok) return state;
@@ -179,6 +182,7 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
     await server.listen({ host: config.listen.address, port: config.listen.port });
   } catch (error) {
     scheduler.close();
+    events.close();
     await store.close();
     etcd.close();
     throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
@@ -221,8 +225,9 @@ export async function runJudicator({ config, logger, signal }: ModuleContext<Jud
     }),
     quorumLoop,
   ]);
-  // Stop taking calls first (held reports are answered), then let go of the store.
+  // Stop taking calls first (held reports and events calls are answered), then let go of the store.
   scheduler.close();
+  events.close();
   await server.close();
   await store.close();
   etcd.close();

@@ -1,6 +1,7 @@
 // The judicator's RPC server (Fastify): `POST /rpc/<method>` with the original's methods and result
-// codes, every input validated with a reason, the cluster token checked, and a judicator that lost its
-// etcd quorum answering 503 so clients go to another one. `GET /ping` and `GET /health` for operators.
+// codes (plus wait, and events for issue 17's event streams), every input validated with a reason, the
+// cluster token checked, and a judicator that lost its etcd quorum answering 503 so clients go to
+// another one. `GET /ping` and `GET /health` for operators.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { InvalidInputError, TooLargeError, describeError } from '../common/errors';
@@ -9,13 +10,14 @@ import type { Logger } from '../common/logging';
 import { parseTime } from '../common/time';
 import type { ExecutorRegistration } from '../etcd/executor-registration';
 import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
-import { inputFromWire, resultFromWire, taskToWire } from '../rpc/wire';
+import { inputFromWire, liveFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
 import { CallbackAllowList } from '../task/callback-allow';
 import { MAX_CLIENT_ID_SKEW_MS } from '../task/limits';
 import { checkTaskInput } from '../task/schema';
 import { ReturnCode, briefOf, type TaskStatus } from '../task/types';
 import { Scheduler } from './scheduler';
+import type { EventsRequest, TaskEventHub } from './task-events';
 import { waitForTask } from './wait';
 
 export interface RpcServerSettings {
@@ -38,6 +40,8 @@ export interface RpcServerSettings {
 export interface RpcDependencies {
   store: TaskStore;
   scheduler: Scheduler;
+  /** The `events` method's task changes and live records. */
+  events: TaskEventHub;
   /** Whether this judicator can serve (registered, etcd quorum reachable), and why not. */
   availability: () => { ok: true } | { ok: false; reason: string };
   /** Executors' registrations, to check that a report comes from the executor it names. */
@@ -62,6 +66,7 @@ function refusal<M extends RpcMethod>(method: M, result: ReturnCode, message: st
     wait: { task: null },
     report: { cancel: [], assign: [] },
     executors: { executors: [] },
+    events: { cursor: '', reset: false, changes: [], live: [] },
   };
   return { result, message, ...empty[method] } as Answer<M>;
 }
@@ -193,6 +198,8 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         wait_ms?: number;
         key?: string;
         fresh?: boolean;
+        live?: Parameters<typeof liveFromWire>[0][];
+        self?: { host: string; slots: number; started: string };
       },
       _raw,
       reply,
@@ -216,7 +223,17 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       const hungUp = new AbortController();
       reply.raw.once('close', () => hungUp.abort());
       const answer = await deps.scheduler.report(
-        { executor: body.executor, complete, executing, vacant: body.vacant, release: body.release ?? [], waitMs: body.wait_ms ?? 0, fresh: body.fresh ?? false },
+        {
+          executor: body.executor,
+          complete,
+          executing,
+          vacant: body.vacant,
+          release: body.release ?? [],
+          waitMs: body.wait_ms ?? 0,
+          fresh: body.fresh ?? false,
+          live: (body.live ?? []).map(liveFromWire),
+          ...(body.self ? { self: body.self } : {}),
+        },
         hungUp.signal,
       );
       return { result: ReturnCode.OK, cancel: answer.cancel, assign: answer.assign.map(taskToWire) };
@@ -232,6 +249,13 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         }
       }
       return { result: ReturnCode.OK, executors };
+    },
+
+    events: async (body: EventsRequest, _raw, reply) => {
+      // The caller hanging up (its gateway's streams all closed) ends the wait.
+      const hungUp = new AbortController();
+      reply.raw.once('close', () => hungUp.abort());
+      return deps.events.poll(body, hungUp.signal);
     },
   };
 

@@ -4,6 +4,7 @@
 // taken away, so a task starts milliseconds after it is submitted.
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
+import type { LiveTask } from '../task/events';
 import { EXECUTING_STATUSES, EXECUTOR_FINAL_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 
@@ -16,6 +17,10 @@ export interface ReportInput {
   waitMs: number;
   /** First report of a new executor process: everything its name held before is lost. */
   fresh: boolean;
+  /** Live state of running tasks (issue 17): recorded for the event streams, best effort. */
+  live?: LiveTask[];
+  /** What the executor says of itself (host, slots, start time), for the executors list. */
+  self?: { host: string; slots: number; started: string };
 }
 
 export interface ReportOutput {
@@ -123,6 +128,7 @@ export class Scheduler {
       vacant: input.vacant,
     });
     for (const id of [...input.complete.map((t) => t.id), ...input.release, ...outcome.notHeld]) cancel.add(id);
+    await this.recordLive(executor, input.live ?? []);
     if (outcome.lost.retried.length || outcome.lost.abandoned.length) {
       this.logger.warn({ executor, retried: outcome.lost.retried, abandoned: outcome.lost.abandoned }, `executor ${executor} lost tasks it was running; they go back to Retrying`);
     }
@@ -145,13 +151,26 @@ export class Scheduler {
     return { cancel: [...cancel], assign };
   }
 
+  /**
+   * Records what the executor says of its running tasks as it runs them: for the event streams, so a
+   * failure costs them a moment of output, never the report (the next one carries newer state).
+   */
+  private async recordLive(executor: string, live: readonly LiveTask[]): Promise<void> {
+    if (live.length === 0) return;
+    try {
+      await this.store.writeLive(executor, live);
+    } catch (error) {
+      this.logger.warn({ executor, tasks: live.map((l) => l.id), err: describeError(error) }, 'could not record the live state of running tasks');
+    }
+  }
+
   private async heartbeat(input: ReportInput): Promise<void> {
     const now = Date.now();
     const last = this.lastHeartbeat.get(input.executor) ?? 0;
     if (now - last < this.settings.heartbeatEveryMs) return;
     this.lastHeartbeat.set(input.executor, now);
     try {
-      await this.store.recordHeartbeat(input.executor, { vacant: input.vacant });
+      await this.store.recordHeartbeat(input.executor, { vacant: input.vacant, ...input.self });
     } catch (error) {
       this.lastHeartbeat.delete(input.executor);
       throw error;

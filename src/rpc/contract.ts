@@ -1,10 +1,11 @@
 // The judicator RPC contract (HTTP/JSON): `POST /rpc/<method>` with a JSON body, answered with JSON that
 // always carries `result` (a ReturnCode) and, when it is not OK, `message` saying why. Binary fields travel
-// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors), and
-// `wait` (addition). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
+// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors), `wait`
+// (addition) and `events` (issue 17: task changes and live state, long-polled with a cursor). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
 // UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
 // Requests are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
+import { LIVE_OUTPUT_MAX_BYTES, type TaskChange } from '../task/events';
 import {
   countSchema,
   floatErrorSchema,
@@ -17,7 +18,7 @@ import {
   testReportSchema,
 } from '../task/schema';
 import { MAX_CALLBACK_URL_LENGTH, MAX_JUDGE_TESTS } from '../task/limits';
-import type { ExecutorInfo, ReturnCode, TaskBrief } from '../task/types';
+import type { ExecutorInfo, ReturnCode, TaskBrief, TaskVerdict } from '../task/types';
 
 export const RPC_PATH = '/rpc';
 /** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
@@ -31,6 +32,14 @@ export const MAX_REPORT_WAIT_MS = 120_000;
 export const MAX_REPORT_TASKS = 10_000;
 /** Longest executor name and registration key. */
 export const MAX_NAME_LENGTH = 128;
+/** Longest an `events` call may ask to be held when there is nothing new, ms. */
+export const MAX_EVENTS_WAIT_MS = 60_000;
+/** Most running tasks one `events` call may follow the live state of. */
+export const MAX_EVENTS_LIVE = 256;
+/** Longest events cursor (an etcd revision is 16 hex digits; a MongoDB resume token a few hundred). */
+export const MAX_CURSOR_LENGTH = 1024;
+/** Characters of each stream a live record carries on the wire: task/events.ts's bound, in base64. */
+const MAX_LIVE_WIRE_CHARS = Math.ceil(LIVE_OUTPUT_MAX_BYTES / 3) * 4;
 /** The message of a judicator's answer to a method it does not know (judicators before `wait` too). */
 export const UNKNOWN_METHOD = (method: string) => `no RPC method "${method}"`;
 const int = countSchema;
@@ -91,9 +100,32 @@ export interface WireTask extends WireTaskInput {
   status: number;
   executor: string | null;
   report_time: string;
+  /** Issue 17: the task's verdict once it is done (its result's), as its brief has it. */
+  verdict?: TaskVerdict | null;
   retries: number;
   result: WireResult | null;
 }
+
+/** A running task's live state on the wire (task/events.ts LiveTask, the output base64). */
+export const wireLiveSchema = z.object({
+  id,
+  step: z.enum(['compile', 'execute']),
+  test: int,
+  of: int,
+  elapsed_ms: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
+  stdout: base64.max(MAX_LIVE_WIRE_CHARS),
+  stderr: base64.max(MAX_LIVE_WIRE_CHARS),
+});
+export type WireLive = z.infer<typeof wireLiveSchema>;
+
+/** What an executor says of itself in its reports (issue 17: the executors page's slots, host, start). */
+export const executorSelfSchema = z.object({
+  host: z.string().min(1).max(255),
+  slots: z.number().int().min(0).max(MAX_REPORT_TASKS),
+  started: z.string().max(64),
+});
+
+const cursor = z.string().min(1).max(MAX_CURSOR_LENGTH).regex(/^[0-9A-Fa-f]+$/, 'must be a cursor an earlier events answer gave');
 
 export const requestSchemas = {
   ping: z.object({}).passthrough(),
@@ -136,6 +168,10 @@ export const requestSchemas = {
     release: z.array(id).max(MAX_REPORT_TASKS).optional(),
     /** Addition: how long to hold the call when there is nothing to say (long polling), in ms. */
     wait_ms: z.number().int().min(0).max(MAX_REPORT_WAIT_MS).optional(),
+    /** Issue 17: the live state of running tasks that have run a while and changed since the last report. */
+    live: z.array(wireLiveSchema).max(MAX_REPORT_TASKS).optional(),
+    /** Issue 17: the executor's host, slots and start time, for the executors list. */
+    self: executorSelfSchema.optional(),
   }),
   executors: z.object({}).passthrough(),
   /**
@@ -143,6 +179,19 @@ export const requestSchemas = {
    * as `get`). A client waiting for a result asks this instead of polling `get`.
    */
   wait: z.object({ id, timeout_ms: z.number().int().min(0).max(MAX_TASK_WAIT_MS) }),
+  /**
+   * Issue 17: the task changes after `after` (a cursor an earlier answer gave; absent: none, only the
+   * cursor of now), held up to `wait_ms` while there are none; and the live state of the running tasks in
+   * `live` (task id -> the version of its record the caller has, '' for none) whose record differs.
+   */
+  events: z.object({
+    after: cursor.optional(),
+    wait_ms: z.number().int().min(0).max(MAX_EVENTS_WAIT_MS),
+    live: z
+      .record(id, z.string().max(MAX_CURSOR_LENGTH))
+      .refine((map) => Object.keys(map).length <= MAX_EVENTS_LIVE, `at most ${MAX_EVENTS_LIVE} tasks`)
+      .optional(),
+  }),
 } as const;
 
 export type RpcMethod = keyof typeof requestSchemas;
@@ -165,5 +214,14 @@ export interface RpcResponses {
   wait: Answer & { task: WireTask | null };
   report: Answer & { cancel: string[]; assign: WireTask[] };
   executors: Answer & { executors: ExecutorInfo[] };
+  events: Answer & {
+    /** Where the next call goes on from (`after`); '' while the judicator cannot follow the changes yet. */
+    cursor: string;
+    /** The changes since `after` cannot be told (too old for this judicator): re-read what you show. */
+    reset: boolean;
+    changes: TaskChange[];
+    /** Live records of the followed tasks, with the version to send next time. */
+    live: (WireLive & { version: string })[];
+  };
 }
 export type RpcResponse<M extends RpcMethod> = RpcResponses[M];

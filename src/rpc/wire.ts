@@ -1,6 +1,7 @@
 // Conversions between tasks as kv2 holds them (bytes in Buffers) and as the RPC carries them (base64).
 import { briefOf, type Checker, type CompletedTask, type JudgeSpec, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
-import type { WireResult, WireTask, WireTaskInput } from './contract';
+import type { LiveTask } from '../task/events';
+import type { WireLive, WireResult, WireTask, WireTaskInput } from './contract';
 
 const b64 = (bytes: Buffer) => bytes.toString('base64');
 const bytes = (text: string | undefined) => (text ? Buffer.from(text, 'base64') : Buffer.alloc(0));
@@ -121,6 +122,7 @@ export function taskFromWire(wire: WireTask): Task {
     status: wire.status as TaskStatus,
     executor: wire.executor,
     report_time: wire.report_time,
+    ...(wire.verdict !== undefined ? { verdict: wire.verdict } : {}),
     retries: wire.retries ?? 0,
     result: wire.result ? resultFromWire(wire.result) : null,
   };
@@ -128,4 +130,21 @@ export function taskFromWire(wire: WireTask): Task {
 
 export function completedToWire(task: CompletedTask): { id: string; status: TaskStatus; result: WireResult } {
   return { id: task.id, status: task.status, result: resultToWire(task.result) };
+}
+
+/** A live record for the wire (its output base64). */
+export function liveToWire(live: LiveTask): WireLive {
+  return {
+    id: live.id,
+    step: live.step,
+    test: live.test,
+    of: live.of,
+    elapsed_ms: live.elapsed_ms,
+    stdout: b64(live.stdout),
+    stderr: b64(live.stderr),
+  };
+}
+
+export function liveFromWire(wire: WireLive): LiveTask {
+  return { id: wire.id, step: wire.step, test: wire.test, of: wire.of, elapsed_ms: wire.elapsed_ms, stdout: bytes(wire.stdout), stderr: bytes(wire.stderr) };
 }

@@ -6,6 +6,7 @@
 // (transition-rules.ts). Every transition is atomic per task: a task is held by at most one executor, a
 // result is accepted only from the executor holding the task, and a task is `done` exactly once.
 // Transitions never trust their caller about a task's state: they check it in the same atomic step.
+import type { LiveTask, TaskChange } from '../task/events';
 import type { CompletedTask, ExecutorInfo, Task, TaskBrief, TaskInput, TaskStatus } from '../task/types';
 
 export type StoreKind = 'etcd' | 'mongodb';
@@ -69,6 +70,36 @@ export type StoreEvent =
   | { type: 'pending' } // a task became assignable (added, or back to Retrying)
   | { type: 'released'; executor: string; id: string } // a task was taken from an executor (cancel, expiry)
   | { type: 'done'; id: string }; // a task became done (completed, cancelled, or given up)
+
+/**
+ * Task changes at one point of the store's history (issue 17's events): every task whose status, done,
+ * verdict or executor changed there. `cursor` names the point: cursors order as strings, the same on
+ * every judicator, so a client that saw a cursor can go on after it from any judicator.
+ */
+export interface TaskChangeBatch {
+  cursor: string;
+  changes: TaskChange[];
+}
+
+export interface TaskChangeHandlers {
+  /** Batches in the store's order, each once. */
+  batch(batch: TaskChangeBatch): void;
+  /** The watch cannot go on from where it is (the history it needs is gone): it has stopped. */
+  lost(reason: string): void;
+}
+
+/** A watch of the task changes (TaskStore.watchTaskChanges). */
+export interface TaskChangeWatch {
+  /** The cursor the watch goes on after, once it is live; rejects when it cannot start (history gone). */
+  readonly started: Promise<string>;
+  stop(): void;
+}
+
+/** A running task's live record as stored, with a version that differs whenever the record does. */
+export interface LiveRecord {
+  live: LiveTask;
+  version: string;
+}
 
 /** The transitions of a task's life, in the order a task meets them: the one list every backend implements. */
 export const TASK_TRANSITIONS = [
@@ -216,7 +247,7 @@ export interface TaskStore extends TaskTransitions {
   // ---- executors ----
 
   /** Records that `executor` reported now (for `executors` and executor expiry). */
-  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void>;
+  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void>;
 
   /** Executors that reported (with their last report time), for the `executors` RPC. */
   listExecutors(): Promise<ExecutorInfo[]>;
@@ -241,6 +272,30 @@ export interface TaskStore extends TaskTransitions {
 
   /** Calls `listener` on every store event, cluster-wide; returns the unsubscribe function. */
   subscribe(listener: (event: StoreEvent) => void): () => void;
+
+  /**
+   * Follows the task changes, cluster-wide, from just after `after` (a cursor an earlier watch gave, while
+   * the store still has that history) or from now. Costs nothing until called: short tasks pay for it
+   * only while someone watches.
+   */
+  watchTaskChanges(after: string | undefined, handlers: TaskChangeHandlers): TaskChangeWatch;
+
+  // ---- live state of running tasks (one small record per task, replaced, gone when the task leaves its executor) ----
+
+  /**
+   * Records the live state of tasks `executor` holds (one record per task, replacing the last); a task it
+   * does not hold (any more) is skipped. Returns the ids recorded.
+   */
+  writeLive(executor: string, records: readonly LiveTask[]): Promise<string[]>;
+
+  /** The live record of task `id`, or undefined when it has none (not running, or not long enough). */
+  readLive(id: string): Promise<LiveRecord | undefined>;
+
+  /**
+   * Calls `listener` with task `id`'s live record whenever it changes (null once it is gone); returns the
+   * function that stops it. The record as it is now need not be sent: readLive it after subscribing.
+   */
+  watchLive(id: string, listener: (record: LiveRecord | null) => void): () => void;
 
   close(): Promise<void>;
 }

@@ -48,6 +48,8 @@ export function presentBrief(task: TaskBrief | PresentedBrief): PresentedBrief {
     status: task.status,
     executor: task.executor ?? null,
     report_time: task.report_time || '',
+    // Issue 17: the verdict first, in lists too (null until the task is done, or when it has none).
+    verdict: task.verdict ?? null,
   };
 }
 
@@ -69,6 +71,8 @@ export function presentTask(task: Task, options: { noTruncate: boolean }): Prese
   const full = options.noTruncate;
   const presented: PresentedTask = {
     ...presentBrief(task),
+    // The brief's verdict is its result's; a task from a judicator older than briefs with verdicts has only the latter.
+    verdict: task.verdict ?? task.result?.verdict ?? null,
     compile: {
       source: task.compile.source.length > 0,
       command: shown(task.compile.command, full),

@@ -222,6 +222,8 @@ export interface TaskBrief {
   status: TaskStatus;
   executor: string | null;
   report_time: string;
+  /** Issue 17: the task's verdict once it is done (its result's), so that lists show verdicts first. */
+  verdict?: TaskVerdict | null;
 }
 
 /** A task as stored: its input, its state and (once done) its result. */
@@ -277,5 +279,6 @@ export function briefOf(task: TaskBrief): TaskBrief {
     status: task.status,
     executor: task.executor,
     report_time: task.report_time,
+    ...(task.verdict !== undefined ? { verdict: task.verdict } : {}),
   };
 }

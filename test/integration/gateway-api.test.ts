@@ -76,7 +76,8 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
     assert.equal(search.body.result, 0);
     assert.equal(search.body.pages, 1);
     assert.deepEqual(search.body.tasks.map((t: { id: string }) => t.id), [id]);
-    assert.deepEqual(Object.keys(search.body.tasks[0]), ['id', 'user', 'add_time', 'done', 'status', 'executor', 'report_time']);
+    // The original's brief, and the verdict (issue 17: null until the task is done).
+    assert.deepEqual(Object.keys(search.body.tasks[0]), ['id', 'user', 'add_time', 'done', 'status', 'executor', 'report_time', 'verdict']);
 
     const got = await call(`${base}/api/task?id=${id}`);
     assert.equal(got.body.result, 0);

@@ -1,12 +1,15 @@
 // The command-line client (`kv2 task ...`, `kv2 status`) and API tokens, against the built kv2: a real
-// judicator, executor and gateways. Exit codes tell the task's outcome; a gateway with tokens refuses
-// calls without one (401, JSON) and the CLI passes --token.
+// judicator, executor and gateways. Verdicts come first (tables, counts); exit codes tell the verdict;
+// `submit --wait` / `wait --follow` show the output as the task prints it; a gateway with tokens refuses
+// calls without one (401, JSON) and the CLI passes --token. `kv2 standalone` says where its web UI is.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { startJudicators } from '../helpers/cluster';
-import { runKv2 } from '../helpers/kv2';
+import { judicatorPortFlags, judicatorPorts, kv2Binary, runKv2, startNode } from '../helpers/kv2';
+import { freePort } from '../helpers/ports';
 import { startExecutor, startGateway, type GatewayNode } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
@@ -54,20 +57,29 @@ function kv2(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe('kv2 task and kv2 status', () => {
-  it('submit --wait runs the C++ example and exits 0; the output is printed', () => {
+  it('submit --wait runs the C++ example and exits 0; the verdict comes first, the output is printed', () => {
     const source = path.join(work, 'main.cpp');
     fs.writeFileSync(source, '#include <iostream>\n#include <string>\nint main() { std::string n; std::cin >> n; std::cout << "Hello, " << n << "!" << std::endl; }\n');
     const run = kv2(['task', 'submit', '--source', source, '--compile', 'g++ -O2 -o main main.cpp', '--input', 'World', '--execute', './main', '--standard', 'Hello, World!', '--wait']);
     assert.equal(run.status, 0, run.stderr + run.stdout);
-    assert.match(run.stdout, /Success \(accepted\)/);
+    assert.match(run.stdout, /^verdict\s+Accepted \(AC\)\nstatus\s+Success\n/m);
+    assert.match(run.stdout, /^time\s+\d+ ms CPU, \d+ ms wall, [\d.]+ (KiB|MiB) peak$/m);
     assert.match(run.stdout, /Hello, World!/);
     assert.match(run.stderr, /submitted task [a-f0-9]{24}/);
   });
 
-  it('exit codes tell the outcome: compile failed 3, run failed 4, wrong answer 5, cancelled 6, wait timeout 8', () => {
+  it('exit codes tell the verdict: compilation error 3, runtime error 4, wrong answer 5, time limit 9, cancelled 6, wait timeout 8', () => {
     assert.equal(kv2(['task', 'submit', '--compile', 'exit 1', '--execute', 'true', '--wait']).status, 3);
-    assert.equal(kv2(['task', 'submit', '--execute', 'exit 3', '--wait']).status, 4);
+    const crashed = kv2(['task', 'submit', '--execute', 'exit 42', '--wait']);
+    assert.equal(crashed.status, 4);
+    assert.match(crashed.stdout, /^verdict\s+Runtime error \(RE\)$/m);
+    // The tests table: exit code, signal, time and memory per test.
+    assert.match(crashed.stdout, /^#\s+TEST\s+VERDICT\s+TIME\s+WALL\s+MEMORY\s+EXIT\s+SIGNAL\s+MESSAGE$/m);
+    assert.match(crashed.stdout, /^1\s+1\s+RE\s+\d+ ms\s+\d+ ms\s+\S+ \S+\s+42\s+-/m);
     assert.equal(kv2(['task', 'submit', '--execute', 'echo a', '--standard', 'b', '--wait']).status, 5);
+    const slow = kv2(['task', 'submit', '--execute', 'sleep 5', '--execute-timeout', '1', '--wait']);
+    assert.equal(slow.status, 9, slow.stdout);
+    assert.match(slow.stdout, /^verdict\s+Time limit exceeded \(TLE\)$/m);
     const long = kv2(['task', 'submit', '--execute', 'sleep 60', '--execute-timeout', '100']);
     assert.equal(long.status, 0, long.stderr);
     const id = long.stdout.trim();
@@ -79,6 +91,31 @@ describe('kv2 task and kv2 status', () => {
     assert.equal(kv2(['task', 'wait', id]).status, 6);
     // Cancelling it again fails: it is done.
     assert.equal(kv2(['task', 'cancel', id]).status, 1);
+  });
+
+  it('wait --follow shows the output as the task prints it, then its verdict', async () => {
+    const submitted = kv2(['task', 'submit', '--execute', 'for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.3; done; echo oops >&2']);
+    const id = submitted.stdout.trim();
+    const child = spawn(kv2Binary(), ['task', 'wait', '--follow', id], { cwd: work, env: { ...process.env, KV2_GATEWAY: gateway.url, KV2_API_TOKEN: '' } });
+    hooks.after(() => void child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    let firstLineAt = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!firstLineAt && stdout.includes('line 1\n')) firstLineAt = Date.now();
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const exitedAt = Date.now();
+    assert.equal(code, 0, stderr);
+    assert.ok(firstLineAt > 0 && exitedAt - firstLineAt > 800, `the first line came ${exitedAt - firstLineAt} ms before the end`);
+    // Every line once, in order (what came live, then the rest from the result), then the summary.
+    const lines = stdout.split('\n').filter((line) => line.startsWith('line '));
+    assert.deepEqual(lines, [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `line ${i}`));
+    assert.match(stdout, /line 8\n(.|\n)*^verdict\s+OK \(OK\)$/m);
+    assert.match(stderr, /oops/);
+    assert.match(stderr, /task [a-f0-9]{24}: (Pending|Compiling|Running|OK)/);
   });
 
   it('zips directories, gets and lists tasks as tables or JSON, and prints raw files', () => {
@@ -97,23 +134,29 @@ describe('kv2 task and kv2 status', () => {
     assert.equal(output.stdout, 'ABA');
     const listed = kv2(['task', 'list', '--user', '77']);
     assert.equal(listed.status, 0);
-    assert.match(listed.stdout, /^ID\s+USER\s+ADDED\s+STATUS/);
-    assert.match(listed.stdout, new RegExp(`${task.id}\\s+77\\s+\\S+\\s+Success`));
+    assert.match(listed.stdout, /^VERDICT\s+STATUS\s+ID\s+USER\s+ADDED\s+EXECUTOR/);
+    assert.match(listed.stdout, new RegExp(`^OK\\s+Success\\s+${task.id}\\s+77\\s`, 'm'));
     const json = JSON.parse(kv2(['task', 'list', '--user', '77', '--json']).stdout);
     assert.deepEqual(json.tasks.map((t: { id: string }) => t.id), [task.id]);
+    assert.equal(json.tasks[0].verdict, 'ok');
     const got = kv2(['task', 'get', task.id]);
-    assert.match(got.stdout, /status\s+Success/);
+    assert.match(got.stdout, /^verdict\s+OK \(OK\)\nstatus\s+Success/);
   });
 
-  it('status shows the leader, the executor and tasks by status', () => {
+  it('status shows the leader, the executor (host, slots, start) and tasks by verdict', () => {
     const status = kv2(['status']);
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /Judicators \(1\)\n.*\nj1\s+127\.0\.0\.1:\d+\s+leader/);
-    assert.match(status.stdout, /Executors \(1\)\n.*\ne1\s/);
-    assert.match(status.stdout, /Success\s+\d+/);
+    assert.match(status.stdout, /Executors \(1\)\n.*STARTED.*\ne1\s+\S+\s+3\s+\d+\s+\d{4}-/);
+    assert.match(status.stdout, /by verdict\)\nVERDICT\s+COUNT\n/);
+    for (const verdict of ['Accepted', 'Wrong answer', 'Runtime error', 'Time limit exceeded', 'Compilation error']) {
+      assert.match(status.stdout, new RegExp(`^${verdict}\\s+\\d+$`, 'm'), verdict);
+    }
     const json = JSON.parse(kv2(['status', '--json']).stdout);
     assert.equal(json.judicators[0].leader, true);
     assert.equal(json.executors[0].id, 'e1');
+    assert.ok(json.tasks.by_verdict.accepted >= 1);
+    assert.ok(json.tasks.by_status.Success >= 1);
   });
 
   it('bad usage exits 2, an unreachable gateway 1, each with one line', () => {
@@ -128,6 +171,26 @@ describe('kv2 task and kv2 status', () => {
     assert.equal(down.status, 1);
     assert.match(down.stderr, /^kv2: cannot reach the gateway at http:\/\/127\.0\.0\.1:1/);
     assert.equal(down.stderr.trim().split('\n').length, 1);
+  });
+});
+
+describe('kv2 standalone', () => {
+  it('prints where its web UI is, one line on stdout, and the UI answers there', async () => {
+    const dir = makeTempDir(hooks, 'kv2-standalone-');
+    const [ports, uiPort] = [await judicatorPorts(), await freePort()];
+    const node = startNode(hooks, dir, ['standalone', ...judicatorPortFlags(ports), '--server-port', String(uiPort), '--boot-check-interval', '0.5']);
+    const line = await waitFor(
+      () => {
+        if (node.exited) throw new Error(`standalone exited:\n${node.tail()}`);
+        return /^kv2 web UI: (http:\/\/\S+)/m.exec(node.log)?.[1];
+      },
+      { what: 'the web UI line', timeoutMs: 30_000 },
+    );
+    assert.equal(line, `http://localhost:${uiPort}/`);
+    assert.match(node.log, /^kv2 web UI: http:\/\/localhost:\d+\/ \(and on every address of this machine\)$/m);
+    await waitFor(async () => (await fetch(line, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined))?.ok, { what: 'the web UI to answer', timeoutMs: 60_000 });
+    const page = await (await fetch(line)).text();
+    assert.match(page, /<title>kv2<\/title>/);
   });
 });
 

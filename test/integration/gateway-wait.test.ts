@@ -1,9 +1,9 @@
 // GET /api/task?wait= over real HTTP against the built kv2 (a judicator, an executor and a gateway): the
 // answer comes within milliseconds of the task finishing, a wait that ends first answers with the task as
 // it is, bad values are INVALID_INPUT, a client that hangs up ends the judicator's wait, and `kv2 task
-// wait` / `submit --wait` use it (one request, not a poll every half second). With KV2_OLD_BINARY (a kv2
-// built before `wait`), also the fallbacks: a gateway over judicators that do not know `wait`, and the
-// CLI against a gateway that does not.
+// wait` / `submit --wait` wait without polling (one event stream and one read, or one held request).
+// With KV2_OLD_BINARY (a kv2 built before `wait`), also the fallbacks: a gateway over judicators that do
+// not know `wait`, and the CLI against a gateway that does not.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { before, describe, it } from 'node:test';
@@ -194,13 +194,19 @@ describe('waiting for a result: GET /api/task?wait=', () => {
 
   it('kv2 task submit --wait and kv2 task wait hold one request instead of polling', async () => {
     const env = { ...process.env, KV2_GATEWAY: base };
-    const before = await counter(`${base}/metrics`, 'kv2_gateway_http_requests_total', 'method="GET",route="/api/task');
+    const requests = async () => ({
+      gets: await counter(`${base}/metrics`, 'kv2_gateway_http_requests_total', 'method="GET",route="/api/task"'),
+      streams: await counter(`${base}/metrics`, 'kv2_gateway_http_requests_total', 'method="GET",route="/api/task/events"'),
+    });
+    const before = await requests();
     const run = runKv2(['task', 'submit', '--execute', 'sleep 2; echo slow', '--wait', '--json'], { env, timeoutMs: 60_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(JSON.parse(run.stdout).result.execute_output, 'slow\n');
-    const gets = (await counter(`${base}/metrics`, 'kv2_gateway_http_requests_total', 'method="GET",route="/api/task')) - before;
-    // Polling every 0.5 s would have asked 4 or 5 times.
-    assert.equal(gets, 1, `${gets} GETs of /api/task for one task waited for`);
+    const after = await requests();
+    // One event stream followed it to its end, then one GET read its result; polling every 0.5 s would
+    // have asked 4 or 5 times.
+    assert.equal(after.streams - before.streams, 1, 'one event stream');
+    assert.equal(after.gets - before.gets, 1, `${after.gets - before.gets} GETs of /api/task for one task waited for`);
 
     const id = await submit(base, 'sleep 20');
     const timedOut = runKv2(['task', 'wait', id, '--wait-timeout', '1'], { env, timeoutMs: 30_000 });

@@ -3,24 +3,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidInputError } from '../../src/common/errors';
-import { parseWait } from '../../src/gateway/forms';
+import { parseQuery, taskQuery } from '../../src/gateway/api/queries';
 import { isUnknownMethod } from '../../src/gateway/api/wait';
 import { UNKNOWN_METHOD } from '../../src/rpc/contract';
 
-test('wait: seconds as a decimal number, in ms; absent or empty is 0; more than the maximum is cut to it', () => {
-  assert.equal(parseWait(undefined, 60), 0);
-  assert.equal(parseWait('', 60), 0);
-  assert.equal(parseWait('0', 60), 0);
-  assert.equal(parseWait('30', 60), 30_000);
-  assert.equal(parseWait(' 2.5 ', 60), 2_500);
-  assert.equal(parseWait('.25', 60), 250);
-  assert.equal(parseWait('+1', 60), 1_000);
-  assert.equal(parseWait('0.0004', 60), 0);
-  assert.equal(parseWait('61', 60), 60_000);
-  assert.equal(parseWait('999999999', 60), 60_000);
-  assert.equal(parseWait(7, 60), 7_000);
-  for (const bad of ['abc', '-1', '1e3', 'NaN', 'Infinity', '0x10', '1,5', ' ', '1.2.3', -5, Number.NaN, true, {}]) {
-    assert.throws(() => parseWait(bad, 60), (error: Error) => error instanceof InvalidInputError && /^wait must be a number of seconds from 0 to 60/.test(error.message), String(bad));
+/** The `wait` of GET /api/task?id=...&wait=, as its query schema reads it (seconds; undefined: none). */
+const wait = (value: string | undefined) => parseQuery(taskQuery(60), { id: '0123456789abcdef01234567', ...(value === undefined ? {} : { wait: value }) }).wait;
+
+test('wait: seconds as a decimal number; absent or empty is none', () => {
+  assert.equal(wait(undefined), undefined);
+  assert.equal(wait(''), undefined);
+  assert.equal(wait('0'), 0);
+  assert.equal(wait('30'), 30);
+  assert.equal(wait(' 2.5 '), 2.5);
+  assert.equal(wait('.25'), 0.25);
+  assert.equal(wait('+1'), 1);
+  assert.equal(wait('61'), 60, 'cut to the longest wait');
+  assert.equal(wait('999999999'), 60);
+  for (const bad of ['abc', '-1', '1e3', 'NaN', 'Infinity', '0x10', '1,5', ' ', '1.2.3']) {
+    assert.throws(() => wait(bad), (error: Error) => error instanceof InvalidInputError && /^wait must be a number of seconds from 0 to 60/.test(error.message), bad);
   }
 });
 

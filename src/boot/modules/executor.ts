@@ -4,6 +4,7 @@ import { DEFAULT_STATUS_DELAY, executorConfigSchema, type ExecutorConfig } from 
 import { checkNodeName, hostnameDefault, optionalText, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { clientEndpoints, clusterClientFlags } from './etcd';
+import { DEFAULT_LIVE_REPORT_EVERY_MS } from '../../task/events';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 
 const MiB = 1024 * 1024;
@@ -14,6 +15,7 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-task-vacant', type: 'int', min: 1, max: 1024, default: 3, description: 'tasks this executor runs at once (its slots)' },
   { name: 'main-report-interval', type: 'number', min: 0.1, max: 60, default: 5, description: 'seconds a report waits for work when there is nothing to say (long poll), and so the heartbeat' },
   { name: 'main-report-status-delay', type: 'number', min: 0, max: 60, default: DEFAULT_STATUS_DELAY, description: "seconds a running task's status change must last before it is reported on its own (results are reported at once)" },
+  { name: 'main-report-live-interval', type: 'number', min: 0, max: 60, default: DEFAULT_LIVE_REPORT_EVERY_MS / 1000, description: "seconds a running task must run before its live state (test, output so far) is reported, then the most often it is (0: never)" },
   { name: 'main-task-user-group', type: 'string', description: 'user:group tasks run as when the executor runs as root', placeholder: 'user:group' },
   { name: 'main-task-output-limit', type: 'int', min: 1, default: MiB, description: 'bytes kept of each step\'s stdout and stderr; beyond it the step is stopped' },
   { name: 'main-task-max-unpacked-size', type: 'int', min: 1, default: 256 * MiB, description: "bytes a task's zips may unpack to" },
@@ -46,6 +48,7 @@ export const executorMainModule = defineModule<ExecutorConfig>({
       slots: Number(flags['main-task-vacant']),
       report_interval: Number(flags['main-report-interval']),
       status_delay: Number(flags['main-report-status-delay'] ?? DEFAULT_STATUS_DELAY),
+      live_interval: Number(flags['main-report-live-interval'] ?? DEFAULT_LIVE_REPORT_EVERY_MS / 1000),
       data_dir: 'data/main',
       task: {
         user_group: optionalText(flags['main-task-user-group']),

@@ -8,6 +8,7 @@ import { clientEndpoints, clusterClientFlags } from './etcd';
 import { taskCallbackAllowFlag } from './judicator';
 import { DEFAULT_TASK_MAX_SIZE } from '../../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
+import { DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_EVENTS_MAX_STREAMS } from '../../gateway/api/events';
 
 export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-port', aliases: ['uwsgi-port'], ...PORT, default: 7000, description: 'port the HTTP API and web UI listen on' },
@@ -38,11 +39,26 @@ export const gatewayServerModule = defineModule<GatewayConfig>({
       // Resolved against the directory kv2 was started from: the module runs in its role dir.
       tokens_file: typeof tokensFile === 'string' && tokensFile ? path.resolve(tokensFile) : null,
       rpc: { timeout_ms: 10_000, attempts: 3, avoid_ms: 5_000, retry_for_ms: 5_000 },
-      limits: { body_bytes: 24 * 1024 * 1024, task_max_size: DEFAULT_TASK_MAX_SIZE, batch_max: 100, batch_concurrency: 8, wait_max_s: DEFAULT_WAIT_MAX_S, wait_max_held: DEFAULT_WAIT_MAX_HELD },
+      limits: {
+        body_bytes: 24 * 1024 * 1024,
+        task_max_size: DEFAULT_TASK_MAX_SIZE,
+        batch_max: 100,
+        batch_concurrency: 8,
+        wait_max_s: DEFAULT_WAIT_MAX_S,
+        wait_max_held: DEFAULT_WAIT_MAX_HELD,
+        events_max_streams: DEFAULT_EVENTS_MAX_STREAMS,
+        events_buffer_bytes: DEFAULT_EVENTS_BUFFER_BYTES,
+      },
       register: { ttl: 10 },
       callback_allow: Array.isArray(flags['task-callback-allow']) ? flags['task-callback-allow'] : [],
       ui_dir: null,
     };
+  },
+  // A person starting kv2 (standalone, first of all) is told where to point a browser.
+  announce: (config) => {
+    const everywhere = config.listen.address === '0.0.0.0' || config.listen.address === '::';
+    const host = everywhere ? 'localhost' : config.listen.address.includes(':') ? `[${config.listen.address}]` : config.listen.address;
+    return `kv2 web UI: http://${host}:${config.listen.port}/${everywhere ? ` (and on every address of this machine)` : ''}`;
   },
   load: () => import('../../gateway/gateway').then((m) => m.runGateway),
 });

@@ -5,7 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import { InvalidFieldsError, type FieldError } from '../../common/errors';
 import { ReturnCode } from '../../task/types';
-import { parseSubmission } from '../forms';
+import { z } from 'zod';
+import { parseSubmission, submissionSchemas } from '../forms';
+import { answerSchema, errorAnswerSchema } from './answers';
+import type { RouteDoc } from './openapi';
 import type { ApiContext } from './context';
 import { errorAnswer } from './errors';
 import { outcomeName } from './judicator';
@@ -32,8 +35,27 @@ async function mapLimited<T, R>(items: readonly T[], concurrency: number, work: 
   return answers;
 }
 
+const BATCH_DOC: RouteDoc = {
+  summary: 'Submit many tasks',
+  description: 'Up to limits.batch_max tasks in one JSON body (an array, or {"tasks": [...]}), each the JSON of POST /api/task; each is checked and added on its own.',
+  tag: 'Tasks',
+  api: true,
+  body: {
+    description: 'The tasks.',
+    required: true,
+    content: { 'application/json': z.union([z.array(submissionSchemas().json), z.object({ tasks: z.array(submissionSchemas().json) }).strict()]) },
+  },
+  responses: {
+    '200': {
+      description: 'One answer per task, in order.',
+      content: { 'application/json': answerSchema.extend({ results: z.array(errorAnswerSchema.extend({ id: z.string().nullable() })) }) },
+    },
+    '400': { description: 'No batch at all, or every task of it is bad.', content: { 'application/json': errorAnswerSchema.extend({ results: z.array(errorAnswerSchema) }) } },
+  },
+};
+
 export function registerBatchRoute(app: FastifyInstance, context: ApiContext): void {
-  app.post('/api/task/batch', { config: { failure: { results: [] } } }, async (request, reply) => {
+  app.post('/api/task/batch', { config: { failure: { results: [] }, openapi: BATCH_DOC } }, async (request, reply) => {
     const refuse = (message: string) => new InvalidFieldsError([{ field: 'tasks', message }]);
     if (!/json/i.test(request.headers['content-type'] ?? '')) {
       throw refuse('a batch is a JSON body: an array of tasks, or {"tasks": [...]} (Content-Type: application/json)');

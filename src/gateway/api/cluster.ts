@@ -5,7 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import { describeError } from '../../common/errors';
 import { ReturnCode, type ExecutorInfo } from '../../task/types';
+import { z } from 'zod';
+import { answerSchema, executorSchema, judicatorSchema, languageCountSchema } from './answers';
 import type { ApiContext } from './context';
+import type { RouteDoc } from './openapi';
 
 export const TEST_TEXT = 'Khala gateway server is working.';
 
@@ -13,19 +16,44 @@ export const TEST_TEXT = 'Khala gateway server is working.';
 export const HEALTH_TIMEOUT_MS = 3_000;
 
 export function registerClusterRoutes(app: FastifyInstance, context: ApiContext): void {
-  app.get('/api/test', async (_request, reply) => reply.type('text/plain; charset=utf-8').send(TEST_TEXT));
+  app.get(
+    '/api/test',
+    { config: { openapi: { summary: "The original's liveness text", tag: 'Cluster', api: true, responses: { '200': { description: TEST_TEXT, content: { 'text/plain': { type: 'string' } } } } } } },
+    async (_request, reply) => reply.type('text/plain; charset=utf-8').send(TEST_TEXT),
+  );
 
-  app.get('/api/executors', { config: { failure: { executors: [] } } }, async () => {
+  const executorsDoc: RouteDoc = {
+    summary: 'List the executors',
+    description: 'Every executor the judicators know: what it says of itself in its reports (host, slots, start), its free slots and last report.',
+    tag: 'Cluster',
+    api: true,
+    responses: { '200': { description: 'The executors.', content: { 'application/json': answerSchema.extend({ executors: z.array(executorSchema) }) } } },
+  };
+  app.get('/api/executors', { config: { failure: { executors: [] }, openapi: executorsDoc } }, async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, executors: answer.executors };
   });
 
-  app.get('/api/languages', { config: { failure: { languages: [] } } }, async () => {
+  const languagesDoc: RouteDoc = {
+    summary: 'List the languages the live executors can run',
+    description: 'Each toolchain the live executors found at start (C, C++, Python 3, Java, ...), with its version and how many executors have it; another version makes an entry of its own.',
+    tag: 'Cluster',
+    api: true,
+    responses: { '200': { description: 'The languages.', content: { 'application/json': answerSchema.extend({ languages: z.array(languageCountSchema) }) } } },
+  };
+  app.get('/api/languages', { config: { failure: { languages: [] }, openapi: languagesDoc } }, async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, languages: languagesOf(answer.executors) };
   });
 
-  app.get('/api/judicators', { config: { failure: { judicators: [] } } }, async () => {
+  const judicatorsDoc: RouteDoc = {
+    summary: 'List the judicators',
+    description: "The judicators registered, which one leads; `name` is the original's key path /judicator/service/<name>.",
+    tag: 'Cluster',
+    api: true,
+    responses: { '200': { description: 'The judicators.', content: { 'application/json': answerSchema.extend({ judicators: z.array(judicatorSchema) }) } } },
+  };
+  app.get('/api/judicators', { config: { failure: { judicators: [] }, openapi: judicatorsDoc } }, async () => {
     const judicators = await context.judicators();
     return {
       result: ReturnCode.OK,
@@ -34,7 +62,17 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
     };
   });
 
-  app.get('/api/health', async (_request, reply) => {
+  const health = answerSchema.extend({ healthy: z.boolean(), latency_ms: z.number().optional(), reason: z.string().optional() });
+  const healthDoc: RouteDoc = {
+    summary: 'Whether a judicator answers',
+    tag: 'Cluster',
+    api: true,
+    responses: {
+      '200': { description: 'A judicator answered ping (how fast).', content: { 'application/json': health } },
+      '503': { description: 'None did (why).', content: { 'application/json': health } },
+    },
+  };
+  app.get('/api/health', { config: { openapi: healthDoc } }, async (_request, reply) => {
     const started = Date.now();
     try {
       // One round, no retries: health says how things are now.

@@ -7,11 +7,15 @@ import { InvalidFieldsError, InvalidInputError, NotFoundError } from '../../comm
 import { newId } from '../../common/ids';
 import { inputToWire, taskFromWire } from '../../rpc/wire';
 import { ReturnCode, type TaskInput } from '../../task/types';
-import { ARCHIVE_FIELDS, parseFlag, parseId, parseSearchQuery, parseSubmission, parseWait, type Submission } from '../forms';
+import { z } from 'zod';
+import { ARCHIVE_FIELDS, parseSearchQuery, parseSubmission, submissionSchemas, type Submission } from '../forms';
 import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
 import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
 import { checked, outcomeName } from './judicator';
+import { answerSchema, briefSchema, errorAnswerSchema, taskSchema } from './answers';
+import type { RouteDoc } from './openapi';
+import { cancelQuery, listQuery, parseQuery, taskQuery } from './queries';
 import { DEFAULT_WAIT_MAX_S } from './wait';
 
 const ARCHIVES: ReadonlySet<string> = new Set(ARCHIVE_FIELDS);
@@ -58,6 +62,64 @@ export async function readSubmission(request: FastifyRequest, context: ApiContex
   return { fields, files: {}, kind: json ? 'json' : 'form' };
 }
 
+/** The answer of a route: its own keys beside `result` and `message`. */
+const answer = (fields: z.ZodRawShape) => answerSchema.extend(fields);
+
+const SUBMIT_DOC = (schemas: { form: z.ZodObject; json: z.ZodObject }): RouteDoc => ({
+  summary: 'Submit a task',
+  description:
+    "The original's form fields, as multipart/form-data (zips as files), application/x-www-form-urlencoded, or a JSON object (zips as base64). " +
+    'Every bad field is named at once (HTTP 400, `errors`).',
+  tag: 'Tasks',
+  api: true,
+  body: {
+    description: 'The task.',
+    required: true,
+    content: { 'multipart/form-data': schemas.form, 'application/x-www-form-urlencoded': schemas.form, 'application/json': schemas.json },
+  },
+  responses: {
+    '200': { description: 'Added (result 0, its id), or refused by the judicators (TOO_LARGE...).', content: { 'application/json': answer({ id: z.string().nullable() }) } },
+    '400': { description: 'Bad fields: every one of them, each with what is wrong.', content: { 'application/json': errorAnswerSchema.extend({ id: z.null() }) } },
+    '413': { description: 'The request is larger than the gateway takes.', content: { 'application/json': errorAnswerSchema } },
+    '415': { description: 'A body that is no form and no JSON.', content: { 'application/json': errorAnswerSchema } },
+  },
+});
+
+const CANCEL_DOC: RouteDoc = {
+  summary: 'Cancel a task',
+  description: 'Stops the task wherever it is. The id may also come in a form or JSON body.',
+  tag: 'Tasks',
+  api: true,
+  query: cancelQuery,
+  responses: { '200': { description: 'Cancelled (0), not there or already done (NOT_EXIST), or a bad id (INVALID_INPUT).', content: { 'application/json': answerSchema } } },
+};
+
+const LIST_DOC: RouteDoc = {
+  summary: 'Search tasks',
+  description: "Briefs of the tasks that match, newest first unless asked otherwise; each with its verdict once it is done.",
+  tag: 'Tasks',
+  api: true,
+  query: listQuery,
+  responses: { '200': { description: 'The page asked for, and how many pages there are.', content: { 'application/json': answer({ pages: z.number().int(), tasks: z.array(briefSchema) }) } } },
+};
+
+const GET_DOC = (query: z.ZodObject): RouteDoc => ({
+  summary: 'Read a task',
+  description:
+    'The task with its result once it has one (verdict, tests); long text cut at 1000 characters and "..." unless no_truncate. ' +
+    'With file, one field raw as a download (404 when it is empty or does not exist); with wait, the answer is held until the task is done.',
+  tag: 'Tasks',
+  api: true,
+  query,
+  responses: {
+    '200': {
+      description: 'The task (result 0), or why not (NOT_EXIST, INVALID_INPUT); with file, the field itself.',
+      content: { 'application/json': answer({ task: taskSchema.nullable() }), 'application/octet-stream': { type: 'string', contentMediaType: 'application/octet-stream' } },
+    },
+    '404': { description: 'A download of a field that is empty, or of a task that does not exist.', content: { 'application/json': errorAnswerSchema } },
+  },
+});
+
 /** Adds a task under an id chosen here: the RPC client's retries on other judicators then add it once. */
 export async function addTask(context: ApiContext, task: TaskInput): Promise<string> {
   const id = newId();
@@ -66,7 +128,9 @@ export async function addTask(context: ApiContext, task: TaskInput): Promise<str
 }
 
 export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): void {
-  app.post('/api/task', { config: { failure: { id: null } } }, async (request) => {
+  const submission = submissionSchemas();
+  const getQuery = taskQuery(context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S);
+  app.post('/api/task', { config: { failure: { id: null }, openapi: SUBMIT_DOC(submission) } }, async (request) => {
     try {
       const submission = await readSubmission(request, context).catch((error: unknown) => {
         // A body that is no form at all is bad input too: HTTP 400 like a bad field.
@@ -83,15 +147,15 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     }
   });
 
-  app.delete('/api/task', { config: { failure: {} } }, async (request) => {
+  app.delete('/api/task', { config: { failure: {}, openapi: CANCEL_DOC } }, async (request) => {
     const query = request.query as Record<string, unknown>;
     const body = request.body && typeof request.body === 'object' ? (request.body as Record<string, unknown>) : {};
-    const id = parseId(first(query.id) ?? first(body.id));
+    const { id } = parseQuery(cancelQuery, { id: first(query.id) ?? first(body.id) });
     await context.calls.ok('cancel', { id });
     return { result: ReturnCode.OK };
   });
 
-  app.get('/api/task/list', { config: { failure: { pages: 0, tasks: [] } } }, async (request) => {
+  app.get('/api/task/list', { config: { failure: { pages: 0, tasks: [] }, openapi: LIST_DOC } }, async (request) => {
     const search = parseSearchQuery(request.query as Record<string, unknown>);
     const answer = await context.calls.ok('search', search);
     return { result: ReturnCode.OK, pages: answer.pages, tasks: answer.tasks.map(presentBrief) };
@@ -103,13 +167,12 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
    * the answer is held until the task is done, or sent with the task as it is when the wait ends: a
    * client waiting for a result asks again only if `task.done` is still false. Same JSON either way.
    */
-  app.get('/api/task', { config: { failure: { task: null } } }, async (request, reply) => {
-    const query = request.query as Record<string, unknown>;
-    const id = parseId(first(query.id));
-    const file = first(query.file);
-    const noTruncate = parseFlag(first(query.no_truncate), 'no_truncate');
-    const waitMs = parseWait(first(query.wait), context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S);
-    const wanted = typeof file === 'string' && file !== '' ? file : undefined;
+  app.get('/api/task', { config: { failure: { task: null }, openapi: GET_DOC(getQuery) } }, async (request, reply) => {
+    const query = parseQuery(getQuery, request.query);
+    const id = query.id;
+    const noTruncate = query.no_truncate ?? false;
+    const waitMs = Math.round((query.wait ?? 0) * 1000);
+    const wanted = query.file;
     let answer;
     try {
       if (waitMs > 0) {

@@ -19,6 +19,8 @@ export class ApiError extends Error {
     message: string,
     readonly status: number,
     readonly result?: number,
+    /** Every bad field of a refused submission (HTTP 400), each with what is wrong with it. */
+    readonly errors: { field: string; message: string }[] = [],
   ) {
     super(message);
   }
@@ -47,6 +49,11 @@ export function storeToken(token: string | null): void {
 let askForToken: ((reason: string) => Promise<boolean>) | undefined;
 export function onTokenNeeded(handler: (reason: string) => Promise<boolean>): void {
   askForToken = handler;
+}
+
+/** Asks the user for a token (a 401 outside api(): the event stream); false when there is no way to. */
+export async function requestToken(reason: string): Promise<boolean> {
+  return askForToken ? askForToken(reason) : false;
 }
 
 export function authHeaders(): Record<string, string> {
@@ -79,9 +86,9 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
     } catch (error) {
       throw new ApiError(`Cannot reach the gateway (${(error as Error).message}).`, 0);
     }
-    let answer: { result?: number; message?: string } | undefined;
+    let answer: { result?: number; message?: string; errors?: { field: string; message: string }[] } | undefined;
     try {
-      answer = (await response.json()) as { result?: number; message?: string };
+      answer = (await response.json()) as typeof answer;
     } catch {
       throw new ApiError(`Server returned error code: ${response.status}!`, response.status);
     }
@@ -92,7 +99,7 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
     if (answer?.result !== 0) {
       const code = answer?.result;
       const title = code === undefined ? `Server returned error code: ${response.status}!` : RESULT_TEXT[code] ?? `Result ${code}`;
-      throw new ApiError(answer?.message ? `${title}: ${answer.message}` : title, response.status, code);
+      throw new ApiError(answer?.message ? `${title}: ${answer.message}` : title, response.status, code, Array.isArray(answer?.errors) ? answer.errors : []);
     }
     return answer as T;
   }

@@ -27,6 +27,11 @@ export function fileNameProblem(name: string, label: string): string | undefined
   return undefined;
 }
 
+/** When a task was added: the time its id carries (ms since the epoch). */
+export function idTime(id: string): number {
+  return parseInt(id.slice(0, 8), 16) * 1000;
+}
+
 export function idProblem(value: string): string | undefined {
   return ID_PATTERN.test(value) ? undefined : 'A task id is 24 characters 0-9 and a-f.';
 }

@@ -1,6 +1,7 @@
 // Live pages: run a refresh now and again `intervalMs` after each one finishes (never two at once),
-// more slowly while the tab is hidden, until the page is left.
-import { h, replace, type Child } from './dom';
+// more slowly while the tab is hidden, until the page is left. What a refresh shows is patched in
+// (dom.ts morph): only what changed moves, so a selection or the scroll position survives it.
+import { h, morph, replace, type Child } from './dom';
 import type { PageContext } from './page';
 export function poll(refresh: () => Promise<void>, intervalMs: number): () => void {
   let stopped = false;
@@ -28,16 +29,16 @@ export function poll(refresh: () => Promise<void>, intervalMs: number): () => vo
   };
 }
 
-/** A page of one card whose content `load` renders again at every refresh (errors shown in the card). */
+/** A page of one card whose content `load` gives at every refresh, patched in (errors shown in the card). */
 export function liveCard(context: PageContext, title: string, intervalMs: number, load: () => Promise<Child>): () => void {
   const body = h('div', { class: 'card' }, h('p', { class: 'muted' }, 'Loading…'));
   replace(context.root, h('div', { class: 'page-head' }, h('h1', null, title)), body);
   return poll(async () => {
     try {
-      replace(body, await load());
+      morph(body, h('div', { class: 'card' }, await load()));
       context.refreshed(true);
     } catch (error) {
-      replace(body, h('p', { class: 'error-text' }, (error as Error).message));
+      morph(body, h('div', { class: 'card' }, h('p', { class: 'error-text' }, (error as Error).message)));
       context.refreshed(false);
     }
   }, intervalMs);

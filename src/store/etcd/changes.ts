@@ -13,7 +13,7 @@ import type { Etcd3, ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3'
 import { UnavailableError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
 import { resultSize } from '../../task/codec';
-import type { TaskResult, TaskStatus } from '../../task/types';
+import type { TaskResult, TaskStatus, TaskVerdict } from '../../task/types';
 import { isQueued, type Change, type Decision } from '../transition-rules';
 import { inlineBlob, type StagedBlob } from './chunks';
 import { lastSegment, prefixEnd, type StoreKeys } from './keys';
@@ -92,6 +92,7 @@ interface StoredResult {
   blob: StagedBlob;
   size: number;
   accepted?: boolean | null;
+  verdict?: TaskVerdict | null;
 }
 
 export interface TaskChangesOptions {
@@ -216,8 +217,9 @@ export class TaskChanges {
 
   /**
    * Every key a change touches: the task's metadata, its status entry, its queue or held entries (which
-   * carry a copy of the metadata), its finish-time entry and result once it ends, and the released entry
-   * that tells the executor it was taken from. `staged` is the executor's result, staged before.
+   * carry a copy of the metadata), its finish-time entry and result once it ends, the released entry
+   * that tells the executor it was taken from, and its live record when it leaves its executor. `staged`
+   * is the executor's result, staged before.
    */
   changeOps(id: string, meta: TaskMeta, change: Change, staged?: StagedBlob): { ops: IRequestOp[]; compare: ICompare[]; next: TaskMeta } {
     const k = this.keys;
@@ -232,6 +234,7 @@ export class TaskChanges {
         next.result_token = stored.blob.token;
         next.result_chunks = stored.blob.chunks;
         if (stored.accepted !== undefined) next.accepted = stored.accepted;
+        if (stored.verdict !== undefined) next.verdict = stored.verdict;
         ops.push(...stored.blob.ops);
         compare = stored.blob.compare;
       }
@@ -242,7 +245,8 @@ export class TaskChanges {
     const value = JSON.stringify(next);
     ops.push(op.put(k.task(id), value), ...this.statusMove(id, meta.status, next.status));
     if (meta.executor !== null && (next.done || next.executor !== meta.executor)) {
-      ops.push(op.del(k.held(meta.executor, id)));
+      // The live record lives as long as the task's stay on one executor (task-events.ts): gone in the same write.
+      ops.push(op.del(k.held(meta.executor, id)), op.del(k.live(id)));
       if (change.announce) ops.push(op.put(k.released(id), meta.executor));
     }
     if (!next.done && next.executor !== null) ops.push(op.put(k.held(next.executor, id), value));
@@ -256,11 +260,11 @@ export class TaskChanges {
     const result = change.result as TaskResult;
     if (change.reported) {
       if (!staged) throw new Error(`bug: the result of task ${id} was not staged before it was written`);
-      return { blob: staged, size: resultSize(result), accepted: result.accepted };
+      return { blob: staged, size: resultSize(result), accepted: result.accepted, verdict: result.verdict };
     }
     const blob = inlineBlob(packResult(result), (token) => this.keys.result(id, token));
     if (!blob) throw new Error(`bug: a result written by the store is larger than one chunk`);
-    return { blob, size: resultSize(result), accepted: result.accepted };
+    return { blob, size: resultSize(result), accepted: result.accepted, verdict: result.verdict };
   }
 
   private statusMove(id: string, from: TaskStatus, to: TaskStatus): IRequestOp[] {

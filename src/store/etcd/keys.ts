@@ -15,6 +15,7 @@
 //   executor/<executor>           an executor's last report {name, report_ms, vacant, slots, host}
 //   callback/<id>                 a finished task's callback waiting to be delivered {url, attempts, due_ms}
 //                                 (issue 17's outbox: written by the transaction that ends the task)
+//   live/<id>                     a running task's live state (task-events.ts), while its executor holds it
 //
 // A queue entry (feed/pending/) and a held entry (held/) carry a copy of the task's metadata, written in
 // the same transaction as task/<id>: while a task is queued or held, every change to it rewrites or
@@ -25,6 +26,9 @@
 // 3.5 before 3.5.7) refuses to start on a WAL holding an entry of 10 MiB or more (etcd-io/etcd#14114),
 // so no request may carry one, whatever --max-request-bytes allows (chunks.ts). The token names
 // one upload, so the chunks of two racing uploads of the same task never mix.
+//
+// A write to task/<id> is a change of that task: watchTaskChanges watches task/ (only while someone
+// follows the events), and live/<id> one key per followed task.
 //
 // Only writes under feed/ and finished/ are the change feed: one watch on the range from feed/ to the end
 // of finished/ (no other prefix may sort between them) tells every judicator when a task becomes
@@ -114,6 +118,7 @@ export function storeKeys(prefix: string) {
     executors: `${p}executor/`,
     callback: (id: string) => `${p}callback/${id}`,
     callbacks: `${p}callback/`,
+    live: (id: string) => `${p}live/${id}`,
   };
 }
 

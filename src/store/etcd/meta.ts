@@ -2,8 +2,9 @@
 // everything but the large fields, and how it turns back into the shapes the rest of kv2 uses.
 import { idTime } from '../../common/ids';
 import { isoTime } from '../../common/time';
-import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput } from '../../task/types';
+import { TaskStatus, type StepLimits, type Task, type TaskBrief, type TaskInput, type TaskVerdict } from '../../task/types';
 import type { TaskState } from '../transition-rules';
+import { verdictOf } from '../../task/verdicts';
 import { unpackInput, unpackResult } from './packing';
 
 /** The state every transition's rule reads (TaskState, by the same names), and where the rest is. */
@@ -20,6 +21,8 @@ export interface TaskMeta extends TaskState {
   result_chunks?: number;
   /** The result's verdict against the standard output, once done. */
   accepted?: boolean | null;
+  /** Issue 17: the result's verdict, once done (what lists and the task events show). */
+  verdict?: TaskVerdict | null;
   /** Issue 17: where the finished task is POSTed; its ending writes the callback's outbox entry. */
   callback_url?: string;
 }
@@ -70,6 +73,8 @@ export function briefOf(id: string, meta: TaskMeta): TaskBrief {
     status: meta.status,
     executor: meta.executor,
     report_time: isoTime(meta.report_ms),
+    // A task done before verdicts existed: what its status and `accepted` say.
+    ...(meta.done ? { verdict: meta.verdict ?? verdictOf({ done: true, status: meta.status, result: { accepted: meta.accepted } }) } : {}),
   };
 }
 

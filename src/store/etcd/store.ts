@@ -1,7 +1,7 @@
 // The etcd task store: tasks in the judicators' own etcd cluster (key layout in keys.ts). Its transitions
 // are transitions.ts (one function each) and a whole report report.ts, both through changes.ts (read ->
-// rule -> write conditioned on what was read); here are its reads, its executor records, and its change
-// feed (feed.ts).
+// rule -> write conditioned on what was read); here are its reads, its executor records, its change
+// feed (feed.ts) and its task events and live records (task-events.ts).
 //
 // Round trips: search 2; get 1; a report 2 whatever it carries (report.ts); the transitions' own are in
 // transitions.ts.
@@ -11,7 +11,21 @@ import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
-import type { PendingCallback, ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import type { LiveTask } from '../../task/events';
+import type {
+  LiveRecord,
+  PendingCallback,
+  ReportInput,
+  ReportOutcome,
+  SearchQuery,
+  SearchResult,
+  StoreEvent,
+  StoreOptions,
+  TaskChangeHandlers,
+  TaskChangeWatch,
+  TaskStore,
+  WriteFence,
+} from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS, isUnacknowledged } from '../transition-rules';
 import { DEFAULT_HELD_VIEW_MS, TaskChanges } from './changes';
 import { joinChunks, readChunks } from './chunks';
@@ -19,6 +33,7 @@ import { StoreFeed } from './feed';
 import { heldExecutor, inclusiveEnd, invertId, lastSegment, prefixEnd, storeKeys, type StoreKeys } from './keys';
 import { briefOf, taskOf } from './meta';
 import { etcdReport } from './report';
+import { EtcdChangeWatch, readLive, watchLive, writeLive } from './task-events';
 import { etcdTransitions, redeliveryRound, type EtcdTransitionContext } from './transitions';
 import { DEFAULT_TXN_LIMITS, cmp, etcdCall, getMany, op, runSteps, type TxnLimits } from './txn';
 
@@ -54,7 +69,7 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   private readonly feed: StoreFeed;
   private readonly logger: Logger;
   private readonly heartbeatRefreshMs: number;
-  private readonly heartbeats = new Map<string, { ms: number; slots?: number; host?: string }>();
+  private readonly heartbeats = new Map<string, { ms: number; slots?: number; host?: string; started?: string }>();
   protected readonly context: EtcdTransitionContext;
   private lastClient: Etcd3 | undefined;
 
@@ -233,17 +248,17 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   // ---------------------------------------------------------------------------------------------
   // executors
 
-  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void> {
+  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void> {
     const now = this.now();
     const last = this.heartbeats.get(executor);
     // The record serves `executors` and executor expiry, both measured in seconds: under load an executor
     // reports many times a second, and rewriting the record each time would be much of etcd's work.
-    if (last && now - last.ms < this.heartbeatRefreshMs && last.slots === info.slots && last.host === info.host) return;
-    const record = { name: executor, report_ms: now, vacant: info.vacant, slots: info.slots, host: info.host };
+    if (last && now - last.ms < this.heartbeatRefreshMs && last.slots === info.slots && last.host === info.host && last.started === info.started) return;
+    const record = { name: executor, report_ms: now, vacant: info.vacant, slots: info.slots, host: info.host, started: info.started };
     await etcdCall('record the executor report', () =>
       this.client().kv.put({ key: Buffer.from(this.keys.executor(executor)), value: Buffer.from(JSON.stringify(record)) }),
     );
-    this.heartbeats.set(executor, { ms: now, slots: info.slots, host: info.host });
+    this.heartbeats.set(executor, { ms: now, slots: info.slots, host: info.host, started: info.started });
   }
 
   async listExecutors(): Promise<ExecutorInfo[]> {
@@ -252,13 +267,14 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
     );
     const out: ExecutorInfo[] = [];
     for (const kv of response.kvs) {
-      const record = parseJson<{ name: string; report_ms: number; vacant?: number; slots?: number; host?: string }>(kv.value);
+      const record = parseJson<{ name: string; report_ms: number; vacant?: number; slots?: number; host?: string; started?: string }>(kv.value);
       if (!record || typeof record.name !== 'string' || typeof record.report_ms !== 'number') continue;
       // The original's `hostname` field held the executor's name too.
       const info: ExecutorInfo = { id: record.name, hostname: record.name, report_time: isoTime(record.report_ms) };
       if (typeof record.host === 'string') info.host = record.host;
       if (typeof record.slots === 'number') info.slots = record.slots;
       if (typeof record.vacant === 'number') info.vacant = record.vacant;
+      if (typeof record.started === 'string') info.started = record.started;
       out.push(info);
     }
     return out;
@@ -312,6 +328,25 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   subscribe(listener: (event: StoreEvent) => void): () => void {
     this.client();
     return this.feed.subscribe(listener);
+  }
+
+  watchTaskChanges(after: string | undefined, handlers: TaskChangeHandlers): TaskChangeWatch {
+    return new EtcdChangeWatch(() => this.client(), this.keys, after, handlers, this.logger);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // live state of running tasks (task-events.ts)
+
+  writeLive(executor: string, records: readonly LiveTask[]): Promise<string[]> {
+    return writeLive(this.client(), this.keys, this.limits, executor, records);
+  }
+
+  readLive(id: string): Promise<LiveRecord | undefined> {
+    return readLive(this.client(), this.keys, id);
+  }
+
+  watchLive(id: string, listener: (record: LiveRecord | null) => void): () => void {
+    return watchLive(this.client(), this.keys, id, listener, this.logger);
   }
 
   async close(): Promise<void> {

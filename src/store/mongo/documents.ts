@@ -21,6 +21,7 @@ import {
   type TaskVerdict,
   type TestReport,
 } from '../../task/types';
+import { verdictOf } from '../../task/verdicts';
 import type { Change, TaskState } from '../transition-rules';
 
 export const DATABASE = 'judicator';
@@ -88,6 +89,20 @@ export interface TaskDoc {
    * release): the change stream turns it into a `released` event without needing pre-images (6.0+).
    */
   released?: string;
+  /** Issue 17: the running task's live state (task-events.ts), set to null when it leaves its executor. */
+  live?: LiveDoc | null;
+}
+
+/** A running task's live state as the task document keeps it. */
+export interface LiveDoc {
+  step: 'compile' | 'execute';
+  test: number;
+  of: number;
+  elapsed_ms: number;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Differs whenever the record does (a fresh random value at each write). */
+  version: string;
 }
 
 export interface ExecutorDoc {
@@ -97,6 +112,8 @@ export interface ExecutorDoc {
   vacant?: number;
   slots?: number;
   host?: string;
+  /** Issue 17: when the executor process started (ISO time), as it says in its reports. */
+  started?: string;
 }
 
 /** One index per query shape; names are fixed so a changed definition is noticed, not duplicated. */
@@ -115,7 +132,7 @@ export const TASK_INDEXES: IndexDescription[] = [
   { key: { 'callback.due': 1 }, name: 'callback_due', partialFilterExpression: { callback: { $exists: true } } },
 ];
 
-export const BRIEF_PROJECTION = { user: 1, add_time: 1, done: 1, status: 1, executor: 1, report_time: 1 } as const;
+export const BRIEF_PROJECTION = { user: 1, add_time: 1, done: 1, status: 1, executor: 1, report_time: 1, 'result.verdict': 1, 'result.accepted': 1 } as const;
 
 export function toBuffer(value: unknown): Buffer {
   if (Buffer.isBuffer(value)) return value;
@@ -186,7 +203,9 @@ function toJudge(doc: JudgeDoc): JudgeSpec {
   };
 }
 
-export function toBrief(doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' | 'status' | 'executor' | 'report_time'>): TaskBrief {
+export function toBrief(
+  doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' | 'status' | 'executor' | 'report_time'> & { result?: { verdict?: TaskVerdict | null; accepted?: boolean | null } | null },
+): TaskBrief {
   return {
     id: doc._id.toHexString(),
     user: doc.user,
@@ -195,6 +214,8 @@ export function toBrief(doc: Pick<TaskDoc, '_id' | 'user' | 'add_time' | 'done' 
     status: doc.status,
     executor: doc.executor ?? null,
     report_time: isoTime(doc.report_time.getTime()),
+    // A task done before verdicts existed: what its status and `accepted` say.
+    ...(doc.done ? { verdict: doc.result?.verdict ?? verdictOf({ done: true, status: doc.status, result: { accepted: doc.result?.accepted } }) } : {}),
   };
 }
 
@@ -287,7 +308,10 @@ export function unchangedSince(doc: StateDoc): Filter<TaskDoc> {
   };
 }
 
-/** The $set that makes `change` so on a task read as `doc`: the fields that change, its result, its released mark. */
+/**
+ * The $set that makes `change` so on a task read as `doc`: the fields that change, its result, its released
+ * mark, and its live record cleared when it leaves its executor.
+ */
 export function changeSet(doc: StateDoc, change: Change): Partial<TaskDoc> {
   const from = stateOf(doc);
   const next = change.next;
@@ -302,5 +326,7 @@ export function changeSet(doc: StateDoc, change: Change): Partial<TaskDoc> {
   if (change.announce && from.executor !== null && next.executor !== from.executor) set.released = releasedMark(from.executor);
   // The callback goes into the outbox with the update that ends the task: both happen, or neither.
   if (next.done && !from.done && doc.callback_url) set.callback = { url: doc.callback_url, attempts: 0, due: new Date(next.report_ms) };
+  // The live record lives as long as the task's stay on one executor: gone with the change that ends it.
+  if (from.executor !== null && (next.done || next.executor !== from.executor)) set.live = null;
   return set;
 }

@@ -2,18 +2,34 @@
 // the original's database, collections and field names), with what the original lacked: write concern
 // majority (an acknowledged write survives a failover), an index for every query, every transition
 // conditioned on the task as it was read (transitions.ts), executors keyed by name (no duplicate
-// records), client-chosen ids, the size limit turned into TooLargeError, UTC Date fields, and a change
-// stream that wakes long-polling reports cluster-wide (feed.ts). Opened by open.ts.
+// records), client-chosen ids, the size limit turned into TooLargeError, UTC Date fields, a change
+// stream that wakes long-polling reports cluster-wide (feed.ts), and the task events and live records of
+// issue 17 (task-events.ts). Opened by open.ts.
 import type { ChangeStreamDocument, Collection, Filter, MongoClient } from 'mongodb';
 import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
-import type { PendingCallback, ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import type { LiveTask } from '../../task/events';
+import type {
+  LiveRecord,
+  PendingCallback,
+  ReportInput,
+  ReportOutcome,
+  SearchQuery,
+  SearchResult,
+  StoreEvent,
+  StoreOptions,
+  TaskChangeHandlers,
+  TaskChangeWatch,
+  TaskStore,
+  WriteFence,
+} from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, translate } from './errors';
 import { CHANGE_STREAM_OPEN_TIMEOUT_MS, TaskChangeStream } from './feed';
+import { MongoChangeWatch, readLive, watchLive, writeLive } from './task-events';
 import { mongoTransitions, objectIds, type MongoTransitionContext } from './transitions';
 
 export interface MongoStoreOptions extends StoreOptions {
@@ -39,6 +55,7 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
   private readonly executors: Collection<ExecutorDoc>;
   private readonly now: () => number;
   private readonly feed: TaskChangeStream;
+  private readonly logger: Logger;
   protected readonly context: MongoTransitionContext;
 
   constructor(
@@ -51,6 +68,7 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
     this.executors = db.collection<ExecutorDoc>(EXECUTOR_COLLECTION);
     this.now = options.now ?? Date.now;
     this.feed = new TaskChangeStream(this.tasks, options.logger, options.changeStreamRetryMs);
+    this.logger = options.logger;
     this.context = {
       tasks: this.tasks,
       now: this.now,
@@ -179,11 +197,12 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   // ---- executors ----
 
-  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void> {
+  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void> {
     const now = new Date(this.now());
     const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, vacant: info.vacant };
     if (info.slots !== undefined) set.slots = info.slots;
     if (info.host !== undefined) set.host = info.host;
+    if (info.started !== undefined) set.started = info.started;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
@@ -204,6 +223,7 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
         if (doc.host !== undefined) info.host = doc.host;
         if (doc.slots !== undefined) info.slots = doc.slots;
         if (doc.vacant !== undefined) info.vacant = doc.vacant;
+        if (doc.started !== undefined) info.started = doc.started;
         return info;
       });
     } catch (error) {
@@ -253,6 +273,24 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   subscribe(listener: (event: StoreEvent) => void): () => void {
     return this.feed.subscribe(listener);
+  }
+
+  watchTaskChanges(after: string | undefined, handlers: TaskChangeHandlers): TaskChangeWatch {
+    return new MongoChangeWatch(this.tasks, after, handlers, this.logger);
+  }
+
+  // ---- live state of running tasks (task-events.ts) ----
+
+  writeLive(executor: string, records: readonly LiveTask[]): Promise<string[]> {
+    return writeLive(this.tasks, executor, records);
+  }
+
+  readLive(id: string): Promise<LiveRecord | undefined> {
+    return readLive(this.tasks, id);
+  }
+
+  watchLive(id: string, listener: (record: LiveRecord | null) => void): () => void {
+    return watchLive(this.tasks, id, listener, this.logger);
   }
 
   /** The events a change means (feed.ts). */

@@ -1,8 +1,8 @@
 // Add: the original's form (user; compile source as a zip or a name + text pair, command, timeout;
-// execute input, data as a zip or a name + text pair, command, timeout, expected output), plus the
-// optional per-step limits. Checked here with the gateway's rules, sent as multipart, and on success
+// execute input, data as a zip or a name + text pair, command, timeout, expected output), plus issue 17's
+// tests (a zip or JSON), test mode, checker and callback, and the optional per-step limits. Checked here with the gateway's rules, sent as multipart, and on success
 // the Task page of the new task is shown.
-import { api } from '../api';
+import { ApiError, api } from '../api';
 import { countProblem, fileNameProblem, positiveProblem } from '../checks';
 import { h, replace } from '../dom';
 import type { Page } from '../page';
@@ -21,11 +21,23 @@ export const CPP_EXAMPLE = {
 };
 
 const LIMITS: [string, string][] = [
+  ['time_limit_ms', 'CPU time (ms)'],
+  ['wall_limit_ms', 'Wall time (ms)'],
+  ['memory_limit_kb', 'Peak memory (KiB)'],
+  ['stack_limit_kb', 'Stack (KiB)'],
   ['cpu_time', 'CPU seconds'],
   ['memory', 'Memory (bytes)'],
   ['processes', 'Processes'],
   ['file_size', 'Largest file (bytes)'],
   ['output', 'Output kept (bytes)'],
+];
+
+/** The checkers a task may name (issue 17); float takes its tolerance from its own field. */
+const CHECKERS: [string, string][] = [
+  ['exact', 'Exact (trailing spaces ignored)'],
+  ['tokens', 'Tokens (any white space)'],
+  ['float', 'Numbers within a tolerance'],
+  ['program', 'A checker program (testlib)'],
 ];
 
 export const addPage: Page = (context) => {
@@ -77,6 +89,24 @@ export const addPage: Page = (context) => {
     ),
     h(
       'details',
+      { class: 'card', id: 'add-judge' },
+      h('summary', null, 'Tests and checker (optional)'),
+      h('p', { class: 'muted small' }, 'The task is compiled once, then each test runs in a fresh copy of the task directory, with its own verdict, time and memory.'),
+      withError('tests_zip', field('Tests (zip)', input('tests_zip', { type: 'file', accept: '.zip,application/zip' }), 'Pairs <name>.in and <name>.out (or .ans).')),
+      withError('tests', field('Tests (JSON)', area('tests', 4, '[{"name": "1", "input": "1 2", "output": "3"}]'), 'Or a JSON array of {"name", "input", "output"}; then leave the input and expected output above empty.')),
+      h(
+        'div',
+        { class: 'grid' },
+        withError('test_mode', field('Test mode', h('select', { name: 'test_mode', id: 'add-test_mode' }, h('option', { value: 'first_fail' }, 'Stop at the first failure'), h('option', { value: 'all' }, 'Run every test')))),
+        withError('checker', field('Checker', h('select', { name: 'checker_kind', id: 'add-checker' }, CHECKERS.map(([value, label]) => h('option', { value }, label))))),
+        withError('checker_error', field('Tolerance (float)', input('checker_error', { inputmode: 'decimal', placeholder: '1e-6' }), 'Absolute or relative.')),
+      ),
+      h('div', { class: 'grid pair' }, withError('checker_source_name', field('Checker file name', input('checker_source_name', { maxlength: '255', placeholder: 'check.cpp' })))),
+      withError('checker_source_str', field('Checker source', area('checker_source_str', 6), "testlib's convention: checker <input> <output> <answer>; exit 0 OK, 1 wrong answer, 2 presentation error, 3 fail.")),
+      withError('callback_url', field('Callback URL', input('callback_url', { type: 'url', placeholder: 'https://example.com/kv2-result' }), 'The finished task is POSTed there, signed (only to hosts the gateway allows).')),
+    ),
+    h(
+      'details',
       { class: 'card' },
       h('summary', null, 'Limits and network (optional)'),
       ['compile', 'execute'].map((step) =>
@@ -121,6 +151,21 @@ export const addPage: Page = (context) => {
       if (nameProblem) found.push([`${kind}_name`, nameProblem]);
     }
     if (!value('execute_command').trim()) found.push(['execute_command', 'Give the command that runs the task.']);
+    const tests = value('tests').trim();
+    if (tests) {
+      try {
+        if (!Array.isArray(JSON.parse(tests))) throw new Error('not an array');
+      } catch {
+        found.push(['tests', 'Tests must be a JSON array of {"name", "input", "output"}.']);
+      }
+      if (hasFile('tests_zip')) found.push(['tests', 'Give the tests as a zip or as JSON, not both.']);
+    }
+    const checker = value('checker_kind');
+    if (checker === 'float' && !(Number(value('checker_error')) > 0 && Number(value('checker_error')) <= 1)) found.push(['checker_error', 'The tolerance is a number above 0 and at most 1, such as 1e-6.']);
+    if (checker === 'program') {
+      if (!value('checker_source_name').trim()) found.push(['checker_source_name', 'Name the checker file: its extension says how it is built (.cpp, .c, .py).']);
+      if (!value('checker_source_str').trim()) found.push(['checker_source_str', "Give the checker's source."]);
+    }
     for (const step of ['compile', 'execute']) {
       for (const [name, label] of LIMITS) {
         const reason = positiveProblem(value(`${step}_${name}`), label);
@@ -155,6 +200,18 @@ export const addPage: Page = (context) => {
     if ((form.elements.namedItem('network') as HTMLInputElement).checked) data.set('network', 'true');
     // Empty optional limits are left out rather than sent empty.
     for (const step of ['compile', 'execute']) for (const [name] of LIMITS) if (data.get(`${step}_${name}`) === '') data.delete(`${step}_${name}`);
+    // The checker as the API takes it: exact, tokens, float:<error> or program; the judge's fields only when used.
+    const checker = String(data.get('checker_kind') ?? 'exact');
+    const judged = hasFile('tests_zip') || value('tests').trim() !== '' || checker !== 'exact' || value('test_mode') !== 'first_fail';
+    data.delete('checker_kind');
+    data.delete('checker_error');
+    if (judged) data.set('checker', checker === 'float' ? `float:${value('checker_error').trim()}` : checker);
+    else data.delete('test_mode');
+    if (checker !== 'program') {
+      data.delete('checker_source_name');
+      data.delete('checker_source_str');
+    }
+    for (const name of ['tests', 'callback_url']) if (String(data.get(name) ?? '').trim() === '') data.delete(name);
     const button = form.querySelector<HTMLButtonElement>('#add-submit')!;
     button.disabled = true;
     button.textContent = 'Submitting…';
@@ -162,6 +219,14 @@ export const addPage: Page = (context) => {
       const { id } = await api<{ id: string }>('POST', 'api/task', { body: data });
       context.navigate(`get?id=${id}`, { kind: 'success', text: `Task ${id} submitted successfully!` });
     } catch (error) {
+      // The gateway names every bad field (HTTP 400): each is shown next to its field.
+      for (const bad of error instanceof ApiError ? error.errors : []) {
+        const message = errors.get(bad.field === 'checker' ? 'checker' : bad.field);
+        if (message) {
+          message.textContent = bad.message;
+          message.hidden = false;
+        }
+      }
       problem.textContent = (error as Error).message;
       problem.hidden = false;
       button.disabled = false;

@@ -1,4 +1,6 @@
-// Executors: every executor the judicators know, with its slots, refreshing by itself.
+// Executors: every executor the judicators know, with what it says of itself in its reports (host, slots,
+// start time), its free slots and last report; refreshed every few seconds and patched in, so a name can
+// be selected and copied. On a phone each executor becomes a small card.
 import { api, type ExecutorView } from '../api';
 import { h, localTime } from '../dom';
 import type { Page } from '../page';
@@ -8,19 +10,19 @@ export const executorsPage: Page = (context) =>
   liveCard(context, 'Executors', 2_000, async () => {
     const { executors } = await api<{ executors: ExecutorView[] }>('GET', 'api/executors');
     if (executors.length === 0) return h('p', { class: 'empty' }, 'No executor has reported yet. Start one with ', h('code', null, 'kv2 executor --etcd-endpoints …'), '.');
-    const head = h('thead', null, h('tr', null, ['Name', 'Hostname', 'Slots', 'Free', 'Started', 'Last report', 'State'].map((t) => h('th', null, t))));
+    const head = h('thead', null, h('tr', null, ['Name', 'Host', 'Slots', 'Free', 'Started', 'Last report', 'State'].map((t) => h('th', null, t))));
     const rows = executors.map((e) =>
       h(
         'tr',
-        null,
-        h('td', { class: 'mono' }, e.id),
-        h('td', null, e.hostname, e.host ? h('div', { class: 'muted small' }, e.host) : null),
-        h('td', { class: 'num' }, e.slots ?? ''),
-        h('td', { class: 'num' }, e.vacant ?? ''),
-        h('td', null, localTime(e.started)),
-        h('td', null, localTime(e.report_time)),
-        h('td', null, e.alive === false ? h('span', { class: 'badge status-cancelled' }, 'Gone') : h('span', { class: 'badge status-success' }, 'Alive')),
+        { 'data-id': e.id },
+        h('td', { class: 'mono cell-name' }, e.id),
+        h('td', { 'data-label': 'Host' }, e.host ?? h('span', { class: 'muted' }, 'not said yet')),
+        h('td', { class: 'num', 'data-label': 'Slots' }, e.slots ?? ''),
+        h('td', { class: 'num', 'data-label': 'Free' }, e.vacant ?? ''),
+        h('td', { 'data-label': 'Started' }, localTime(e.started)),
+        h('td', { 'data-label': 'Last report' }, localTime(e.report_time)),
+        h('td', { class: 'cell-state' }, e.alive === false ? h('span', { class: 'badge status-cancelled' }, 'Gone') : h('span', { class: 'badge status-success' }, 'Alive')),
       ),
     );
-    return h('div', { class: 'table-wrap' }, h('table', { id: 'executors-table' }, head, h('tbody', null, rows)));
+    return h('div', { class: 'table-wrap' }, h('table', { id: 'executors-table', class: 'cards-on-phone' }, head, h('tbody', null, rows)));
   });

@@ -1,6 +1,7 @@
 // The landing page: the original's "Khala" welcome, and the cluster at a glance (live).
 import { api, type ExecutorView, type JudicatorView } from '../api';
-import { h, replace } from '../dom';
+import { h, morph, replace } from '../dom';
+import { judicatorName } from './judicators';
 import type { Page } from '../page';
 import { poll } from '../poll';
 
@@ -30,16 +31,20 @@ export const homePage: Page = (context) => {
       ]);
       const alive = executors.executors.filter((e) => e.alive !== false);
       const leader = judicators.judicators.find((j) => j.leader);
-      replace(
+      morph(
         stats,
-        stat('Judicators', judicators.judicators.length, leader ? `leader: ${leader.name.split('/').pop()}` : 'no leader elected'),
-        stat('Executors', alive.length),
-        stat('Task slots', alive.reduce((n, e) => n + (e.slots ?? 0), 0)),
-        stat('Free slots', alive.reduce((n, e) => n + (e.vacant ?? 0), 0)),
+        h(
+          'div',
+          { class: 'stats' },
+          stat('Judicators', judicators.judicators.length, leader ? `leader: ${judicatorName(leader.name)}` : 'no leader elected'),
+          stat('Executors', alive.length),
+          stat('Task slots', alive.reduce((n, e) => n + (e.slots ?? 0), 0)),
+          stat('Free slots', alive.reduce((n, e) => n + (e.vacant ?? 0), 0)),
+        ),
       );
       context.refreshed(true);
     } catch (error) {
-      replace(stats, h('div', { class: 'card muted' }, (error as Error).message));
+      morph(stats, h('div', { class: 'stats' }, h('div', { class: 'card muted' }, (error as Error).message)));
       context.refreshed(false);
     }
   }, 3_000);
