@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
+import { hideSecretFlags } from '../common/hide-argv';
 import { BusyError, UsageError, describeError } from '../common/errors';
 import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
@@ -74,6 +75,8 @@ export async function prepareRole(command: CommandName, given: Record<string, un
 
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
   const prepared = await prepareRole(command, given, rawArgs);
+  // This process is the supervisor for as long as the role runs: no token stays in its command line.
+  hideSecretFlags(roleFlags(ROLE_COMMANDS[command]!.modules).filter((flag) => flag.secret).flatMap((flag) => [flag.name, ...(flag.aliases ?? [])]));
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
   const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);

@@ -7,11 +7,12 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logging';
 import { ReturnCode } from '../task/types';
-import { TokenCheck } from './api/auth';
+import { TokenCheck, adminTokens } from './api/auth';
 import { registerBatchRoute } from './api/batch';
 import { registerClusterRoutes } from './api/cluster';
 import type { ApiContext } from './api/context';
 import { sendError } from './api/errors';
+import { callerOf } from './api/ownership';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
@@ -28,8 +29,8 @@ export interface GatewayServerOptions {
   judicators(): Promise<JudicatorListing[]>;
   logger: Logger;
   limits: GatewayConfig['limits'];
-  /** API tokens; empty: the API is open. */
-  tokens: readonly string[];
+  /** API tokens as they are now (they may change while the server runs); none: the API is open. */
+  tokens: { readonly current: TokenCheck } | readonly string[];
   ui: UiFiles;
   /** Milliseconds one judicator RPC may take (rpc.timeout_ms); a waiting call gets its wait on top. */
   rpcTimeoutMs?: number;
@@ -64,12 +65,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   const context: ApiContext = { calls, waits, judicators: options.judicators, limits, metrics, logger };
   // Closing waits for the requests under way: waiting ones are ended first, not left to run their minute.
   app.addHook('preClose', async () => waits.close());
-  const tokens = new TokenCheck(options.tokens);
+  const tokens = 'current' in options.tokens ? options.tokens : { current: new TokenCheck(adminTokens(options.tokens)) };
 
   await app.register(formbody, { bodyLimit: limits.body_bytes });
   await app.register(multipart, { limits: { fileSize: limits.body_bytes, fieldSize: limits.body_bytes } });
 
   app.decorateRequest('metricsRoute', null);
+  app.decorateRequest('caller', null);
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error, logger));
   app.setNotFoundHandler((request, reply) => {
     if (request.url.startsWith('/api/') || request.url === '/api') {
@@ -80,7 +82,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.addHook('onRequest', async (request) => {
     (request as unknown as { started: bigint }).started = process.hrtime.bigint();
-    if (request.url === '/api' || request.url.startsWith('/api/')) tokens.check(request.headers.authorization);
+    // The ROUTE decides, not the raw URL: /%61pi/task/list and an absolute-form request line
+    // (GET http://host/api/task/list) reach the /api routes too. Runs before the body is read.
+    const route = request.routeOptions.url;
+    if (route !== undefined && isApiPath(route)) request.caller = tokens.current.identify(request.headers.authorization);
   });
   app.addHook('onResponse', async (request, reply) => {
     // A waiting GET /api/task takes as long as its task: counted apart, so the route's latency stays meaningful.
@@ -93,12 +98,22 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   registerTaskRoutes(app, context);
   registerBatchRoute(app, context);
   registerClusterRoutes(app, context);
+  // Whose token this is (the web UI shows it): an admin's, or a user id's.
+  app.get('/api/whoami', { config: { failure: { admin: false, user: null } } }, async (request) => {
+    const caller = callerOf(request);
+    return { result: ReturnCode.OK, admin: caller.admin, user: caller.admin ? null : caller.user, tokens_required: !(caller.admin && caller.open) };
+  });
   app.get('/metrics', async (_request, reply) => {
     const { body, contentType } = await metrics.text();
     return reply.type(contentType).send(body);
   });
   registerUiRoutes(app, options.ui);
   return { app, metrics };
+}
+
+/** A route (or path) of the API: the token check's domain. */
+function isApiPath(route: string): boolean {
+  return route === '/api' || route.startsWith('/api/');
 }
 
 /** Judicators, executors and their slots, for the cluster gauges of /metrics. */

@@ -1,7 +1,7 @@
 // How the API answers when something goes wrong: always JSON with the route's usual keys (`id: null`,
 // `task: null`, `tasks: []`, ...), a result code and a message saying why; never the original's HTTP
 // 500 page. HTTP statuses: 200 for answers with a result code (as the original), 401 for a missing or
-// wrong API token, 404 for a download that does not exist, 413 for a body over the limit, 503 when no
+// wrong API token, 403 for a token asking for another user's task, 404 for a download that does not exist, 413 for a body over the limit, 503 when no
 // judicator (or etcd) can be reached, 4xx for a body that cannot even be parsed.
 import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -22,6 +22,11 @@ export class BodyTooLargeError extends TooLargeError {}
 /** No API token, or not one of the configured ones: HTTP 401. */
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
+}
+
+/** A valid API token asking for what is not its own (another user's task): HTTP 403. */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
 }
 
 /** A judicator answered with a result code other than OK, passed on to the client as it is. */
@@ -49,6 +54,7 @@ export function errorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof InvalidInputError) return { status: 200, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof NotFoundError) return { status: 404, result: ReturnCode.NOT_EXIST, message: error.message };
   if (error instanceof UnauthorizedError) return { status: 401, result: ReturnCode.UNAUTHORIZED, message: error.message };
+  if (error instanceof ForbiddenError) return { status: 403, result: ReturnCode.UNAUTHORIZED, message: error.message };
   if (error instanceof UnavailableError) return { status: 503, result: ReturnCode.ERROR, message: error.message };
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.code && BODY_LIMIT_CODES.has(fastifyError.code)) {

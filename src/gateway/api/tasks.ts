@@ -12,6 +12,7 @@ import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
 import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
 import { checked, outcomeName } from './judicator';
+import { callerOf, checkOwner, claimSubmission, restrictSearch } from './ownership';
 import { DEFAULT_WAIT_MAX_S } from './wait';
 
 const ARCHIVE_FIELDS = new Set(['compile_source', 'execute_data']);
@@ -68,7 +69,9 @@ export async function addTask(context: ApiContext, task: TaskInput): Promise<str
 export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): void {
   app.post('/api/task', { config: { failure: { id: null } } }, async (request) => {
     try {
-      const task = parseSubmission(await readSubmission(request, context), { taskMaxSize: context.limits.task_max_size });
+      const submission = await readSubmission(request, context);
+      claimSubmission(submission.fields, callerOf(request));
+      const task = parseSubmission(submission, { taskMaxSize: context.limits.task_max_size });
       const id = await addTask(context, task);
       context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
       context.logger.debug({ id, user: task.user }, 'task submitted');
@@ -83,12 +86,17 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     const query = request.query as Record<string, unknown>;
     const body = request.body && typeof request.body === 'object' ? (request.body as Record<string, unknown>) : {};
     const id = parseId(first(query.id) ?? first(body.id));
+    const caller = callerOf(request);
+    if (!caller.admin) {
+      const answer = await context.calls.ok('get', { id });
+      if (answer.task) checkOwner(answer.task.user, caller, id);
+    }
     await context.calls.ok('cancel', { id });
     return { result: ReturnCode.OK };
   });
 
   app.get('/api/task/list', { config: { failure: { pages: 0, tasks: [] } } }, async (request) => {
-    const search = parseSearchQuery(request.query as Record<string, unknown>);
+    const search = restrictSearch(parseSearchQuery(request.query as Record<string, unknown>), callerOf(request));
     const answer = await context.calls.ok('search', search);
     return { result: ReturnCode.OK, pages: answer.pages, tasks: answer.tasks.map(presentBrief) };
   });
@@ -106,8 +114,14 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     const noTruncate = parseFlag(first(query.no_truncate), 'no_truncate');
     const waitMs = parseWait(first(query.wait), context.limits.wait_max_s ?? DEFAULT_WAIT_MAX_S);
     const wanted = typeof file === 'string' && file !== '' ? file : undefined;
+    const caller = callerOf(request);
     let answer;
     try {
+      // Someone else's task is refused before a wait is held for it.
+      if (waitMs > 0 && !caller.admin) {
+        const now = await context.calls.ok('get', { id });
+        if (now.task) checkOwner(now.task.user, caller, id);
+      }
       if (waitMs > 0) {
         request.metricsRoute = '/api/task?wait';
         // The client hanging up ends the wait (its response's socket closes), and the judicator's with it.
@@ -129,6 +143,7 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
       throw error;
     }
     if (!answer.task) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
+    checkOwner(answer.task.user, caller, id);
     const task = taskFromWire(answer.task);
     if (wanted === undefined) return { result: ReturnCode.OK, task: presentTask(task, { noTruncate }) };
     const download = taskDownload(task, wanted);
