@@ -64,6 +64,9 @@ function watchForShutdown(controller: AbortController, logger: Logger): void {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP means "read again what you can" (the supervisor passes it on): never the default, which ends
+  // the process. A module that can reload listens for it too (the gateway's tokens file).
+  process.on('SIGHUP', () => logger.debug('received SIGHUP'));
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid !== parent && !controller.signal.aborted) {

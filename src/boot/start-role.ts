@@ -116,8 +116,21 @@ export async function runRole(command: CommandName, given: Record<string, unknow
       logger.warn({ signal }, `received ${signal} again; killing every module now`);
       for (const pid of supervisor.modulePids()) signalGroup(pid, 'SIGKILL');
     };
+    // SIGHUP reloads what can be reloaded without a restart (the gateway's API tokens file): passed on
+    // to each module process (not its group: etcd and mongod have their own idea of SIGHUP).
+    const onHangup = () => {
+      logger.info({ modules: supervisor.modulePids() }, 'received SIGHUP; passing it on to the modules (they read again what they can)');
+      for (const pid of supervisor.modulePids()) {
+        try {
+          process.kill(pid, 'SIGHUP');
+        } catch {
+          // gone meanwhile: restarted by the supervisor, and it reads everything anew then
+        }
+      }
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onHangup);
     try {
       await supervisor.run(controller.signal, () => stopSignal);
     } catch (error) {
@@ -126,6 +139,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHangup);
     }
     return 0;
   } finally {
