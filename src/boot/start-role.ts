@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
 import { hideSecretFlags } from '../common/hide-argv';
-import { BusyError, UsageError, describeError } from '../common/errors';
+import { BusyError, ConfigError, UsageError, describeError } from '../common/errors';
 import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
 import { configPath, renderLog, writeConfigFile } from './config-files';
@@ -12,7 +12,7 @@ import { readFlagFile, resolveFlags, type FlagValues } from './flags';
 import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
 import { PidFileLock, writePidFile } from './pid-lock';
 import { ROLE_COMMANDS, roleFlags } from './roles';
-import { Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
+import { MODULE_CONFIG_ERROR_EXIT, Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
 
 /** Everything a role command decided before starting anything. */
 export interface PreparedRole {
@@ -73,6 +73,17 @@ export async function prepareRole(command: CommandName, given: Record<string, un
   return { bootDir, bootConfig, flags, write };
 }
 
+/** `work()` on the work dir; a file-system error there is a ConfigError: a restart cannot fix it. */
+function workDirUsable<T>(work: () => T, bootDir: string): T {
+  try {
+    return work();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'ENOENT', 'EEXIST', 'ENOSPC', 'EDQUOT'].includes(code)) throw error;
+    throw new ConfigError(`cannot use the work dir ${path.dirname(bootDir)}: ${describeError(error)}; give a --work-dir this user can write to`);
+  }
+}
+
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
   const prepared = await prepareRole(command, given, rawArgs);
   // This process is the supervisor for as long as the role runs: no token stays in its command line.
@@ -80,7 +91,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
   const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);
-  if (!bootLock.tryAcquire()) {
+  if (!workDirUsable(() => bootLock.tryAcquire(), prepared.bootDir)) {
     const holder = bootLock.holder();
     throw new BusyError(
       `another kv2 ${command} is already running in ${path.dirname(prepared.bootDir)}` +
@@ -89,7 +100,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     );
   }
   try {
-    prepared.write();
+    workDirUsable(() => prepared.write(), prepared.bootDir);
     writePidFile(bootPidFile, process.pid);
     const logger = createLogger('boot', {
       dir: prepared.bootConfig.log.dir,
@@ -133,6 +144,12 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     process.on('SIGHUP', onHangup);
     try {
       await supervisor.run(controller.signal, () => stopSignal);
+      const fatal = supervisor.fatal;
+      if (fatal) {
+        // One line for the operator who started it; restarting it would fail the same way.
+        process.stderr.write(`kv2 ${command}: ${fatal.reason}\n`);
+        return MODULE_CONFIG_ERROR_EXIT;
+      }
     } catch (error) {
       logger.fatal({ err: describeError(error) }, 'supervisor failed');
       throw error;
