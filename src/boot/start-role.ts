@@ -65,12 +65,27 @@ export async function prepareRole(command: CommandName, given: Record<string, un
 
   const write = () => {
     for (const { module, roleDir, config } of rendered) {
-      for (const dir of ['config', 'data', `log/${module.name}`]) fs.mkdirSync(path.join(roleDir, dir), { recursive: true });
+      for (const dir of ['config', 'data', `log/${module.name}`]) fs.mkdirSync(path.join(roleDir, dir), { recursive: true, mode: 0o700 });
       writeConfigFile(configPath(roleDir, module.name), config);
     }
     writeConfigFile(path.join(bootDir, 'config', 'boot.json'), bootConfig);
+    for (const roleDir of new Set([bootDir, ...rendered.map((r) => r.roleDir)])) closeRoleDir(roleDir);
   };
   return { bootDir, bootConfig, flags, write };
+}
+
+/**
+ * No one but kv2's user reads a role's data, configs (tokens) or logs: every role dir and what is in it
+ * 0700. The executor's role dir and its data dir are 0711 instead: a task user must pass through them
+ * to its own task dir (data/main/<task>), and still lists nothing there.
+ */
+function closeRoleDir(roleDir: string): void {
+  const passable = path.basename(roleDir) === 'executor';
+  fs.chmodSync(roleDir, passable ? 0o711 : 0o700);
+  for (const entry of fs.readdirSync(roleDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    fs.chmodSync(path.join(roleDir, entry.name), passable && entry.name === 'data' ? 0o711 : 0o700);
+  }
 }
 
 /** `work()` on the work dir; a file-system error there is a ConfigError: a restart cannot fix it. */

@@ -2,7 +2,7 @@
 // slots, and the newest tasks counted by status. Human tables by default, `--json` for scripts.
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { STATUS_NAMES } from '../task/types';
+import { STATUS_NAMES, sandboxSummary } from '../task/types';
 import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
 
 /** How many of the newest tasks `kv2 status` counts by status (the API has no cluster-wide count). */
@@ -37,8 +37,8 @@ export async function runStatusCommand(options: ClientOptions & { tasks?: unknow
   out.push(
     executors.length
       ? formatTable(
-          ['NAME', 'HOST', 'SLOTS', 'FREE', 'LAST REPORT', 'STATE'],
-          executors.map((e) => [e.id, e.host ?? e.hostname, e.slots ?? '-', e.vacant ?? '-', e.report_time, e.alive === false ? 'gone' : 'alive']),
+          ['NAME', 'HOST', 'SLOTS', 'FREE', 'LAST REPORT', 'STATE', 'SANDBOX'],
+          executors.map((e) => [e.id, e.host ?? e.hostname, e.slots ?? '-', e.vacant ?? '-', e.report_time, e.alive === false ? 'gone' : 'alive', sandboxSummary(e.sandbox)]),
         )
       : '  none',
   );

@@ -222,6 +222,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
           const registration = registrations.get(executor.id);
           executor.alive = registration !== undefined;
           if (registration?.languages) executor.languages = registration.languages;
+          if (registration?.sandbox) executor.sandbox = registration.sandbox;
         }
       }
       return { result: ReturnCode.OK, executors };
