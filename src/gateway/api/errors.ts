@@ -19,6 +19,11 @@ declare module 'fastify' {
 /** A request body (or an uploaded file or field) over the size limit: HTTP 413. */
 export class BodyTooLargeError extends TooLargeError {}
 
+/** A body that cannot be parsed at all (a broken multipart stream, say): HTTP 400, result INVALID_INPUT. */
+export class BadRequestError extends Error {
+  override name = 'BadRequestError';
+}
+
 /** No API token, or not one of the configured ones: HTTP 401. */
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
@@ -50,6 +55,7 @@ const BODY_LIMIT_CODES = new Set(['FST_ERR_CTP_BODY_TOO_LARGE', 'FST_REQ_FILE_TO
 export function errorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof JudicatorAnswerError) return { status: 200, result: error.result, message: error.message };
   if (error instanceof BodyTooLargeError) return { status: 413, result: ReturnCode.TOO_LARGE, message: error.message };
+  if (error instanceof BadRequestError) return { status: 400, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof TooLargeError) return { status: 200, result: ReturnCode.TOO_LARGE, message: error.message };
   if (error instanceof InvalidInputError) return { status: 200, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof NotFoundError) return { status: 404, result: ReturnCode.NOT_EXIST, message: error.message };
