@@ -14,6 +14,7 @@ import { restartJudicator, startJudicators, type ClusterNode } from '../test/hel
 import { killLeftovers, waitForJudicator } from '../test/helpers/kv2';
 import { GatewayClient, killNode, startExecutor, startGateway, type ExecutorNode } from '../test/helpers/system';
 import { waitFor } from '../test/helpers/wait';
+import { makeTaskSharedDir } from '../test/helpers/temp';
 
 export interface ChaosOptions {
   /** Seconds of submissions and kills. */
@@ -50,9 +51,7 @@ export async function runChaos(options: ChaosOptions, hooks: { after: (fn: () =>
   const SUBMIT_EVERY_MS = options.submitEveryMs;
   const cleanups = { push: (fn: () => unknown) => hooks.after(fn) };
   // Not under /tmp: a task run without a sandbox has a /tmp of its own, and the markers must outlive it.
-  const markers = fs.mkdtempSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '.kv2-chaos-markers-'));
-  cleanups.push(() => fs.rmSync(markers, { recursive: true, force: true }));
-  fs.chmodSync(markers, 0o777);
+  const markers = makeTaskSharedDir(hooks, 'kv2-chaos-markers-');
   log(`chaos: ${DURATION_S} s, a kill every ${KILL_EVERY_S} s, a task every ${SUBMIT_EVERY_MS} ms`);
 
   let judicators: ClusterNode[] = await startJudicators(hooks, 3, ['--task-expiration', '10']);
