@@ -9,7 +9,8 @@ import { unzipSync } from 'fflate';
 import { submissionFields, zipPaths } from '../../src/cli/task';
 import { ConfigError, InvalidInputError, NotFoundError, TooLargeError, UnavailableError } from '../../src/common/errors';
 import { OPEN_CALLER, TokenCheck, adminTokens, parseTokens, readTokensFile } from '../../src/gateway/api/auth';
-import { BodyTooLargeError, ForbiddenError, JudicatorAnswerError, UnauthorizedError, errorAnswer } from '../../src/gateway/api/errors';
+import { checkOwner, claimSubmission, restrictSearch } from '../../src/gateway/api/ownership';
+import { BadRequestError, BodyTooLargeError, ForbiddenError, JudicatorAnswerError, UnauthorizedError, errorAnswer } from '../../src/gateway/api/errors';
 
 describe('API tokens', () => {
   it('accepts only the configured bearer tokens; none configured means open', () => {
@@ -53,6 +54,34 @@ describe('API tokens', () => {
   });
 });
 
+describe('what a caller may touch', () => {
+  const user7 = { admin: false, user: 7 } as const;
+  it('a user token submits as its user only; a submission without user becomes its own', () => {
+    const fields: Record<string, unknown> = { execute_command: 'true' };
+    claimSubmission(fields, user7);
+    assert.equal(fields.user, 7);
+    claimSubmission({ user: '7' }, user7);
+    claimSubmission({ user: ' +7 ' }, user7);
+    assert.throws(() => claimSubmission({ user: 8 }, user7), ForbiddenError);
+    assert.throws(() => claimSubmission({ user: '0' }, user7), ForbiddenError);
+    // A malformed id is the parser's to refuse, with its own message.
+    claimSubmission({ user: 'seven' }, user7);
+    const admin: Record<string, unknown> = { user: 8 };
+    claimSubmission(admin, OPEN_CALLER);
+    assert.equal(admin.user, 8);
+  });
+
+  it("another user's task and list are refused; a list is cut to the caller's tasks", () => {
+    checkOwner(7, user7, 'id');
+    checkOwner(8, OPEN_CALLER, 'id');
+    assert.throws(() => checkOwner(8, user7, 'id'), ForbiddenError);
+    assert.deepEqual(restrictSearch<{ limit?: number; user?: number }>({ limit: 5 }, user7), { limit: 5, user: 7 });
+    assert.deepEqual(restrictSearch({ user: 7 }, user7), { user: 7 });
+    assert.throws(() => restrictSearch({ user: 8 }, user7), ForbiddenError);
+    assert.deepEqual(restrictSearch({ user: 8 }, OPEN_CALLER), { user: 8 });
+  });
+});
+
 describe('errorAnswer', () => {
   it('maps each failure to an HTTP status and a result code, never 500', () => {
     const cases: [unknown, number, number][] = [
@@ -62,6 +91,7 @@ describe('errorAnswer', () => {
       [new NotFoundError('x'), 404, 2],
       [new UnauthorizedError('x'), 401, 5],
       [new ForbiddenError('x'), 403, 5],
+      [new BadRequestError('x'), 400, 4],
       [new UnavailableError('x'), 503, 1],
       [new JudicatorAnswerError(2, 'x'), 200, 2],
       [Object.assign(new Error('big'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }), 413, 3],
