@@ -112,11 +112,15 @@ describe('kv2 task and kv2 status', () => {
     const status = kv2(['status']);
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /Judicators \(1\)\n.*\nj1\s+127\.0\.0\.1:\d+\s+leader/);
-    assert.match(status.stdout, /Executors \(1\)\n.*\ne1\s/);
+    assert.match(status.stdout, /Executors \(1\)\n.*SANDBOX\n+e1\s.*\s(bwrap|NONE)/);
     assert.match(status.stdout, /Success\s+\d+/);
     const json = JSON.parse(kv2(['status', '--json']).stdout);
     assert.equal(json.judicators[0].leader, true);
     assert.equal(json.executors[0].id, 'e1');
+    // Its sandbox as it registered it: what it is, how it is made, the network, what enforces each limit.
+    assert.ok(['bwrap', 'none'].includes(json.executors[0].sandbox.kind));
+    assert.match(json.executors[0].sandbox.network, /loopback/);
+    assert.ok(json.executors[0].sandbox.limits.memory);
   });
 
   it('bad usage exits 2, an unreachable gateway 1, each with one line', () => {

@@ -179,6 +179,16 @@ test('--store mongodb with no mongod anywhere ends the role with exit 2 and one 
   assert.deepEqual(processesMentioning(dir).map((p) => p.cmdline), []);
 });
 
+test('an executor whose task sandbox does not work does not start: exit 2 and one line saying what to do', async (t) => {
+  const dir = makeTempDir(t);
+  const node = startNode(t, dir, ['executor', '--etcd-endpoints', 'http://127.0.0.1:1', ...FAST], { env: { KV2_BWRAP_BINARY: '/bin/false' } });
+  assert.equal(await node.waitExit(60_000), 2, node.tail());
+  const said = node.log.trim().split('\n').filter((line) => line.startsWith('kv2 executor:'));
+  assert.equal(said.length, 1, node.tail());
+  assert.match(said[0]!, /no working task sandbox.*--main-task-sandbox none/);
+  assert.deepEqual(processesMentioning(dir).map((p) => p.cmdline), []);
+});
+
 test('a work dir that cannot be used ends the role with exit 2 and one line', (t) => {
   const dir = makeTempDir(t);
   const file = path.join(dir, 'a-file');
