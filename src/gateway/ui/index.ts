@@ -40,7 +40,7 @@ async function showTokenOwner(): Promise<void> {
     return;
   }
   try {
-    const who = await api<{ admin: boolean; user: number | null }>('GET', '/api/whoami');
+    const who = await api<{ admin: boolean; user: number | null }>('GET', 'api/whoami');
     tokenOwner.textContent = who.admin ? 'Token: admin' : `Token: user ${who.user}`;
     tokenOwner.hidden = false;
   } catch {
