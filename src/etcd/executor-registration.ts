@@ -28,7 +28,9 @@ export const executorRegistrationSchema = z.object({
       network: z.string().max(MAX_SANDBOX_TEXT),
       limits: z.record(z.string().max(64), z.string().max(MAX_SANDBOX_TEXT)).refine((limits) => Object.keys(limits).length <= MAX_SANDBOX_LIMITS, 'too many limits'),
     })
-    .optional(),
+    .optional()
+    // A description it cannot take is left out, never the registration with it (its key lets it report).
+    .catch(undefined),
 });
 export type ExecutorRegistration = z.infer<typeof executorRegistrationSchema>;
 
