@@ -109,10 +109,10 @@ interface Asset {
   executable: boolean;
 }
 
-function requiredProgram(name: string, envVar: string, fallback: string): string {
+function requiredProgram(name: string, envVar: string, fallback: string, packages = "Debian's etcd-server and etcd-client packages"): string {
   const file = process.env[envVar] || fallback;
   if (!fs.existsSync(file)) {
-    throw new Error(`${name} not found at ${file}: install Debian's etcd-server and etcd-client packages, or set ${envVar}`);
+    throw new Error(`${name} not found at ${file}: install ${packages} (build/prepare.sh build does), or set ${envVar}`);
   }
   return fs.realpathSync(file);
 }
@@ -129,6 +129,9 @@ function collectAssets(uiFiles: Asset[]): Asset[] {
   const assets: Asset[] = [
     { name: 'bin/etcd', file: requiredProgram('etcd', 'KV2_ETCD_BINARY', '/usr/bin/etcd'), executable: true },
     { name: 'bin/etcdctl', file: requiredProgram('etcdctl', 'KV2_ETCDCTL_BINARY', '/usr/bin/etcdctl'), executable: true },
+    // The task sandbox, for executors on machines without bubblewrap: 72 KiB, linked against glibc,
+    // libcap, libselinux and libpcre2 only, which every Debian, Ubuntu and RHEL-like system has.
+    { name: 'bin/bwrap', file: requiredProgram('bwrap', 'KV2_BWRAP_BINARY', '/usr/bin/bwrap', "Debian's bubblewrap package"), executable: true },
     buildLauncher(),
   ];
   const mongod = process.env.KV2_MONGOD_BINARY;

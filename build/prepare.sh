@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what kv2 needs on a Debian machine, and only what is missing:
-#   build/prepare.sh build   Debian's etcd (embedded into ./kv2), a C compiler (the executor's step
-#                            launcher is compiled into ./kv2), then the npm packages
-#   build/prepare.sh test    the same, plus Chromium (browser tests) and bubblewrap (task sandbox)
+#   build/prepare.sh build   Debian's etcd and bubblewrap (both embedded into ./kv2: bwrap is the task
+#                            sandbox), a C compiler (the executor's step launcher is compiled into
+#                            ./kv2), then the npm packages
+#   build/prepare.sh test    the same, plus Chromium (browser tests)
 # As root it installs with apt-get; otherwise it says what to install and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,9 @@ missing=()
 [ -n "${KV2_ETCDCTL_BINARY:-}" ] || [ -x /usr/bin/etcdctl ] || missing+=(etcd-client)
 command -v "${CC:-cc}" >/dev/null || missing+=(gcc)
 [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
+[ -n "${KV2_BWRAP_BINARY:-}" ] || [ -x /usr/bin/bwrap ] || missing+=(bubblewrap)
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
-  command -v bwrap >/dev/null || missing+=(bubblewrap)
   command -v zip >/dev/null || missing+=(zip)
 fi
 

@@ -31,6 +31,8 @@ export interface FlagSpec {
   placeholder?: string;
   /** Hidden flags are accepted but not listed (compatibility spellings). */
   hidden?: boolean;
+  /** A secret (a token): taken out of the process list once read (common/hide-argv.ts). */
+  secret?: boolean;
 }
 
 export const PORT = { type: 'int', min: 1, max: 65535, placeholder: 'port' } as const;

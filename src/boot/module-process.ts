@@ -17,8 +17,8 @@ export async function runModuleProcess(definition: ModuleDefinition, roleDir: st
   try {
     config = readConfigFile(configFile, definition.schema);
   } catch (error) {
-    process.stderr.write(`kv2 ${definition.role} ${definition.name}: ${describeError(error)}\n`);
-    process.exit(error instanceof ConfigError ? MODULE_CONFIG_ERROR_EXIT : 1);
+    process.stderr.write(`${definition.role} ${definition.name}: ${describeError(error)}\n`, () => process.exit(error instanceof ConfigError ? MODULE_CONFIG_ERROR_EXIT : 1));
+    return await new Promise<never>(() => undefined);
   }
   const logger = createLogger(definition.name, {
     dir: config.log.dir,
@@ -43,8 +43,10 @@ export async function runModuleProcess(definition: ModuleDefinition, roleDir: st
     process.exit(0);
   } catch (error) {
     if (error instanceof ConfigError) {
-      logger.error({ err: describeError(error) }, `invalid configuration: ${describeError(error)}`);
-      process.exit(MODULE_CONFIG_ERROR_EXIT);
+      logger.fatal({ err: describeError(error) }, `cannot run as configured: ${describeError(error)}`);
+      // The supervisor ends the role with this line (its last on stderr) as the reason.
+      process.stderr.write(`${definition.role} ${definition.name}: ${describeError(error)}\n`, () => process.exit(MODULE_CONFIG_ERROR_EXIT));
+      return await new Promise<never>(() => undefined);
     }
     die(logger, error, 'module failed');
   }
@@ -64,6 +66,9 @@ function watchForShutdown(controller: AbortController, logger: Logger): void {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP means "read again what you can" (the supervisor passes it on): never the default, which ends
+  // the process. A module that can reload listens for it too (the gateway's tokens file).
+  process.on('SIGHUP', () => logger.debug('received SIGHUP'));
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid !== parent && !controller.signal.aborted) {

@@ -83,7 +83,7 @@ export class PidFileLock {
       since: new Date().toISOString(),
     };
     const temp = `${this.lockFile}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(temp, JSON.stringify(me));
+    fs.writeFileSync(temp, JSON.stringify(me), { mode: 0o600 });
     try {
       fs.linkSync(temp, this.lockFile);
       return true;
@@ -160,5 +160,5 @@ export function readPidFile(pidFile: string): number | undefined {
 
 export function writePidFile(pidFile: string, pid: number | undefined): void {
   fs.mkdirSync(path.dirname(pidFile), { recursive: true });
-  fs.writeFileSync(pidFile, pid === undefined ? '' : String(pid));
+  fs.writeFileSync(pidFile, pid === undefined ? '' : String(pid), { mode: 0o600 });
 }

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
-import { BusyError, UsageError, describeError } from '../common/errors';
+import { hideSecretFlags } from '../common/hide-argv';
+import { BusyError, ConfigError, UsageError, describeError } from '../common/errors';
 import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
 import { configPath, renderLog, writeConfigFile } from './config-files';
@@ -11,7 +12,7 @@ import { readFlagFile, resolveFlags, type FlagValues } from './flags';
 import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
 import { PidFileLock, writePidFile } from './pid-lock';
 import { ROLE_COMMANDS, roleFlags } from './roles';
-import { Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
+import { MODULE_CONFIG_ERROR_EXIT, Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
 
 /** Everything a role command decided before starting anything. */
 export interface PreparedRole {
@@ -66,21 +67,49 @@ export async function prepareRole(command: CommandName, given: Record<string, un
 
   const write = () => {
     for (const { module, roleDir, config } of rendered) {
-      for (const dir of ['config', 'data', `log/${module.name}`]) fs.mkdirSync(path.join(roleDir, dir), { recursive: true });
+      for (const dir of ['config', 'data', `log/${module.name}`]) fs.mkdirSync(path.join(roleDir, dir), { recursive: true, mode: 0o700 });
       writeConfigFile(configPath(roleDir, module.name), config);
     }
     writeConfigFile(path.join(bootDir, 'config', 'boot.json'), bootConfig);
+    for (const roleDir of new Set([bootDir, ...rendered.map((r) => r.roleDir)])) closeRoleDir(roleDir);
   };
   const announcements = rendered.map(({ module, config }) => module.announce?.(config)).filter((line): line is string => Boolean(line));
   return { bootDir, bootConfig, flags, write, announcements };
 }
 
+/**
+ * No one but kv2's user reads a role's data, configs (tokens) or logs: every role dir and what is in it
+ * 0700. The executor's role dir and its data dir are 0711 instead: a task user must pass through them
+ * to its own task dir (data/main/<task>), and still lists nothing there.
+ */
+function closeRoleDir(roleDir: string): void {
+  const passable = path.basename(roleDir) === 'executor';
+  fs.chmodSync(roleDir, passable ? 0o711 : 0o700);
+  for (const entry of fs.readdirSync(roleDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    fs.chmodSync(path.join(roleDir, entry.name), passable && entry.name === 'data' ? 0o711 : 0o700);
+  }
+}
+
+/** `work()` on the work dir; a file-system error there is a ConfigError: a restart cannot fix it. */
+function workDirUsable<T>(work: () => T, bootDir: string): T {
+  try {
+    return work();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!code || !['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'ENOENT', 'EEXIST', 'ENOSPC', 'EDQUOT'].includes(code)) throw error;
+    throw new ConfigError(`cannot use the work dir ${path.dirname(bootDir)}: ${describeError(error)}; give a --work-dir this user can write to`);
+  }
+}
+
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
   const prepared = await prepareRole(command, given, rawArgs);
+  // This process is the supervisor for as long as the role runs: no token stays in its command line.
+  hideSecretFlags(roleFlags(ROLE_COMMANDS[command]!.modules).filter((flag) => flag.secret).flatMap((flag) => [flag.name, ...(flag.aliases ?? [])]));
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
   const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);
-  if (!bootLock.tryAcquire()) {
+  if (!workDirUsable(() => bootLock.tryAcquire(), prepared.bootDir)) {
     const holder = bootLock.holder();
     throw new BusyError(
       `another kv2 ${command} is already running in ${path.dirname(prepared.bootDir)}` +
@@ -89,7 +118,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     );
   }
   try {
-    prepared.write();
+    workDirUsable(() => prepared.write(), prepared.bootDir);
     writePidFile(bootPidFile, process.pid);
     const logger = createLogger('boot', {
       dir: prepared.bootConfig.log.dir,
@@ -117,16 +146,36 @@ export async function runRole(command: CommandName, given: Record<string, unknow
       logger.warn({ signal }, `received ${signal} again; killing every module now`);
       for (const pid of supervisor.modulePids()) signalGroup(pid, 'SIGKILL');
     };
+    // SIGHUP reloads what can be reloaded without a restart (the gateway's API tokens file): passed on
+    // to each module process (not its group: etcd and mongod have their own idea of SIGHUP).
+    const onHangup = () => {
+      logger.info({ modules: supervisor.modulePids() }, 'received SIGHUP; passing it on to the modules (they read again what they can)');
+      for (const pid of supervisor.modulePids()) {
+        try {
+          process.kill(pid, 'SIGHUP');
+        } catch {
+          // gone meanwhile: restarted by the supervisor, and it reads everything anew then
+        }
+      }
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onHangup);
     try {
       await supervisor.run(controller.signal, () => stopSignal);
+      const fatal = supervisor.fatal;
+      if (fatal) {
+        // One line for the operator who started it; restarting it would fail the same way.
+        process.stderr.write(`kv2 ${command}: ${fatal.reason}\n`);
+        return MODULE_CONFIG_ERROR_EXIT;
+      }
     } catch (error) {
       logger.fatal({ err: describeError(error) }, 'supervisor failed');
       throw error;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onHangup);
     }
     return 0;
   } finally {

@@ -1,6 +1,9 @@
 // The supervisor (the original's "boot"): starts a role's modules as child processes in order, restarts
 // any that dies (with a backoff), leaves alone a module whose pid-file lock someone else holds (the
 // maintenance shell), and on SIGINT/SIGTERM stops the modules in reverse order within a grace period.
+// A module that exits with MODULE_CONFIG_ERROR_EXIT found something no restart can fix (its config, a
+// store with no mongod, an unusable data dir, no working task sandbox): the supervisor then stops every
+// module and the role ends with that reason, instead of restarting it forever.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { z } from 'zod';
@@ -40,8 +43,33 @@ export const bootConfigSchema = z.object({
 });
 export type BootConfig = z.infer<typeof bootConfigSchema>;
 
-/** Exit code a module uses for "my config file is invalid": worth a clearer log line. */
+/** Exit code a module uses for "my configuration cannot work": a restart would fail the same way. */
 export const MODULE_CONFIG_ERROR_EXIT = 2;
+
+/** A module that ended the role, and why (its last line on stderr). */
+export interface FatalModuleExit {
+  module: string;
+  reason: string;
+}
+
+/** Lines of a module's stderr kept to say why it ended. */
+const STDERR_LINES_KEPT = 5;
+/** Milliseconds a module that exited gets for the rest of its stderr to be read. */
+const STDERR_SETTLE_MS = 1_000;
+
+/** Resolves once `child`'s stderr is read to its end, or after `ms`. */
+function streamDone(child: ChildProcess, ms: number): Promise<void> {
+  const stream = child.stderr;
+  if (!stream || stream.readableEnded || stream.destroyed) return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    stream.once('close', () => {
+      clearTimeout(timer);
+      // readline hands out the last line on the same tick as 'close': let it.
+      setImmediate(resolve);
+    });
+  });
+}
 
 interface ManagedModule {
   name: string;
@@ -57,12 +85,15 @@ interface ManagedModule {
   restartAt: number;
   /** Whether the last check found the lock held by someone else (so we log the change, not every check). */
   skipping: boolean;
+  /** Its last lines on stderr (why it exited, when it says). */
+  stderr: string[];
 }
 
 export class Supervisor {
   private readonly modules: ManagedModule[];
   private wake: (() => void) | undefined;
   private stopping = false;
+  private fatalExit: FatalModuleExit | undefined;
 
   constructor(
     private readonly config: BootConfig,
@@ -84,6 +115,7 @@ export class Supervisor {
         failures: 0,
         restartAt: 0,
         skipping: false,
+        stderr: [],
       };
     });
   }
@@ -93,21 +125,27 @@ export class Supervisor {
     return this.modules.flatMap((m) => (m.child?.pid === undefined ? [] : [m.child.pid]));
   }
 
+  /** The module whose configuration cannot work, once one said so: the role ends. */
+  get fatal(): FatalModuleExit | undefined {
+    return this.fatalExit;
+  }
+
   /**
-   * Runs until `signal` aborts, then stops every module. Resolves when all are stopped and reaped.
-   * `stopSignal()` says what to send them: SIGTERM (a rolling update: executors drain) or SIGINT.
+   * Runs until `signal` aborts or a module's configuration cannot work (see `fatal`), then stops every
+   * module. Resolves when all are stopped and reaped. `stopSignal()` says what to send them: SIGTERM (a
+   * rolling update: executors drain) or SIGINT.
    */
   async run(signal: AbortSignal, stopSignal: () => NodeJS.Signals = () => 'SIGINT'): Promise<void> {
     signal.addEventListener('abort', () => this.wake?.(), { once: true });
     this.logger.info({ modules: this.modules.map((m) => m.label) }, `kv2 ${this.config.command} supervisor started`);
-    while (!signal.aborted) {
+    while (!signal.aborted && !this.fatalExit?.reason) {
       for (const module of this.modules) {
-        if (signal.aborted) break;
+        if (signal.aborted || this.fatalExit) break;
         this.check(module);
       }
       await this.waitForNextCheck(signal);
     }
-    await this.stopAll(stopSignal());
+    await this.stopAll(this.fatalExit ? 'SIGINT' : stopSignal());
     this.logger.info(`kv2 ${this.config.command} supervisor exiting`);
   }
 
@@ -148,7 +186,11 @@ export class Supervisor {
     writePidFile(module.pidFile, child.pid);
     this.logger.info({ module: module.label, pid: child.pid }, `${module.label} is down; started it (pid ${child.pid})`);
     // A module's stderr is only used before its own log exists or when it crashes: keep it in the boot log.
-    forEachLine(child.stderr, (line) => this.logger.warn({ module: module.label, stderr: line }, `${module.label}: ${line}`));
+    module.stderr = [];
+    forEachLine(child.stderr, (line) => {
+      module.stderr = [...module.stderr, line].slice(-STDERR_LINES_KEPT);
+      this.logger.warn({ module: module.label, stderr: line }, `${module.label}: ${line}`);
+    });
     child.once('error', (error) => this.logger.error({ module: module.label, err: describeError(error) }, `${module.label} failed`));
     void exited(child).then((status) => this.onExit(module, child, status));
   }
@@ -160,11 +202,18 @@ export class Supervisor {
     module.child = undefined;
     if (this.stopping) return;
     const ranFor = (Date.now() - module.startedAt) / 1000;
-    const hint =
-      status === MODULE_CONFIG_ERROR_EXIT
-        ? `its config is invalid (see log/${module.name}/); fix config/${module.name}.json and it restarts on the next check`
-        : `see log/${module.name}/${module.name}.log in ${module.roleDir}`;
-    this.logger.warn({ module: module.label, status, ranFor }, `${module.label} exited (${status}) after ${ranFor.toFixed(1)} s; ${hint}`);
+    if (status === MODULE_CONFIG_ERROR_EXIT) {
+      // Its stderr's last line is its one-line reason (module-process writes it there): read to its end first.
+      this.fatalExit = { module: module.label, reason: '' };
+      void streamDone(child, STDERR_SETTLE_MS).then(() => {
+        const reason = module.stderr.at(-1)?.trim() || `see log/${module.name}/${module.name}.log in ${module.roleDir}`;
+        this.fatalExit = { module: module.label, reason };
+        this.logger.fatal({ module: module.label, status, ranFor, reason }, `${module.label} cannot run as configured, and a restart would not change that: ${reason}`);
+        this.wake?.();
+      });
+      return;
+    }
+    this.logger.warn({ module: module.label, status, ranFor }, `${module.label} exited (${status}) after ${ranFor.toFixed(1)} s; see log/${module.name}/${module.name}.log in ${module.roleDir}`);
     this.scheduleRestart(module);
     this.wake?.();
   }

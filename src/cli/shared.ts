@@ -1,6 +1,7 @@
 // What several commands share: commands whose flags are declared as FlagSpecs (boot/flags.ts), the
 // options and output of the gateway's clients (`kv2 task`, `kv2 status`), and the docker swarm settings
 // (`kv2 swarm`, `kv2 scale`). Each command itself has its own file in this folder.
+import { hideSecretFlags } from '../common/hide-argv';
 import type { CAC, Command } from 'cac';
 import { UsageError } from '../common/errors';
 import { sleep } from '../common/processes';
@@ -62,6 +63,8 @@ export function clientFrom(options: ClientOptions): GatewayClient {
   const timeout = text(options.requestTimeout);
   const seconds = timeout === undefined ? 30 : Number(timeout);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--request-timeout must be a positive number of seconds, not ${JSON.stringify(timeout)}`);
+  // A `kv2 task wait` can run for minutes: its token should not sit in the process list meanwhile.
+  hideSecretFlags(['token']);
   return new GatewayClient({
     url: text(options.gateway) || process.env.KV2_GATEWAY || DEFAULT_GATEWAY,
     token: text(options.token) || process.env.KV2_API_TOKEN || undefined,

@@ -3,7 +3,7 @@
 // default, `--json` for scripts.
 import type { CAC } from 'cac';
 import { UsageError } from '../common/errors';
-import { STATUS_NAMES } from '../task/types';
+import { STATUS_NAMES, sandboxSummary } from '../task/types';
 import { VERDICT_NAMES } from '../task/verdicts';
 import { addClientOptions, clientFrom, formatTable, statusName, text, withRawText, type ClientOptions, type Run } from './shared';
 import { outcomeText } from './task-view';
@@ -47,8 +47,8 @@ export async function runStatusCommand(options: ClientOptions & { tasks?: unknow
   out.push(
     executors.length
       ? formatTable(
-          ['NAME', 'HOST', 'SLOTS', 'FREE', 'STARTED', 'LAST REPORT', 'STATE'],
-          executors.map((e) => [e.id, e.host ?? e.hostname, e.slots ?? '-', e.vacant ?? '-', e.started ?? '-', e.report_time, e.alive === false ? 'gone' : 'alive']),
+          ['NAME', 'HOST', 'SLOTS', 'FREE', 'STARTED', 'LAST REPORT', 'STATE', 'SANDBOX'],
+          executors.map((e) => [e.id, e.host ?? e.hostname, e.slots ?? '-', e.vacant ?? '-', e.started ?? '-', e.report_time, e.alive === false ? 'gone' : 'alive', sandboxSummary(e.sandbox)]),
         )
       : '  none',
   );

@@ -1,5 +1,5 @@
 // `kv2 --version`: kv2's version and where the programs it runs come from.
-import { embeddedManifest, programSource } from '../common/assets';
+import { embeddedManifest, findOnPath, programSource } from '../common/assets';
 import { VERSION } from '../common/version';
 
 export function printVersion(): number {
@@ -9,5 +9,9 @@ export function printVersion(): number {
   for (const program of ['etcd', 'etcdctl', 'mongod'] as const) {
     process.stdout.write(`${program}: ${programSource(program)}\n`);
   }
+  // The task sandbox: the machine's own bwrap first (it gets the distribution's fixes), the embedded one else.
+  const embeddedBwrap = manifest?.files['bin/bwrap'] ? ' (the embedded one stands by)' : '';
+  const bwrap = process.env.KV2_BWRAP_BINARY ? 'environment' : findOnPath('bwrap') ? `system${embeddedBwrap}` : programSource('bwrap');
+  process.stdout.write(`bwrap: ${bwrap}\n`);
   return 0;
 }

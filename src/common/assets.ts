@@ -1,4 +1,4 @@
-// What the kv2 executable carries inside it (etcd, etcdctl, optionally mongod, the web UI) and how to get
+// What the kv2 executable carries inside it (etcd, etcdctl, bwrap, optionally mongod, the web UI) and how to get
 // at it. Embedded programs are extracted on first use into $KV2_CACHE_DIR/<sha256>/ and reused, so
 // copying the one `kv2` file to a machine is enough. Outside the single executable (development, tests
 // under tsx) the same names resolve to the machine's own binaries.
@@ -15,12 +15,13 @@ export interface AssetManifest {
   files: Record<string, { sha256: string; size: number; executable: boolean }>;
 }
 
-export type EmbeddedProgram = 'etcd' | 'etcdctl' | 'mongod';
+export type EmbeddedProgram = 'etcd' | 'etcdctl' | 'mongod' | 'bwrap';
 
 const PROGRAM_ENV: Record<EmbeddedProgram, string> = {
   etcd: 'KV2_ETCD_BINARY',
   etcdctl: 'KV2_ETCDCTL_BINARY',
   mongod: 'KV2_MONGOD_BINARY',
+  bwrap: 'KV2_BWRAP_BINARY',
 };
 
 let manifestCache: AssetManifest | null | undefined;
@@ -61,6 +62,20 @@ export function resolveProgram(program: EmbeddedProgram): string | undefined {
   const extracted = extractEmbedded(`bin/${program}`);
   if (extracted) return extracted;
   return findOnPath(program);
+}
+
+/**
+ * A program the machine's package manager keeps up to date is better than the copy in this executable:
+ * the override first, then the machine's own, then the embedded one (bwrap: a sandbox with the
+ * distribution's security fixes is preferred; the embedded one makes sure there is one at all).
+ */
+export function resolveSystemFirst(program: EmbeddedProgram): { path: string; source: 'environment' | 'system' | 'embedded' } | undefined {
+  const override = process.env[PROGRAM_ENV[program]];
+  if (override) return { path: override, source: 'environment' };
+  const onPath = findOnPath(program);
+  if (onPath) return { path: onPath, source: 'system' };
+  const extracted = extractEmbedded(`bin/${program}`);
+  return extracted ? { path: extracted, source: 'embedded' } : undefined;
 }
 
 /** Where `resolveProgram` found the program, for logs and `kv2 --version`. */

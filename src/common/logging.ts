@@ -25,6 +25,16 @@ export interface LogSettings {
 export const DEFAULT_LOG_ROTATION = { maxBytes: 10 * 1024 * 1024, keep: 5 } as const;
 
 /**
+ * Opens a log file for appending, readable by its owner only: logs name tasks, users and addresses,
+ * and a task run without a sandbox must not read them. A file made 0644 by an older kv2 is closed up.
+ */
+function openPrivate(file: string): number {
+  const fd = fs.openSync(file, 'a', 0o600);
+  if ((fs.fstatSync(fd).mode & 0o077) !== 0) fs.fchmodSync(fd, 0o600);
+  return fd;
+}
+
+/**
  * A size-rotated log file written synchronously, so that a crash never loses the last lines (the ones an
  * operator needs most) and no worker thread is involved.
  */
@@ -37,8 +47,8 @@ export class RotatingFile {
     private readonly maxBytes: number,
     private readonly keep: number,
   ) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.fd = fs.openSync(file, 'a');
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.fd = openPrivate(file);
     this.size = fs.fstatSync(this.fd).size;
   }
 
@@ -58,7 +68,7 @@ export class RotatingFile {
     }
     if (this.keep > 0) fs.renameSync(this.file, `${this.file}.1`);
     else fs.truncateSync(this.file);
-    this.fd = fs.openSync(this.file, 'a');
+    this.fd = openPrivate(this.file);
     this.size = 0;
   }
 

@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findOnPath } from '../common/assets';
+import { signalGroup } from '../common/processes';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import type { StepLimits, StopReason } from '../task/types';
+import type { ExecutorSandbox, StepLimits, StopReason } from '../task/types';
 import { Cgroups, type CgroupFacts } from './cgroups';
 import { StepLauncher, type StepCommand } from './launcher';
 import { effectiveLimits, stepRlimits, type LimitSettings, type LimitValues } from './limits';
@@ -139,8 +140,12 @@ export interface HostConfinementOptions {
   bash?: string;
   cgroups?: Cgroups;
   sandbox?: Sandbox;
+  /** Without a sandbox: each step gets private /tmp, /var/tmp and /dev/shm from the step launcher. */
+  privateTmp?: boolean;
   /** Tasks that ask for the network get it (with the sandbox; without one they have it anyway). */
   allowNetwork: boolean;
+  /** What the executor registers of its confinement (/api/executors, the UI, kv2 status); createConfinement's. */
+  state?: ExecutorSandbox;
 }
 
 /**
@@ -163,6 +168,12 @@ export class HostConfinement implements Confinement {
   /** The step launcher's pid while it runs. */
   get launcherPid(): number | undefined {
     return this.options.launcher.pid;
+  }
+
+  /** How tasks are confined here, as the executor registers it. */
+  get state(): ExecutorSandbox {
+    const { sandbox } = this.options;
+    return this.options.state ?? { kind: sandbox ? 'bwrap' : 'none', how: sandbox?.describe() ?? 'none', network: networkOf(sandbox, this.options.allowNetwork), limits: {} };
   }
 
   /** Who runs bwrap: the task user (one exec per step) or root; undefined without a sandbox. */
@@ -208,6 +219,7 @@ export class HostConfinement implements Confinement {
       ...(identity && !userInside ? { user: { uid: identity.uid, gid: identity.gid } } : {}),
       rlimits,
       cgroups: cgroup?.procsFiles ?? [],
+      ...(options.privateTmp && !sandbox ? { privateTmp: true } : {}),
     };
 
     const containment: StepContainment | undefined = cgroup && {
@@ -302,20 +314,32 @@ export async function createConfinement(
     const setpriv = sandbox?.user === 'root' && users ? findOnPath('setpriv') : undefined;
     const enforced = limitEnforcement({ cgroups, cgroupProblem: cgroupProblems.join('; '), dedicatedUsers: users?.dedicated ?? false });
     if (sandbox?.user === 'root' && users && !setpriv) throw new ConfigError('setpriv (util-linux) is needed to run sandboxed tasks as another user where bwrap must run as root; install util-linux');
+    // Without a sandbox the step launcher still gives each step its own /tmp and /dev/shm, as root.
+    const scratch = sandbox ? undefined : await privateScratch(launcher, asRoot);
+    const network = networkOf(sandbox, settings.allowNetwork);
+    const state: ExecutorSandbox = {
+      kind: sandbox ? 'bwrap' : 'none',
+      how: sandbox
+        ? sandbox.describe()
+        : `none (--main-task-sandbox none): tasks see the executor's file system (kv2's own dirs are 0700), process table and network; ${scratch?.ok ? 'each step has its own /tmp, /var/tmp and /dev/shm (a mount namespace of the step launcher\'s), emptied when it ends' : `/tmp and /dev/shm are the machine's, shared by every task (${scratch?.why})`}`,
+      network,
+      limits: enforced,
+    };
     logger.info(
       {
         user: asRoot ? (settings.userGroup ?? 'one kv2-task-<slot> user per slot') : 'the executor\'s own',
         launcher: `one exec per step${sandbox?.user === 'root' ? ' (bwrap, setpriv, bash in the sandbox)' : ''}`,
-        sandbox: sandbox?.describe() ?? 'none',
+        sandbox: state.how,
         ...(sandbox?.refused.length ? { sandbox_refused: sandbox.refused.join('; ') } : {}),
         cgroups: cgroups?.describe() ?? `none: ${cgroupProblems.join('; ')}`,
         rlimits: 'setrlimit by the step launcher, to the byte',
         enforced,
         limits: settings.limits,
-        network: settings.allowNetwork ? 'allowed when a task asks' : 'off',
+        network,
       },
       'task confinement',
     );
+    if (!sandbox) logger.warn({ sandbox: state.how }, `tasks run WITHOUT a sandbox (--main-task-sandbox none): ${state.how}`);
     const weak = Object.entries(enforced).filter(([, how]) => how.startsWith(NOT_ENFORCED) || how.startsWith(PARTLY));
     if (weak.length) {
       const container = inContainer();
@@ -332,13 +356,46 @@ export async function createConfinement(
       bash,
       cgroups,
       sandbox,
+      privateTmp: scratch?.ok ?? false,
       allowNetwork: settings.allowNetwork,
+      state,
     });
   } catch (error) {
     await launcher.close();
     await cgroups?.close();
     throw error;
   }
+}
+
+/** What a task's network is, in words an operator can check (the start log used to say "off" for loopback). */
+function networkOf(sandbox: Sandbox | undefined, allowNetwork: boolean): string {
+  if (!sandbox) return "the host's network, loopback included (no sandbox: tasks reach every service this machine can)";
+  const own = 'a network namespace of its own with only its own loopback (no route to this machine\'s or any other\'s services)';
+  return allowNetwork ? `the host's network when a task asks (network=1); otherwise ${own}` : own;
+}
+
+/** How long the probe of the step launcher's private /tmp may take. */
+const SCRATCH_PROBE_MS = 10_000;
+
+/** Whether the step launcher can give a step its own /tmp and /dev/shm here (root, mount namespaces). */
+async function privateScratch(launcher: StepLauncher, asRoot: boolean): Promise<{ ok: boolean; why?: string }> {
+  if (!asRoot) return { ok: false, why: 'the executor does not run as root, and a private /tmp needs a mount namespace' };
+  const program = findOnPath('true');
+  if (!program) return { ok: false, why: 'no true(1) to probe with' };
+  const step = launcher.launch(
+    { argv: [program], cwd: '/', env: {}, stdinFile: null, outputLimit: 1024, privateTmp: true },
+    { stdout: () => undefined, stderr: () => undefined },
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const end = await Promise.race([step.ended, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SCRATCH_PROBE_MS)))]);
+  clearTimeout(timer);
+  if (!end) {
+    if (step.pid !== undefined) signalGroup(step.pid, 'SIGKILL');
+    return { ok: false, why: `the probe did not finish within ${SCRATCH_PROBE_MS} ms` };
+  }
+  await step.closed;
+  if (end.error || end.exitCode !== 0) return { ok: false, why: end.error ?? `the probe exited ${end.exitCode ?? end.signal}` };
+  return { ok: true };
 }
 
 const NOT_ENFORCED = 'NOT ENFORCED';

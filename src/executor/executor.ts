@@ -17,7 +17,7 @@ import type { ExecutorRegistration } from '../etcd/executor-registration';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
 import { JudicatorRpcClient } from '../rpc/client';
-import { createConfinement, taskPath, type Confinement } from './confinement';
+import { createConfinement, taskPath } from './confinement';
 import type { LimitSettings } from './limits';
 import type { ExecutorConfig } from './config';
 import { ReportLoop } from './report-loop';
@@ -76,7 +76,7 @@ async function serve(
   const languagesFound = detectLanguages(taskPath());
   const dataDir = path.resolve(roleDir, config.data_dir);
   const limits: LimitSettings = { defaults: { ...config.limits.defaults, output: config.task.output_limit }, maxima: config.limits.maxima };
-  const confinement: Confinement = await createConfinement(
+  const confinement = await createConfinement(
     {
       userGroup: config.task.user_group,
       slots: config.slots,
@@ -111,7 +111,7 @@ async function serve(
       ? `languages: ${languages.map((l) => `${l.name} ${l.version}`).join(', ')}`
       : 'no toolchain of a known language (gcc, g++, python3, javac and java, node, rustc, go) on the tasks\' PATH',
   );
-  const registered: ExecutorRegistration = { hostname: os.hostname(), slots: config.slots, started, key, languages };
+  const registered: ExecutorRegistration = { hostname: os.hostname(), slots: config.slots, started, key, languages, sandbox: confinement.state };
   const registration = new LeasedRegistration(
     () => connection.current(),
     {
@@ -156,8 +156,8 @@ async function serve(
   await waitUntilRegistered(registration, signal, logger);
   const loopDone = loop.run(loopStop.signal);
   logger.info(
-    { name: config.name, slots: config.slots, endpoints: config.etcd.endpoints, dataDir },
-    `executor ${config.name} running with ${config.slots} slot(s)`,
+    { name: config.name, slots: config.slots, endpoints: config.etcd.endpoints, dataDir, sandbox: confinement.state.kind },
+    `executor ${config.name} running with ${config.slots} slot(s), task sandbox ${confinement.state.kind}`,
   );
 
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));

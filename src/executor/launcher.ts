@@ -10,7 +10,7 @@ import type { Logger } from '../common/logging';
 import { launcherPath } from './launcher-binary';
 
 /** The protocol version this side speaks (the launcher says its own in its hello). */
-const PROTOCOL = 'kv2-step-launcher 1';
+const PROTOCOL = 'kv2-step-launcher 2';
 /** How long a starting launcher may take to say hello. */
 const START_TIMEOUT_MS = 10_000;
 /** How long a launcher asked to stop (end of its input) may take before it is killed. */
@@ -43,6 +43,8 @@ export interface StepCommand {
   rlimits?: readonly Rlimit[];
   /** cgroup.procs files the step joins before anything else. */
   cgroups?: readonly string[];
+  /** A mount namespace of its own with empty tmpfs on /tmp, /var/tmp and /dev/shm (needs root). */
+  privateTmp?: boolean;
 }
 
 export interface LaunchSpec extends StepCommand {
@@ -153,6 +155,7 @@ export function encodeRequest(id: number, spec: LaunchSpec): Buffer {
   for (const procs of spec.cgroups ?? []) fields.push(`cgroup=${procs}`);
   if (spec.stdinFile !== null) fields.push(`stdin=${spec.stdinFile}`);
   if (spec.stdinOwner !== undefined && spec.stdinFile !== null) fields.push(`stdin_owner=${spec.stdinOwner}`);
+  if (spec.privateTmp) fields.push('private_tmp=1');
   fields.push(`output_limit=${Math.floor(spec.outputLimit)}`);
   if (fields.some((field) => field.includes('\0'))) throw new Error('a step argument, variable or path holds a NUL byte');
   const payload = Buffer.from(`${fields.join('\0')}\0`);

@@ -1,7 +1,10 @@
 // The bubblewrap sandbox around a task step: its own mount, pid, ipc, uts and (unless the task may have
 // it) network namespaces; the root file system read-only; a private /tmp, /var/tmp and /dev/shm; the
 // kv2 role directories (configs with tokens, other tasks, logs) hidden; only the task's work dir
-// writable. `auto` uses it where bwrap works and says so at start when it does not.
+// writable. `auto` (the default) and `bwrap` make it whichever way works here; when none does, the
+// executor refuses to start (a ConfigError: exit 2) rather than run tasks unconfined. Only an explicit
+// `--main-task-sandbox none` runs tasks without one. bwrap is the machine's own, else the copy embedded
+// in kv2 (build/build.ts).
 // bwrap runs as the task user in a user namespace of its own where the machine allows it (the step
 // launcher switches to the task user and execs bwrap, which execs bash: one exec each); else, as root
 // only, bwrap runs as root and setpriv switches to the task user inside it. In a container whose runtime
@@ -9,7 +12,7 @@
 // CAP_SYS_ADMIN and CAP_NET_ADMIN for bwrap as root, the sandbox shows the container's /proc, read-only.
 import fs from 'node:fs';
 import path from 'node:path';
-import { findOnPath } from '../common/assets';
+import { resolveSystemFirst } from '../common/assets';
 import { ConfigError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import type { StepLauncher } from './launcher';
@@ -101,21 +104,29 @@ export class Sandbox {
   ) {}
 
   /**
-   * The sandbox to use, or undefined for none. `bwrap` that does not work is a ConfigError (the
-   * operator asked for it); `auto` falls back to none with a warning.
+   * The sandbox to use, or undefined for none (only when the operator said `none`). A sandbox that
+   * cannot be made is a ConfigError saying why and what to do: the executor does not start.
    */
   static async detect(mode: SandboxMode, roleDir: string, logger: Logger, probe: SandboxProbe): Promise<Sandbox | undefined> {
     if (mode === 'none') {
       logger.warn('task sandbox is off (--main-task-sandbox none): tasks share the network, process table and file system view of the executor');
       return undefined;
     }
-    const bwrap = findOnPath('bwrap');
+    let bwrap: string | undefined;
+    const refused: string[] = [];
+    try {
+      const found = resolveSystemFirst('bwrap');
+      bwrap = found?.path;
+      if (found) logger.debug({ bwrap: found.path, source: found.source }, 'bwrap found');
+    } catch (error) {
+      refused.push(`the embedded bwrap cannot be extracted: ${(error as Error).message}`);
+    }
     const parent = path.dirname(roleDir);
     // Every kv2 role dir next to ours (standalone runs all three in one work dir), and ours.
     const hide = [...new Set([roleDir, ...['judicator', 'executor', 'gateway', 'standalone'].map((role) => path.join(parent, role))])].filter((dir) => fs.existsSync(dir));
-    const refused: string[] = [];
-    if (!bwrap) refused.push('bwrap (bubblewrap) is not installed');
-    else {
+    if (!bwrap) {
+      if (refused.length === 0) refused.push('bwrap (bubblewrap) is not installed and this kv2 carries none');
+    } else {
       const asRoot = process.getuid?.() === 0;
       const closed = probe.identities.map((identity) => closedOnTheWay(probe.dataDir, identity)).find(Boolean);
       for (const way of probe.ways ?? WAYS) {
@@ -141,9 +152,11 @@ export class Sandbox {
       }
     }
     const problem = refused.join('; ');
-    if (mode === 'bwrap') throw new ConfigError(`--main-task-sandbox bwrap: ${problem}`);
-    logger.warn({ reason: problem }, `no task sandbox: ${problem}; tasks run without namespaces (install bubblewrap, allow user namespaces, or in a container see docs/isolation.md)`);
-    return undefined;
+    throw new ConfigError(
+      `no working task sandbox (--main-task-sandbox ${mode}): ${problem}. Allow user namespaces (sysctl kernel.unprivileged_userns_clone=1, ` +
+        'user.max_user_namespaces > 0), run the executor as root, or in a container give it what docs/isolation.md says; ' +
+        'or start it with --main-task-sandbox none to run tasks without a sandbox (docs/security.md says what that leaves open)',
+    );
   }
 
   /** Runs `true` in this sandbox through the step launcher; undefined when it works, else why not. */

@@ -27,6 +27,10 @@
  *   stdin=PATH            absolute; a regular file, not through a link; absent: /dev/null
  *   stdin_owner=N         the uid that must own stdin
  *   output_limit=N        bytes relayed per stream (>= 1); one byte more stops the step
+ *   private_tmp=1         the step gets a mount namespace of its own with an empty tmpfs on /tmp,
+ *                         /var/tmp and /dev/shm (mode 1777), set up as root before the user switch:
+ *                         what a step leaves there goes with its namespace when its last process ends,
+ *                         and no step sees another's (for tasks run without a sandbox; bwrap has its own)
  * Replies on fd 1, frames of a type byte, the 32-bit little-endian id, a 32-bit little-endian length
  * and the payload:
  *   'H' (id 0)  hello, payload "kv2-step-launcher <protocol version>", sent once at start
@@ -59,6 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -71,7 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 /* Largest request frame: argv, env and paths of one step are a few hundred bytes. */
 #define MAX_REQUEST (64 * 1024)
 /* Steps running at once (an executor has at most 1024 slots). */
@@ -125,6 +130,7 @@ struct request {
   int has_stdin_owner;
   uid_t stdin_owner;
   unsigned long long output_limit;
+  int private_tmp;
 };
 
 struct step {
@@ -290,7 +296,7 @@ static const char *parse_request(char *frame, size_t length, struct request *r) 
   static char why[160];
   memset(r, 0, sizeof *r);
   if (length == 0 || frame[length - 1] != '\0') return "the request's last field is not NUL-terminated";
-  int has_op = 0, has_uid = 0, has_gid = 0, has_limit = 0;
+  int has_op = 0, has_uid = 0, has_gid = 0, has_limit = 0, has_private_tmp = 0;
   unsigned long long v;
   for (char *field = frame, *next; field < frame + length; field = next) {
     /* Measured before the '=' is cut out of it. */
@@ -340,6 +346,10 @@ static const char *parse_request(char *frame, size_t length, struct request *r) 
       if (r->has_stdin_owner || parse_number(value, UINT32_MAX - 1, &v) != 0) return "stdin_owner must be given once, a uid";
       r->has_stdin_owner = 1;
       r->stdin_owner = (uid_t)v;
+    } else if (strcmp(field, "private_tmp") == 0) {
+      if (has_private_tmp || strcmp(value, "1") != 0) return "private_tmp must be given once, as 1";
+      has_private_tmp = 1;
+      r->private_tmp = 1;
     } else if (strcmp(field, "output_limit") == 0) {
       if (has_limit || parse_number(value, 1ULL << 40, &v) != 0 || v == 0) return "output_limit must be given once, 1..2^40";
       has_limit = 1;
@@ -444,6 +454,49 @@ static void become(const struct child *c, uid_t uid, gid_t gid) {
   if (setuid(0) == 0 || setgid(0) == 0) child_fail(c, 0, "root could be had back after the switch to uid %u", (unsigned)uid);
 }
 
+/* Makes every directory on the way to `path` (absolute) that is missing, mode 0711 (root's, passable). */
+static void make_way(const struct child *c, const char *path) {
+  char partial[PATH_MAX];
+  size_t length = strlen(path);
+  if (length >= sizeof partial) child_fail(c, 0, "the step's directory path is too long");
+  for (size_t i = 1; i <= length; i++) {
+    if (path[i] != '/' && path[i] != '\0') continue;
+    memcpy(partial, path, i);
+    partial[i] = '\0';
+    if (mkdir(partial, 0711) != 0 && errno != EEXIST) child_fail(c, errno, "cannot make %s in the step's private scratch", partial);
+  }
+}
+
+/*
+ * A mount namespace of the step's own, its mounts kept from the machine's (private propagation), with
+ * an empty tmpfs on each shared scratch directory. A work dir that lies under one of them (a work dir
+ * in /tmp) is bound back at its own path, so the step still reaches it as before, and sees nothing
+ * else there. Nothing to clean up: the namespace, and the tmpfs with it, is gone when the step's last
+ * process is. Called in the work dir (its path is `cwd`), before the user switch.
+ */
+static void private_scratch(const struct child *c, const char *cwd) {
+  static const char *const dirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+  if (unshare(CLONE_NEWNS) != 0) child_fail(c, errno, "cannot give the step a mount namespace of its own (private /tmp)");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) child_fail(c, errno, "cannot make the step's mounts private");
+  int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (here < 0) child_fail(c, errno, "cannot hold the step's directory %s", cwd);
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+    struct stat st;
+    if (stat(dirs[i], &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (mount("kv2-step-tmp", dirs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
+      child_fail(c, errno, "cannot mount a private tmpfs on %s", dirs[i]);
+    size_t n = strlen(dirs[i]);
+    if (strncmp(cwd, dirs[i], n) == 0 && cwd[n] == '/') {
+      char source[64];
+      snprintf(source, sizeof source, "/proc/self/fd/%d", here);
+      make_way(c, cwd);
+      if (mount(source, cwd, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(c, errno, "cannot bind the step's directory %s into its private %s", cwd, dirs[i]);
+      if (chdir(cwd) != 0) child_fail(c, errno, "cannot enter %s", cwd);
+    }
+  }
+  close(here);
+}
+
 /* The step's stdin: not through a link, not blocking on a FIFO, a regular file of `owner`'s. */
 static int open_input(const struct child *c) {
   const struct request *r = c->r;
@@ -485,6 +538,8 @@ static int run_child(void *argument) {
    */
   if (chdir(r->cwd) != 0) child_fail(c, errno, "cannot enter %s", r->cwd);
   int in_fd = open_input(c);
+  /* After the input is open (it may lie under /tmp too), before the user switch (mounts need root). */
+  if (r->private_tmp) private_scratch(c, r->cwd);
   if (r->has_user) become(c, r->uid, r->gid);
   if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(c->out_fd, STDOUT_FILENO) < 0 || dup2(c->err_fd, STDERR_FILENO) < 0)
     child_fail(c, errno, "cannot set up the step's standard streams");

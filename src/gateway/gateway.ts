@@ -5,14 +5,14 @@ import { describeError } from '../common/errors';
 import type { ModuleContext } from '../common/module-context';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
-import { readTokensFile } from './api/auth';
+import { LiveTokens } from './api/live-tokens';
 import { JudicatorLink } from './judicator-link';
 import type { GatewayConfig } from './config';
 import { createGatewayServer } from './server';
 import { uiFiles } from './ui-files';
 
 export async function runGateway({ config, logger, signal }: ModuleContext<GatewayConfig>): Promise<void> {
-  const tokens = [...config.tokens, ...(config.tokens_file ? readTokensFile(config.tokens_file) : [])];
+  const tokens = new LiveTokens({ flagTokens: config.tokens, file: config.tokens_file, logger });
   const link = new JudicatorLink(
     { endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, clusterToken: config.cluster_token, rpc: config.rpc, refreshMs: config.etcd.refresh_ms },
     logger,
@@ -35,9 +35,10 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
     throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
   }
   logger.info(
-    { listen: config.listen, etcd: config.etcd.endpoints, tokens: tokens.length },
-    `gateway listening on http://${config.listen.address}:${config.listen.port} (API tokens ${tokens.length ? 'required' : 'not required'})`,
+    { listen: config.listen, etcd: config.etcd.endpoints, ...tokens.current.counts, tokens_file: config.tokens_file },
+    `gateway listening on http://${config.listen.address}:${config.listen.port} (API tokens ${tokens.current.enabled ? 'required' : 'not required'})`,
   );
+  tokens.follow(signal);
   const registration = new LeasedRegistration(
     () => link.connection.current(),
     { key: clusterKeys(config.etcd.prefix).gatewayService(config.name), value: () => `${config.advertise.address}:${config.advertise.port}`, ttl: config.register.ttl },

@@ -8,14 +8,16 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../common/logging';
 import { CallbackAllowList } from '../task/callback-allow';
 import { ReturnCode } from '../task/types';
-import { TokenCheck } from './api/auth';
+import { TokenCheck, adminTokens } from './api/auth';
 import { registerBatchRoute } from './api/batch';
 import { registerClusterRoutes } from './api/cluster';
 import type { ApiContext } from './api/context';
 import { sendError } from './api/errors';
+import { callerOf } from './api/ownership';
 import { JudicatorCalls, type RpcCaller } from './api/judicator';
 import { registerTaskRoutes } from './api/tasks';
 import { registerEventRoutes } from './api/events';
+import { whoamiAnswerSchema } from './api/answers';
 import { OpenApiRoutes, registerOpenApiRoute, type RouteDoc } from './api/openapi';
 import { DEFAULT_WAIT_MAX_HELD, TaskWaits } from './api/wait';
 import { DEFAULT_EVENTS_LOG_CHANGES, TaskEventFollower } from './task-events';
@@ -32,8 +34,8 @@ export interface GatewayServerOptions {
   judicators(): Promise<JudicatorListing[]>;
   logger: Logger;
   limits: GatewayConfig['limits'];
-  /** API tokens; empty: the API is open. */
-  tokens: readonly string[];
+  /** API tokens as they are now (they may change while the server runs); none: the API is open. */
+  tokens: { readonly current: TokenCheck } | readonly string[];
   ui: UiFiles;
   /** Milliseconds one judicator RPC may take (rpc.timeout_ms); a waiting call gets its wait on top. */
   rpcTimeoutMs?: number;
@@ -74,18 +76,22 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   // The events long poll is held like a wait: it goes through the waits' own connections.
   const events = new TaskEventFollower(waitCalls, logger, { rpcTimeoutMs: options.rpcTimeoutMs ?? 10_000, logChanges: DEFAULT_EVENTS_LOG_CHANGES });
   // Until tokens name users (issue 14), every token sees every task.
-  const context: ApiContext = { calls, waits, events, scope: () => 'all', judicators: options.judicators, limits, metrics, logger, callbacks };
+  const context: ApiContext = { calls, waits, events, scope: (request) => {
+      const caller = callerOf(request);
+      return caller.admin ? 'all' : caller.user;
+    }, judicators: options.judicators, limits, metrics, logger, callbacks };
   // Closing waits for the requests under way: waiting ones are ended first, not left to run their minute.
   app.addHook('preClose', async () => {
     waits.close();
     events.close();
   });
-  const tokens = new TokenCheck(options.tokens);
+  const tokens = 'current' in options.tokens ? options.tokens : { current: new TokenCheck(adminTokens(options.tokens)) };
 
   await app.register(formbody, { bodyLimit: limits.body_bytes });
   await app.register(multipart, { limits: { fileSize: limits.body_bytes, fieldSize: limits.body_bytes } });
 
   app.decorateRequest('metricsRoute', null);
+  app.decorateRequest('caller', null);
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error, logger));
   app.setNotFoundHandler((request, reply) => {
     if (request.url.startsWith('/api/') || request.url === '/api') {
@@ -96,7 +102,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.addHook('onRequest', async (request) => {
     (request as unknown as { started: bigint }).started = process.hrtime.bigint();
-    if (request.url === '/api' || request.url.startsWith('/api/')) tokens.check(request.headers.authorization);
+    // The ROUTE decides, not the raw URL: /%61pi/task/list and an absolute-form request line
+    // (GET http://host/api/task/list) reach the /api routes too. Runs before the body is read.
+    const route = request.routeOptions.url;
+    if (route !== undefined && isApiPath(route)) request.caller = tokens.current.identify(request.headers.authorization);
   });
   app.addHook('onResponse', async (request, reply) => {
     // A waiting GET /api/task takes as long as its task: counted apart, so the route's latency stays meaningful.
@@ -113,6 +122,18 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   registerEventRoutes(app, context);
   registerBatchRoute(app, context);
   registerClusterRoutes(app, context);
+  // Whose token this is (the web UI shows it): an admin's, or a user id's.
+  const whoamiDoc: RouteDoc = {
+    summary: "Whose token this is",
+    description: "An admin's (sees every task) or a user id's (sees only that user's tasks), and whether this gateway needs tokens at all.",
+    tag: 'Cluster',
+    api: true,
+    responses: { '200': { description: 'The caller.', content: { 'application/json': whoamiAnswerSchema } } },
+  };
+  app.get('/api/whoami', { config: { failure: { admin: false, user: null }, openapi: whoamiDoc } }, async (request) => {
+    const caller = callerOf(request);
+    return { result: ReturnCode.OK, admin: caller.admin, user: caller.admin ? null : caller.user, tokens_required: !(caller.admin && caller.open) };
+  });
   const metricsDoc: RouteDoc = {
     summary: 'Prometheus metrics',
     description: "The gateway's requests, judicator calls, event streams, the cluster's judicators, executors and slots, and the process (open, no token).",
@@ -125,6 +146,11 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
   registerUiRoutes(app, options.ui);
   return { app, metrics, openapi };
+}
+
+/** A route (or path) of the API: the token check's domain. */
+function isApiPath(route: string): boolean {
+  return route === '/api' || route.startsWith('/api/');
 }
 
 /** Judicators, executors and their slots, for the cluster gauges of /metrics. */

@@ -86,7 +86,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
   // Bodies that are not JSON, or too large, get the method's refusal shape instead of Fastify's error.
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     const method = (request.params as { method?: string }).method as RpcMethod | undefined;
-    const known = method && method in requestSchemas ? method : 'ping';
+    const known = method && Object.hasOwn(requestSchemas, method) ? method : 'ping';
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.code(413).send(refusal(known, ReturnCode.TOO_LARGE, `request larger than ${settings.bodyLimit} bytes`));
     }
@@ -99,7 +99,8 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
 
   app.post<{ Params: { method: string } }>(`${RPC_PATH}/:method`, async (request, reply) => {
     const method = request.params.method as RpcMethod;
-    if (!(method in requestSchemas)) {
+    // Own keys only: `constructor` or `__proto__` is no method (it was a 500 from the prototype's).
+    if (!Object.hasOwn(requestSchemas, method)) {
       return reply.code(404).send({ result: ReturnCode.INVALID_INPUT, message: UNKNOWN_METHOD(request.params.method) });
     }
     if (tokenBuffer && !tokenMatches(request.headers.authorization, tokenBuffer)) {
@@ -246,6 +247,7 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
           const registration = registrations.get(executor.id);
           executor.alive = registration !== undefined;
           if (registration?.languages) executor.languages = registration.languages;
+          if (registration?.sandbox) executor.sandbox = registration.sandbox;
         }
       }
       return { result: ReturnCode.OK, executors };

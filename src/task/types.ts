@@ -248,6 +248,21 @@ export interface ExecutorLanguage {
   version: string;
 }
 
+/**
+ * How an executor confines its tasks (addition), as it says at start: shown by /api/executors, the web
+ * UI's executors page and `kv2 status`, so an operator sees an unconfined executor without reading its log.
+ */
+export interface ExecutorSandbox {
+  /** bwrap, or none (only when the operator started it with --main-task-sandbox none). */
+  kind: 'bwrap' | 'none';
+  /** How the sandbox is made here (as the task user, as root...), or what running without one means. */
+  how: string;
+  /** What a task's network is: its own loopback only, the host's when it asks, or the host's (no sandbox). */
+  network: string;
+  /** Each limit (memory, processes, cpu_time...) and what enforces it ("NOT ENFORCED: ..." when nothing does). */
+  limits: Record<string, string>;
+}
+
 /** An executor as the judicators know it. */
 export interface ExecutorInfo {
   /** The executor's name (`--main-name`); the original's `hostname` field held it too. */
@@ -263,6 +278,20 @@ export interface ExecutorInfo {
   alive?: boolean;
   /** Addition: the languages it registered (its toolchains). */
   languages?: ExecutorLanguage[];
+  /** Addition: how it confines tasks (it registers this next to its languages). */
+  sandbox?: ExecutorSandbox;
+}
+
+/**
+ * An executor's sandbox in a few words (kv2 status, the UI's executors page): bwrap or NONE, and the
+ * limits nothing (fully) enforces there; "unknown" for an executor older than this field.
+ */
+export function sandboxSummary(sandbox: ExecutorSandbox | undefined): string {
+  if (!sandbox) return 'unknown';
+  const weak = Object.entries(sandbox.limits)
+    .filter(([, how]) => how.startsWith('NOT ENFORCED') || how.startsWith('PARTLY'))
+    .map(([limit, how]) => `${limit} ${how.startsWith('PARTLY') ? 'partly' : 'not'} enforced`);
+  return [sandbox.kind === 'none' ? 'NONE' : sandbox.kind, ...weak].join('; ');
 }
 
 export function isDoneStatus(status: TaskStatus): boolean {

@@ -282,6 +282,8 @@ describe('web UI', { skip: !available }, () => {
     assert.equal((await executor.locator('td[data-label="Host"]').textContent())?.trim(), os.hostname());
     assert.equal((await executor.locator('td[data-label="Slots"]').textContent())?.trim(), '3');
     assert.match((await executor.locator('td[data-label="Started"]').textContent())!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    // Its task sandbox, as it registered it.
+    assert.match((await executor.locator('td.sandbox').textContent()) ?? '', /^(bwrap|NONE)/);
     await shot(page, 'executors');
     await page.click('nav a[data-nav="judicators"]');
     const judicator = page.locator('#judicators-table td.cell-name').first();
@@ -328,6 +330,14 @@ describe('web UI', { skip: !available }, () => {
     await page.click('nav a[data-nav="executors"]');
     await page.locator('#executors-table td', { hasText: 'e1' }).first().waitFor();
     assert.equal(await page.locator('dialog.token-dialog').count(), 0);
+    await page.locator('#token-owner', { hasText: 'Token: admin' }).waitFor();
+    // A token the gateway no longer takes is asked for again; the page then says whose the new one is.
+    await page.evaluate(() => sessionStorage.setItem('kv2.api-token', 'no-longer-valid'));
+    await page.goto(`${url}/search`);
+    await page.locator('dialog.token-dialog').waitFor();
+    await page.fill('#token-input', 'user-7');
+    await page.click('dialog button[value="ok"]');
+    await page.locator('#token-owner', { hasText: 'Token: user 7' }).waitFor();
   });
 });
 
@@ -337,7 +347,9 @@ async function securedGateway(): Promise<string> {
   const { startNode } = await import('../helpers/kv2');
   const port = await freePort();
   const dir = makeTempDir(hooks, 'kv2-gw-token-');
-  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', system.endpoints, '--server-token', 's3cret', '--boot-check-interval', '0.5']);
+  const tokens = path.join(dir, 'tokens');
+  fs.writeFileSync(tokens, 's3cret admin\nuser-7 7\n', { mode: 0o600 });
+  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', system.endpoints, '--server-tokens-file', tokens, '--boot-check-interval', '0.5']);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {

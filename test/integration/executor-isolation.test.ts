@@ -12,7 +12,8 @@ import { test, type TestContext } from 'node:test';
 import { createLogger } from '../../src/common/logging';
 import { unpackText } from '../../src/task/codec';
 import { DEFAULT_TASK_MAX_SIZE } from '../../src/task/limits';
-import { TaskStatus, type Task } from '../../src/task/types';
+import { TaskStatus, sandboxSummary, type Task } from '../../src/task/types';
+import { ConfigError } from '../../src/common/errors';
 import { Cgroups } from '../../src/executor/cgroups';
 import { createConfinement, type HostConfinement } from '../../src/executor/confinement';
 import { TaskRun, type RunnerSettings } from '../../src/executor/runner';
@@ -245,6 +246,7 @@ for (const { closedParent, ways, what } of SANDBOXES) test(`in the sandbox${what
   t.after(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
   const outsideTmp = makeTempDir(t, 'kv2-outside-');
+  const shmMark = `kv2-shm-${process.pid}-${Date.now()}`;
   const run = await e.run({
     execute: [
       `(exec 3<>/dev/tcp/127.0.0.1/${port} && echo NET-OPEN) 2>/dev/null || echo no-network`,
@@ -253,10 +255,16 @@ for (const { closedParent, ways, what } of SANDBOXES) test(`in the sandbox${what
       `ls ${e.roleDir}/config 2>/dev/null | grep -q main.json && echo SAW-CONFIG || echo role-hidden`,
       'touch /tmp/scratch && echo tmp-writable',
       'touch mine && echo own-dir-writable',
+      // Its own directory by its absolute path: HOME, cd, and a program run from there.
+      'cd "$HOME" && echo home-ok',
+      'cp "$(type -P true)" "$HOME/own-true" && "$HOME/own-true" && echo runs-by-absolute-path',
+      `head -c 1048576 /dev/zero > /dev/shm/${shmMark} && echo shm-writable`,
     ].join('; '),
   });
   assert.equal(run.status, TaskStatus.SUCCESS, err(run));
-  assert.equal(out(run), 'no-network\netc-read-only\ntmp-private\nrole-hidden\ntmp-writable\nown-dir-writable\n');
+  assert.equal(out(run), 'no-network\netc-read-only\ntmp-private\nrole-hidden\ntmp-writable\nown-dir-writable\nhome-ok\nruns-by-absolute-path\nshm-writable\n');
+  // Its /dev/shm was its own, and nothing of it is left on the machine's.
+  assert.equal(fs.existsSync(`/dev/shm/${shmMark}`), false);
   const who = await e.run({ execute: 'id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status | tr -s "\t" " "' });
   assert.notEqual(out(who).split('\n')[0], '0', 'the task is not root in the sandbox');
   assert.match(out(who), /CapEff: 0+\nNoNewPrivs: 1\n$/);
@@ -268,6 +276,45 @@ for (const { closedParent, ways, what } of SANDBOXES) test(`in the sandbox${what
   else assert.ok(listed! < 10, `its own /proc lists only its processes (${listed})`);
   assert.equal(fs.existsSync('/etc/kv2-escape'), false);
   assert.deepEqual(fs.readdirSync(outsideTmp), []);
+});
+
+test('without a sandbox, each step has its own /tmp and /dev/shm, emptied when it ends, and its own dir by absolute path', async (t) => {
+  if (!isRoot) return t.skip('not root: a private /tmp needs a mount namespace, and tasks run as the executor\'s user here');
+  const e = await executor(t, { sandbox: 'none' });
+  assert.match(e.confinement.state.how, /own \/tmp/, e.confinement.state.how);
+  const mark = `kv2-scratch-${process.pid}-${Date.now()}`;
+  const first = await e.run({
+    execute: [
+      `echo one > /tmp/${mark}`,
+      `head -c 1048576 /dev/zero > /dev/shm/${mark}`,
+      'ls -A /dev/shm | wc -l',
+      'cd "$HOME" && echo home-ok',
+      'cp "$(type -P true)" "$HOME/own-true" && "$HOME/own-true" && echo runs-by-absolute-path',
+    ].join('; '),
+  });
+  assert.equal(first.status, TaskStatus.SUCCESS, err(first));
+  assert.equal(out(first), '1\nhome-ok\nruns-by-absolute-path\n', 'its /dev/shm held only its own file');
+  // Nothing of it on the machine, nor for the next task.
+  assert.equal(fs.existsSync(`/tmp/${mark}`), false);
+  assert.equal(fs.existsSync(`/dev/shm/${mark}`), false);
+  const second = await e.run({ execute: `ls /tmp/${mark} /dev/shm/${mark} 2>/dev/null; ls -A /tmp | wc -l` }, 1);
+  assert.equal(out(second), '1\n', 'only the way to its own work dir is in its /tmp');
+});
+
+test('an executor whose sandbox does not work refuses to start, saying why and what to do', async (t) => {
+  const saved = process.env.KV2_BWRAP_BINARY;
+  process.env.KV2_BWRAP_BINARY = '/bin/false';
+  t.after(() => (saved === undefined ? delete process.env.KV2_BWRAP_BINARY : (process.env.KV2_BWRAP_BINARY = saved)));
+  for (const sandbox of ['auto', 'bwrap'] as const) {
+    await assert.rejects(
+      executor(t, { sandbox }),
+      (error: Error) => error instanceof ConfigError && /no working task sandbox/.test(error.message) && /--main-task-sandbox none/.test(error.message),
+    );
+  }
+  // Said explicitly, none runs (and says so in its state).
+  const e = await executor(t, { sandbox: 'none' });
+  assert.equal(e.confinement.state.kind, 'none');
+  assert.equal(sandboxSummary(e.confinement.state).split(';')[0], 'NONE');
 });
 
 test('a task that asks for the network gets it only when the executor allows it', async (t) => {

@@ -199,7 +199,7 @@ function rawLauncher(t: TestContext) {
 test('malformed requests are refused, each saying why, and the launcher goes on serving', async (t) => {
   const { child, replies, frame, exited } = rawLauncher(t);
   await waitFor(() => replies.some((r) => r.type === 'H'), { what: 'the hello' });
-  assert.equal(replies[0]!.payload, 'kv2-step-launcher 1');
+  assert.equal(replies[0]!.payload, 'kv2-step-launcher 2');
   const good = (id: number) => ['op=start', `id=${id}`, `argv=${bash}`, 'argv=-c', 'argv=echo ok', 'cwd=/', 'output_limit=100'];
   const bad: [string, string[], RegExp][] = [
     ['unknown field', [...good(1), 'colour=blue'], /unknown field colour/],

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { startJudicators } from '../helpers/cluster';
@@ -20,13 +21,15 @@ const hooks = fileHooks();
 let gateway: GatewayNode;
 let secured: GatewayNode;
 let work: string;
+let tokensFile: string;
+const TOKENS_FILE = '# API tokens\nfrom-file\n\n  spaced  # comment\n0123\nboss admin\nuser-7 7\nuser-8 8\n';
 
 before(async () => {
   const judicator = (await startJudicators(hooks, 1))[0]!;
   startExecutor(hooks, 'e1', judicator.clientUrl, ['--main-task-vacant', '3']);
   work = makeTempDir(hooks, 'kv2-cli-');
-  const tokensFile = path.join(work, 'tokens');
-  fs.writeFileSync(tokensFile, '# API tokens\nfrom-file\n\n  spaced  # comment\n0123\n');
+  tokensFile = path.join(work, 'tokens');
+  fs.writeFileSync(tokensFile, TOKENS_FILE);
   [gateway, secured] = await Promise.all([
     startGateway(hooks, judicator.clientUrl),
     // The secured gateway's /api/health needs a token too, so it is waited for with one.
@@ -147,7 +150,7 @@ describe('kv2 task and kv2 status', () => {
     const status = kv2(['status']);
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /Judicators \(1\)\n.*\nj1\s+127\.0\.0\.1:\d+\s+leader/);
-    assert.match(status.stdout, /Executors \(1\)\n.*STARTED.*\ne1\s+\S+\s+3\s+\d+\s+\d{4}-/);
+    assert.match(status.stdout, /Executors \(1\)\n.*STARTED.*SANDBOX\ne1\s+\S+\s+3\s+\d+\s+\d{4}-.*\s(bwrap|NONE)/);
     assert.match(status.stdout, /by verdict\)\nVERDICT\s+COUNT\n/);
     for (const verdict of ['Accepted', 'Wrong answer', 'Runtime error', 'Time limit exceeded', 'Compilation error']) {
       assert.match(status.stdout, new RegExp(`^${verdict}\\s+\\d+$`, 'm'), verdict);
@@ -157,6 +160,10 @@ describe('kv2 task and kv2 status', () => {
     assert.equal(json.executors[0].id, 'e1');
     assert.ok(json.tasks.by_verdict.accepted >= 1);
     assert.ok(json.tasks.by_status.Success >= 1);
+    // Its sandbox as it registered it: what it is, how it is made, the network, what enforces each limit.
+    assert.ok(['bwrap', 'none'].includes(json.executors[0].sandbox.kind));
+    assert.match(json.executors[0].sandbox.network, /loopback/);
+    assert.ok(json.executors[0].sandbox.limits.memory);
   });
 
   it('bad usage exits 2, an unreachable gateway 1, each with one line', () => {
@@ -237,5 +244,155 @@ describe('API tokens', () => {
     assert.equal(kv2(['status', '--gateway', secured.url, '--token', '0123']).status, 0);
     assert.equal(kv2(['status', '--gateway', secured.url, '--token', '123']).status, 1);
     assert.equal(kv2(['status', '--gateway', secured.url], { KV2_API_TOKEN: 'from-file' }).status, 0);
+  });
+});
+
+/** One raw HTTP/1.1 exchange: fetch would normalize the request line these tests are about. */
+function rawRequest(port: number, requestLine: string, headers: string[] = []): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let data = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer')));
+    socket.on('data', (chunk) => (data += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(data)?.[1] ?? 0);
+      resolve({ status, body: data.slice(data.indexOf('\r\n\r\n') + 4) });
+    });
+    socket.write(`${requestLine}\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`);
+  });
+}
+
+interface Called {
+  status: number;
+  body: any;
+}
+
+async function as(token: string, method: string, route: string, body?: unknown): Promise<Called> {
+  const response = await fetch(`${secured.url}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  return { status: response.status, body: /json/.test(response.headers.get('content-type') ?? '') ? JSON.parse(text) : text };
+}
+
+describe('tokens that own tasks', () => {
+  it('the token check follows the routed path: encoded and absolute-form request lines need a token too', async () => {
+    const port = secured.port;
+    for (const line of [
+      'GET /%61pi/task/list HTTP/1.1',
+      'GET /ap%69/task/list HTTP/1.1',
+      'GET /%61%70%69/executors HTTP/1.1',
+      `GET http://127.0.0.1:${port}/api/task/list HTTP/1.1`,
+      `GET http://127.0.0.1:${port}/%61pi/task/list HTTP/1.1`,
+      'GET //api/task/list HTTP/1.1',
+      'GET /api/task/list/ HTTP/1.1',
+      'GET /api//task/list HTTP/1.1',
+      'GET /API/task/list HTTP/1.1',
+      'POST /%61pi/task HTTP/1.1',
+    ]) {
+      const answer = await rawRequest(port, line);
+      assert.ok(answer.status === 401 || answer.status === 404 || answer.status === 400, `${line}: HTTP ${answer.status} ${answer.body.slice(0, 200)}`);
+      assert.doesNotMatch(answer.body, /"tasks"\s*:\s*\[\s*\{/, line);
+      if (answer.status === 401) assert.match(answer.body, /"result":5/, line);
+    }
+    // With a token, the same forms are routed as usual.
+    const routed = await rawRequest(port, `GET http://127.0.0.1:${port}/%61pi/task/list HTTP/1.1`, ['Authorization: Bearer boss']);
+    assert.equal(routed.status, 200, routed.body);
+  });
+
+  it("a user token submits as its user, sees only its user's tasks, and gets 403 for another's", async () => {
+    const task = { compile_timeout: 0, execute_timeout: 5, execute_command: 'echo owned' };
+    const own = await as('user-7', 'POST', '/api/task', task);
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.equal(own.body.result, 0);
+    const id7 = own.body.id as string;
+    const spoofed = await as('user-7', 'POST', '/api/task', { ...task, user: 8 });
+    assert.equal(spoofed.status, 403);
+    assert.deepEqual([spoofed.body.result, spoofed.body.id], [5, null]);
+    assert.match(spoofed.body.message, /user 7/);
+    assert.equal((await as('user-7', 'POST', '/api/task', { ...task, user: '7' })).body.result, 0);
+    const id8 = (await as('user-8', 'POST', '/api/task', task)).body.id as string;
+    const byAdmin = (await as('boss', 'POST', '/api/task', { ...task, user: 8 })).body.id as string;
+
+    // Read, download, wait, cancel: 403 for someone else's task, the API's JSON error each time.
+    for (const [method, route] of [
+      ['GET', `/api/task?id=${id8}`],
+      ['GET', `/api/task?id=${id8}&file=execute_output`],
+      ['GET', `/api/task?id=${id8}&wait=5`],
+      ['DELETE', `/api/task?id=${id8}`],
+      ['GET', '/api/task/list?user=8'],
+    ] as const) {
+      const answer = await as('user-7', method, route);
+      assert.equal(answer.status, 403, `${method} ${route}: ${JSON.stringify(answer.body)}`);
+      assert.equal(answer.body.result, 5);
+      assert.match(answer.body.message, /user 7/);
+    }
+    assert.equal((await as('user-7', 'GET', `/api/task?id=${id7}`)).body.task.user, 7);
+    const waited = await as('user-7', 'GET', `/api/task?id=${id7}&wait=30`);
+    assert.equal(waited.body.task.done, true);
+    assert.equal((await as('user-7', 'GET', `/api/task?id=${id7}&file=execute_output`)).body, 'owned\n');
+
+    // Lists are cut to the caller's tasks; an admin sees everyone's.
+    const list7 = await as('user-7', 'GET', '/api/task/list?limit=100');
+    assert.ok(list7.body.tasks.length >= 2);
+    assert.ok(list7.body.tasks.every((t: { user: number }) => t.user === 7), JSON.stringify(list7.body.tasks));
+    const ids = (await as('boss', 'GET', '/api/task/list?limit=100')).body.tasks.map((t: { id: string }) => t.id);
+    for (const id of [id7, id8, byAdmin]) assert.ok(ids.includes(id), id);
+
+    // A batch: each task checked on its own.
+    const batch = await as('user-8', 'POST', '/api/task/batch', [task, { ...task, user: 7 }, { ...task, user: 8 }]);
+    assert.equal(batch.status, 200);
+    assert.deepEqual(batch.body.results.map((r: { result: number }) => r.result), [0, 5, 0]);
+
+    // The owner cancels its own; an admin may cancel anyone's.
+    const slow = (await as('user-8', 'POST', '/api/task', { ...task, execute_command: 'sleep 30' })).body.id as string;
+    assert.equal((await as('user-7', 'DELETE', `/api/task?id=${slow}`)).status, 403);
+    assert.equal((await as('boss', 'DELETE', `/api/task?id=${slow}`)).body.result, 0);
+
+    assert.deepEqual((await as('user-8', 'GET', '/api/whoami')).body, { result: 0, admin: false, user: 8, tokens_required: true });
+    assert.equal((await as('alpha', 'GET', '/api/whoami')).body.admin, true);
+  });
+
+  it('the tokens file is read again when it changes and on SIGHUP; a broken file keeps the tokens in force', async () => {
+    const status = async (token: string) => (await as(token, 'GET', '/api/task/list')).status;
+    assert.equal(await status('late-comer'), 401);
+    fs.writeFileSync(tokensFile, `${TOKENS_FILE}late-comer 9\n`);
+    await waitFor(async () => (await status('late-comer')) === 200, { what: 'the new token', timeoutMs: 15_000 });
+    // Broken: the tokens in force stay, and the log says why.
+    fs.writeFileSync(tokensFile, `${TOKENS_FILE}late-comer 9\nbroken line here\n`);
+    const log = path.join(secured.dir, 'gateway', 'log', 'server', 'server.log');
+    await waitFor(() => fs.readFileSync(log, 'utf8').includes('cannot be used'), { what: 'the error about the broken file', timeoutMs: 15_000 });
+    assert.match(fs.readFileSync(log, 'utf8'), /line \d+: expected/);
+    assert.equal(await status('late-comer'), 200);
+    assert.equal(await status('user-7'), 200);
+    // A rename over the file (an editor's save) while the watch may miss it: SIGHUP to the supervisor.
+    const next = `${tokensFile}.new`;
+    fs.writeFileSync(next, TOKENS_FILE);
+    fs.renameSync(next, tokensFile);
+    secured.node.process.kill('SIGHUP');
+    await waitFor(async () => (await status('late-comer')) === 401, { what: 'the removed token refused', timeoutMs: 15_000 });
+    assert.equal(await status('user-7'), 200);
+    assert.equal(secured.node.exited, false, 'SIGHUP does not stop the gateway');
+  });
+
+  it('no token is in any process command line', () => {
+    const pids = fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+    let seen = 0;
+    for (const pid of pids) {
+      let cmdline: string;
+      try {
+        cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!cmdline.includes(secured.dir)) continue;
+      seen++;
+      assert.doesNotMatch(cmdline, /alpha|beta/, `pid ${pid}: ${cmdline.replace(/\0/g, ' ')}`);
+    }
+    assert.ok(seen >= 1, 'the secured gateway\'s processes were found');
   });
 });

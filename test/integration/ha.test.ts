@@ -9,16 +9,14 @@ import { currentLeader } from '../../src/etcd/leader';
 import { etcdClient, restartJudicator, startJudicators, waitForMembers } from '../helpers/cluster';
 import { kv2Binary, readPid, startNode, waitForJudicator } from '../helpers/kv2';
 import { GatewayClient, executorArgs, killNode, startExecutor, startGateway, startSystem } from '../helpers/system';
-import { makeTempDir } from '../helpers/temp';
+import { makeTaskSharedDir, makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 
 const NO_SANDBOX = ['--main-task-sandbox', 'none'];
 
 /** A directory tasks (running as an unprivileged user) can drop marker files in, one line per run. */
 function markerDir(t: { after: (fn: () => unknown) => void }): string {
-  const dir = makeTempDir(t, 'kv2-markers-');
-  fs.chmodSync(dir, 0o777);
-  return dir;
+  return makeTaskSharedDir(t, 'kv2-markers-');
 }
 
 /** The runs of task n: one line per run, holding the time (ms) it started. */

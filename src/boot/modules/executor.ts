@@ -23,7 +23,7 @@ export const executorMainFlags: FlagSpec[] = [
   ...clusterClientFlags,
   { name: 'task-max-size', type: 'int', min: MIN_TASK_MAX_SIZE, max: MAX_TASK_MAX_SIZE, default: DEFAULT_TASK_MAX_SIZE, description: 'largest stored task (sources, data, input, commands, outputs, compressed), bytes' },
   { name: 'drain-timeout', type: 'number', min: 0, default: 30, description: 'seconds running tasks get to finish after SIGTERM before they are handed back' },
-  { name: 'main-task-sandbox', type: 'string', default: 'auto', choices: ['auto', 'none', 'bwrap'], description: 'run each step in a bubblewrap sandbox (auto: where bwrap works)' },
+  { name: 'main-task-sandbox', type: 'string', default: 'auto', choices: ['auto', 'none', 'bwrap'], description: 'run each step in a bubblewrap sandbox (auto, bwrap: whichever way works here, else the executor does not start; none: no sandbox, said explicitly)' },
   { name: 'main-task-network', type: 'boolean', description: 'let tasks that ask for it use the network (sandboxed tasks have none otherwise)' },
   { name: 'main-task-cpu-time', type: 'number', min: 0, default: 0, description: 'CPU seconds per step when the task does not ask (0: none)' },
   { name: 'main-task-memory', type: 'int', min: 0, default: 2 * GiB, description: 'bytes of memory per step when the task does not ask (0: none)' },

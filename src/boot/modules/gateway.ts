@@ -16,8 +16,8 @@ export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this gateway's name in etcd (ENV: read $NAME)", placeholder: 'name' },
   { name: 'server-advertise-address', type: 'string', default: 'localhost', description: 'address clients use to reach this gateway (registered in etcd)', placeholder: 'address' },
   ...clusterClientFlags,
-  { name: 'server-token', type: 'strings', description: 'API token (repeatable); with any token set, every /api call needs Authorization: Bearer <token>', placeholder: 'token' },
-  { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, one a line (# starts a comment)', placeholder: 'file' },
+  { name: 'server-token', type: 'strings', secret: true, description: 'admin API token (repeatable); with any token set, every /api call needs Authorization: Bearer <token> (a tokens file keeps it off the command line)', placeholder: 'token' },
+  { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, "<token>", "<token> admin" or "<token> <user id>" a line (# starts a comment); read again on SIGHUP and when it changes', placeholder: 'file' },
   taskCallbackAllowFlag,
 ];
 

@@ -36,7 +36,7 @@ export const judicatorMainFlags: FlagSpec[] = [
   { name: 'task-expiration', type: 'number', min: 1, default: 30, description: 'seconds without a report of a running task before it goes back to Retrying' },
   { name: 'task-retention', type: 'number', min: 0, default: 7 * 24 * 3600, description: 'seconds finished tasks are kept (0: forever)' },
   { name: 'etcd-member-gc-after', type: 'number', min: 1, default: 120, description: 'seconds before the leader removes an etcd member that died without leaving' },
-  { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'shared secret every RPC call must carry (executors, gateways, CLI)', placeholder: 'token' },
+  { name: 'cluster-token', type: 'string', secret: true, env: 'KV2_CLUSTER_TOKEN', description: 'shared secret every RPC call must carry (executors, gateways, CLI)', placeholder: 'token' },
   taskCallbackAllowFlag,
   { name: 'task-callback-secret-file', type: 'string', description: 'file holding the secret task callbacks are signed with (X-Kv2-Signature: sha256=<HMAC of the body>); without it callbacks are sent unsigned', placeholder: 'file' },
   { name: 'store', type: 'string', default: 'auto', choices: ['auto', 'etcd', 'mongodb'], description: 'task store of a new cluster (auto: mongodb when a mongod is available, else etcd)' },

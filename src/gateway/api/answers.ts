@@ -88,8 +88,22 @@ export const executorSchema = z
     started: z.string().optional(),
     alive: z.boolean().optional(),
     languages: z.array(z.object({ name: z.string(), version: z.string() })).optional(),
+    sandbox: z
+      .object({
+        kind: z.enum(['bwrap', 'none']),
+        how: z.string(),
+        network: z.string(),
+        limits: z.record(z.string(), z.string()).meta({ description: 'Each limit and what enforces it ("NOT ENFORCED: ..." when nothing does).' }),
+      })
+      .optional()
+      .meta({ description: "The executor's task sandbox, as it registered it." }),
   })
   .meta({ id: 'Executor' });
+
+/** GET /api/whoami: whose token the request carries. */
+export const whoamiAnswerSchema = answerSchema
+  .extend({ admin: z.boolean(), user: z.number().int().nullable(), tokens_required: z.boolean() })
+  .meta({ id: 'WhoAmI' });
 
 /** One entry of GET /api/languages. */
 export const languageCountSchema = z

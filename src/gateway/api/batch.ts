@@ -12,6 +12,7 @@ import type { RouteDoc } from './openapi';
 import type { ApiContext } from './context';
 import { errorAnswer } from './errors';
 import { outcomeName } from './judicator';
+import { callerOf, claimSubmission } from './ownership';
 import { addTask } from './tasks';
 
 interface ItemAnswer {
@@ -67,10 +68,13 @@ export function registerBatchRoute(app: FastifyInstance, context: ApiContext): v
     if (tasks.length > context.limits.batch_max) {
       throw refuse(`a batch holds at most ${context.limits.batch_max} tasks, not ${tasks.length}; split it`);
     }
+    const caller = callerOf(request);
     const results = await mapLimited(tasks, context.limits.batch_concurrency, async (item, index): Promise<ItemAnswer> => {
       try {
         if (!item || typeof item !== 'object' || Array.isArray(item)) throw new InvalidFieldsError([{ field: `tasks[${index}]`, message: `task ${index} is not a JSON object` }]);
-        const task = parseSubmission({ fields: item as Record<string, unknown>, files: {}, kind: 'json' }, { taskMaxSize: context.limits.task_max_size, callbacks: context.callbacks });
+        const fields = { ...(item as Record<string, unknown>) };
+        claimSubmission(fields, caller);
+        const task = parseSubmission({ fields, files: {}, kind: 'json' }, { taskMaxSize: context.limits.task_max_size, callbacks: context.callbacks });
         const id = await addTask(context, task);
         context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
         return { result: ReturnCode.OK, id };

@@ -2,9 +2,9 @@
 // `task: null`, `tasks: []`, ...), a result code and a message saying why; never the original's HTTP
 // 500 page. HTTP statuses: 200 for answers with a result code (as the original), 400 with every bad
 // field listed (`errors: [{field, message}]`, issue 17) for a submission whose fields are not
-// acceptable, 401 for a missing or wrong API token, 404 for a download that does not exist, 413 for a
-// body over the limit, 503 when no judicator (or etcd) can be reached, 4xx for a body that cannot even
-// be parsed.
+// acceptable, 401 for a missing or wrong API token, 403 for a token asking for another user's task, 404
+// for a download that does not exist, 413 for a body over the limit, 503 when no judicator (or etcd) can
+// be reached, 4xx for a body that cannot even be parsed.
 import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidFieldsError, InvalidInputError, NotFoundError, TooLargeError, UnavailableError, describeError, type FieldError } from '../../common/errors';
@@ -21,9 +21,19 @@ declare module 'fastify' {
 /** A request body (or an uploaded file or field) over the size limit: HTTP 413. */
 export class BodyTooLargeError extends TooLargeError {}
 
+/** A body that cannot be parsed at all (a broken multipart stream, say): HTTP 400, result INVALID_INPUT. */
+export class BadRequestError extends Error {
+  override name = 'BadRequestError';
+}
+
 /** No API token, or not one of the configured ones: HTTP 401. */
 export class UnauthorizedError extends Error {
   override name = 'UnauthorizedError';
+}
+
+/** A valid API token asking for what is not its own (another user's task): HTTP 403. */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
 }
 
 /** A judicator answered with a result code other than OK, passed on to the client as it is. */
@@ -49,11 +59,13 @@ const BODY_LIMIT_CODES = new Set(['FST_ERR_CTP_BODY_TOO_LARGE', 'FST_REQ_FILE_TO
 export function errorAnswer(error: unknown): ErrorAnswer {
   if (error instanceof JudicatorAnswerError) return { status: 200, result: error.result, message: error.message };
   if (error instanceof BodyTooLargeError) return { status: 413, result: ReturnCode.TOO_LARGE, message: error.message };
+  if (error instanceof BadRequestError) return { status: 400, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof TooLargeError) return { status: 200, result: ReturnCode.TOO_LARGE, message: error.message };
   if (error instanceof InvalidFieldsError) return { status: 400, result: ReturnCode.INVALID_INPUT, message: error.message, errors: error.errors };
   if (error instanceof InvalidInputError) return { status: 200, result: ReturnCode.INVALID_INPUT, message: error.message };
   if (error instanceof NotFoundError) return { status: 404, result: ReturnCode.NOT_EXIST, message: error.message };
   if (error instanceof UnauthorizedError) return { status: 401, result: ReturnCode.UNAUTHORIZED, message: error.message };
+  if (error instanceof ForbiddenError) return { status: 403, result: ReturnCode.UNAUTHORIZED, message: error.message };
   if (error instanceof UnavailableError) return { status: 503, result: ReturnCode.ERROR, message: error.message };
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.code && BODY_LIMIT_CODES.has(fastifyError.code)) {

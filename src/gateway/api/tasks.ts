@@ -3,7 +3,7 @@
 // reading a submission from any body and adding it with an id chosen here, so an add retried on another
 // judicator after a lost answer adds the task once.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { InvalidFieldsError, InvalidInputError, NotFoundError } from '../../common/errors';
+import { InvalidFieldsError, InvalidInputError, NotFoundError, describeError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { inputToWire, taskFromWire } from '../../rpc/wire';
 import { ReturnCode, type TaskInput } from '../../task/types';
@@ -11,46 +11,73 @@ import { z } from 'zod';
 import { ARCHIVE_FIELDS, parseSearchQuery, parseSubmission, submissionSchemas, type Submission } from '../forms';
 import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
-import { BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
+import { BadRequestError, BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
 import { checked, outcomeName } from './judicator';
 import { answerSchema, briefSchema, errorAnswerSchema, taskSchema } from './answers';
 import type { RouteDoc } from './openapi';
+import { callerOf, checkOwner, claimSubmission, restrictSearch } from './ownership';
 import { cancelQuery, listQuery, parseQuery, taskQuery } from './queries';
 import { DEFAULT_WAIT_MAX_S } from './wait';
 
 const ARCHIVES: ReadonlySet<string> = new Set(ARCHIVE_FIELDS);
-/** What one multipart submission may hold: files, text fields, and parts in all (a task has far fewer). */
-const MAX_FORM_FILES = 16;
-const MAX_FORM_FIELDS = 200;
-const MAX_FORM_PARTS = 250;
+/**
+ * What one multipart submission may hold: files, text fields, and parts in all (a task has about 40
+ * fields and three files). Counted and capped as a whole as well as per part: the bytes kept of all parts
+ * together stay under the body limit, so no request can hold more than that in the gateway's memory.
+ */
+const MAX_FORM_FILES = 8;
+const MAX_FORM_FIELDS = 64;
+const MAX_FORM_PARTS = 72;
 
 /** A request's query or form value: the first one when a name is repeated. */
 function first(value: unknown): unknown {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** The multipart parser's own failures that mean the client sent a broken body (busboy says them in words). */
+function brokenBody(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  if (code && /^FST_/.test(code)) return false; // Fastify's own: the error handler maps their statuses
+  return error instanceof Error && !(error instanceof BodyTooLargeError) && !(error as { statusCode?: number }).statusCode;
+}
+
 /** The submission in a multipart form, an urlencoded form or a JSON object. */
 export async function readSubmission(request: FastifyRequest, context: ApiContext): Promise<Submission> {
   const limit = context.limits.body_bytes;
   if (request.isMultipart()) {
+    // Refused before a byte of it is read when it says it is larger than a whole request may be.
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) throw new BodyTooLargeError(`the request is ${declared} bytes, more than the limit of ${limit} bytes`);
     const fields: Record<string, unknown> = {};
     const files: Record<string, Buffer> = {};
+    let kept = 0;
+    const keep = (bytes: number, what: string) => {
+      kept += bytes;
+      if (kept > limit) throw new BodyTooLargeError(`the request is larger than the limit of ${limit} bytes (at ${what})`);
+    };
     const parts = request.parts({ limits: { fileSize: limit, fieldSize: limit, files: MAX_FORM_FILES, fields: MAX_FORM_FIELDS, parts: MAX_FORM_PARTS } });
-    for await (const part of parts) {
-      if (part.type === 'file') {
-        const bytes = await part.toBuffer();
-        // A browser sends an empty file part for a file input left empty: that is no file.
-        if (!part.filename && bytes.length === 0) continue;
-        if (ARCHIVES.has(part.fieldname)) {
-          if (!(part.fieldname in files)) files[part.fieldname] = bytes;
-        } else if (!(part.fieldname in fields)) {
-          // curl -F execute_input=@input.txt: a text field sent as a file is that file's text.
-          fields[part.fieldname] = bytes.toString('utf8');
+    try {
+      for await (const part of parts) {
+        if (part.type === 'file') {
+          const bytes = await part.toBuffer();
+          keep(bytes.length, part.fieldname);
+          // A browser sends an empty file part for a file input left empty: that is no file.
+          if (!part.filename && bytes.length === 0) continue;
+          if (ARCHIVES.has(part.fieldname)) {
+            if (!(part.fieldname in files)) files[part.fieldname] = bytes;
+          } else if (!(part.fieldname in fields)) {
+            // curl -F execute_input=@input.txt: a text field sent as a file is that file's text.
+            fields[part.fieldname] = bytes.toString('utf8');
+          }
+        } else {
+          if (part.valueTruncated) throw new BodyTooLargeError(`the field ${part.fieldname} is longer than the limit of ${limit} bytes`);
+          keep(typeof part.value === 'string' ? Buffer.byteLength(part.value) : 0, part.fieldname);
+          if (!(part.fieldname in fields)) fields[part.fieldname] = part.value;
         }
-      } else {
-        if (part.valueTruncated) throw new BodyTooLargeError(`the field ${part.fieldname} is longer than the limit of ${limit} bytes`);
-        if (!(part.fieldname in fields)) fields[part.fieldname] = part.value;
       }
+    } catch (error) {
+      if (brokenBody(error)) throw new BadRequestError(`the multipart body cannot be read: ${describeError(error)}`);
+      throw error;
     }
     return { fields, files, kind: 'form' };
   }
@@ -136,6 +163,7 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
         // A body that is no form at all is bad input too: HTTP 400 like a bad field.
         throw error instanceof InvalidInputError && !(error instanceof InvalidFieldsError) ? new InvalidFieldsError([{ field: 'body', message: error.message }]) : error;
       });
+      claimSubmission(submission.fields, callerOf(request));
       const task = parseSubmission(submission, { taskMaxSize: context.limits.task_max_size, callbacks: context.callbacks });
       const id = await addTask(context, task);
       context.metrics.tasksSubmitted.inc({ outcome: 'ok' });
@@ -151,12 +179,17 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     const query = request.query as Record<string, unknown>;
     const body = request.body && typeof request.body === 'object' ? (request.body as Record<string, unknown>) : {};
     const { id } = parseQuery(cancelQuery, { id: first(query.id) ?? first(body.id) });
+    const caller = callerOf(request);
+    if (!caller.admin) {
+      const answer = await context.calls.ok('get', { id });
+      if (answer.task) checkOwner(answer.task.user, caller, id);
+    }
     await context.calls.ok('cancel', { id });
     return { result: ReturnCode.OK };
   });
 
   app.get('/api/task/list', { config: { failure: { pages: 0, tasks: [] }, openapi: LIST_DOC } }, async (request) => {
-    const search = parseSearchQuery(request.query as Record<string, unknown>);
+    const search = restrictSearch(parseSearchQuery(request.query as Record<string, unknown>), callerOf(request));
     const answer = await context.calls.ok('search', search);
     return { result: ReturnCode.OK, pages: answer.pages, tasks: answer.tasks.map(presentBrief) };
   });
@@ -173,8 +206,14 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
     const noTruncate = query.no_truncate ?? false;
     const waitMs = Math.round((query.wait ?? 0) * 1000);
     const wanted = query.file;
+    const caller = callerOf(request);
     let answer;
     try {
+      // Someone else's task is refused before a wait is held for it.
+      if (waitMs > 0 && !caller.admin) {
+        const now = await context.calls.ok('get', { id });
+        if (now.task) checkOwner(now.task.user, caller, id);
+      }
       if (waitMs > 0) {
         request.metricsRoute = '/api/task?wait';
         // The client hanging up ends the wait (its response's socket closes), and the judicator's with it.
@@ -196,6 +235,7 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
       throw error;
     }
     if (!answer.task) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
+    checkOwner(answer.task.user, caller, id);
     const task = taskFromWire(answer.task);
     if (wanted === undefined) return { result: ReturnCode.OK, task: presentTask(task, { noTruncate }) };
     const download = taskDownload(task, wanted);

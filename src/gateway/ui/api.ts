@@ -107,7 +107,11 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
 
 /** Downloads one field of a task (with the token, when there is one) as a file. */
 export async function download(url: string, filename: string): Promise<void> {
-  const response = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
+  let response = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
+  // A token refused meanwhile (the tokens file changed): ask again, as every other call does.
+  while (response.status === 401 && askForToken && (await askForToken('This gateway needs an API token for the download.'))) {
+    response = await fetch(url, { headers: authHeaders(), cache: 'no-store' });
+  }
   if (!response.ok) {
     let message = `Server returned error code: ${response.status}!`;
     try {

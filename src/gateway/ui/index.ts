@@ -1,6 +1,6 @@
 // The web UI's entry: the page frame (header, navigation, messages, token dialog) and a small router
 // over the original's page paths (/, /search, /add, /get, /executors, /judicators).
-import { onTokenNeeded, storeToken, storedToken } from './api';
+import { api, onTokenNeeded, storeToken, storedToken } from './api';
 import { clockNow, h, replace } from './dom';
 import type { FlashKind, Page, PageContext } from './page';
 import { addPage } from './pages/add';
@@ -31,6 +31,22 @@ const flashArea = h('div', { class: 'flash-area', role: 'status', 'aria-live': '
 const main = h('main', { id: 'page' });
 const liveBadge = h('span', { class: 'live', hidden: true });
 const tokenButton = h('button', { class: 'link-button', type: 'button', hidden: true }, 'Forget token');
+const tokenOwner = h('span', { class: 'token-owner muted', id: 'token-owner', hidden: true });
+
+/** Shows whose token the browser holds (GET /api/whoami), or nothing without one. */
+async function showTokenOwner(): Promise<void> {
+  if (!storedToken()) {
+    tokenOwner.hidden = true;
+    return;
+  }
+  try {
+    const who = await api<{ admin: boolean; user: number | null }>('GET', 'api/whoami');
+    tokenOwner.textContent = who.admin ? 'Token: admin' : `Token: user ${who.user}`;
+    tokenOwner.hidden = false;
+  } catch {
+    tokenOwner.hidden = true;
+  }
+}
 const navLinks = NAV.map((item) => h('a', { href: item.path, 'data-nav': item.path }, item.label));
 let cleanup: (() => void) | void;
 
@@ -111,6 +127,8 @@ function tokenDialog(reason: string): Promise<boolean> {
       const ok = dialog.returnValue === 'ok' && input.value.trim() !== '';
       if (ok) storeToken(input.value.trim());
       tokenButton.hidden = !storedToken();
+      // After the request that asked goes through with it: whoami would ask again on a wrong token.
+      if (ok) setTimeout(() => void showTokenOwner(), 0);
       dialog.remove();
       resolve(ok);
     });
@@ -129,6 +147,7 @@ function start(): void {
   tokenButton.addEventListener('click', () => {
     storeToken(null);
     tokenButton.hidden = true;
+    tokenOwner.hidden = true;
     showFlash('info', 'The API token was forgotten.');
   });
   const header = h(
@@ -136,7 +155,7 @@ function start(): void {
     { class: 'topbar' },
     h('a', { class: 'brand', href: './', 'data-nav': '' }, h('img', { src: 'res/icon.svg', alt: '', width: 28, height: 28 }), h('span', null, 'kv2'), h('small', null, 'Khala')),
     h('nav', { 'aria-label': 'Pages' }, navLinks),
-    h('div', { class: 'topbar-right' }, liveBadge, tokenButton),
+    h('div', { class: 'topbar-right' }, liveBadge, tokenOwner, tokenButton),
   );
   const footer = h('footer', null, 'kv2 · the successor of KV2 "Khala"');
   replace(document.body, header, h('div', { class: 'container' }, flashArea, main), footer);
@@ -153,6 +172,7 @@ function start(): void {
   });
   window.addEventListener('popstate', () => render());
   render();
+  void showTokenOwner();
 }
 
 start();
