@@ -11,6 +11,7 @@ import os from 'node:os';
 import { before, describe, it } from 'node:test';
 import { createLogger } from '../../src/common/logging';
 import { JudicatorLink } from '../../src/gateway/judicator-link';
+import { TokenCheck } from '../../src/gateway/api/auth';
 import { createGatewayServer } from '../../src/gateway/server';
 import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { fileHooks } from '../helpers/file-hooks';
@@ -185,6 +186,65 @@ describe('task events: GET /api/task/events', () => {
     assert.equal(e1.slots, 3);
     assert.equal(e1.host, os.hostname());
     assert.ok(Math.abs(Date.parse(e1.started) - Date.now()) < 10 * 60_000, `started ${e1.started}`);
+  });
+
+  it('in-process: a user token streams only its own user\'s tasks; an admin token sees every task', async () => {
+    const logger = createLogger('events-scope-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
+    const link = new JudicatorLink({ endpoints: judicators.map((j) => j.clientUrl), prefix: 'kv2/', rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+    const controller = new AbortController();
+    const running = link.run(controller.signal);
+    hooks.after(async () => {
+      controller.abort();
+      await running;
+      link.close();
+    });
+    const tokens = new TokenCheck([
+      { token: 'root-token', owner: 'admin' },
+      { token: 'user-7-token', owner: 7 },
+      { token: 'user-8-token', owner: 8 },
+    ]);
+    const { app } = await createGatewayServer({
+      rpc: link.rpc,
+      waitRpc: link.waitRpc,
+      judicators: () => link.judicators(),
+      logger,
+      limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: 8, events_buffer_bytes: 64 * 1024 },
+      tokens: { current: tokens },
+      ui: { get: async () => undefined },
+    });
+    hooks.after(() => app.close());
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    const submitAs = async (token: string, user: number) => {
+      const body = new URLSearchParams({ user: String(user), compile_command: '', compile_timeout: '10', execute_input: '', execute_command: 'echo hi', execute_timeout: '30', execute_standard: '' });
+      const answer = (await (await fetch(`${url}/api/task`, { method: 'POST', body, headers: as(token), signal: AbortSignal.timeout(30_000) })).json()) as { result: number; id: string };
+      assert.equal(answer.result, 0);
+      return answer.id;
+    };
+
+    const seven = new EventStreamReader(hooks, `${url}/api/task/events`, as('user-7-token'));
+    const admin = new EventStreamReader(hooks, `${url}/api/task/events`, as('root-token'));
+    for (const stream of [seven, admin]) await stream.waitFor('ready', (events) => events.some((e) => e.event === 'ready'));
+    const mine = await submitAs('user-7-token', 7);
+    const theirs = await submitAs('user-8-token', 8);
+    await admin.waitFor('both tasks done on the admin stream', (events) =>
+      [mine, theirs].every((id) => events.some((e) => e.event === 'task' && e.json.id === id && e.json.done)),
+    );
+    await seven.waitFor('its own task done on the user stream', (events) => events.some((e) => e.event === 'task' && e.json.id === mine && e.json.done));
+    const seen = seven.of('task');
+    assert.ok(seen.length > 0);
+    assert.ok(seen.every((t) => t.user === 7), `user 7 saw only user 7's tasks: ${JSON.stringify(seen.map((t) => [t.id, t.user]))}`);
+    assert.ok(!seen.some((t) => t.id === theirs), "user 7 never saw user 8's task");
+    seven.close();
+    admin.close();
+
+    // Following someone else's task by id is refused, as reading it is: 403 with the API's JSON error.
+    const followed = await fetch(`${url}/api/task/events?id=${theirs}`, { headers: as('user-7-token'), signal: AbortSignal.timeout(10_000) });
+    assert.equal(followed.status, 403);
+    assert.equal(((await followed.json()) as { result: number }).result, 5);
+    const read = await fetch(`${url}/api/task?id=${theirs}`, { headers: as('user-7-token'), signal: AbortSignal.timeout(10_000) });
+    assert.equal(read.status, 403);
+    await read.body?.cancel();
   });
 
   it('in-process: at most events_max_streams streams, and the API token applies', async () => {

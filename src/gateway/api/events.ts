@@ -22,6 +22,7 @@ import type { ApiContext } from './context';
 import { JudicatorAnswerError } from './errors';
 import { answerSchema, outputEventSchema, progressEventSchema, taskEventSchema } from './answers';
 import type { RouteDoc } from './openapi';
+import { callerOf, checkOwner } from './ownership';
 import { eventsQuery, parseQuery } from './queries';
 import { checked } from './judicator';
 
@@ -196,8 +197,8 @@ export function registerEventRoutes(app: FastifyInstance, context: ApiContext): 
         const answer = checked(await context.calls.answer('get', { id }));
         if (!answer.task) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
         const task = taskFromWire(answer.task);
-        // Another user's task is not there for this token.
-        if (scope !== 'all' && task.user !== scope) throw new JudicatorAnswerError(ReturnCode.NOT_EXIST, `no task ${id}`);
+        // Another user's task: refused as reading it is (403).
+        checkOwner(task.user, callerOf(request), id);
         snapshot = { id, user: task.user, status: task.status, done: task.done, verdict: verdictOf(task), executor: task.executor };
         // What came before the read is in the task as read.
         pending = pending.slice(askedAt);
