@@ -8,7 +8,7 @@ import { ConfigError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { CertificateAuthority } from './certificate-authority';
 import { createKeyAndCsr, readCsr } from './csr';
-import { coversHosts } from './hosts';
+import { coversHosts, LOOPBACK_HOSTS } from './hosts';
 import { checkNodeName, type CertIdentity } from './identity';
 import { identityPaths, prepareIdentityDir, readNodeFiles, writeCaCertificate, writeCaKey, writeNodePem } from './identity-files';
 import { needsRenewal } from './renewal';
@@ -34,8 +34,7 @@ export interface InitIdentityResult {
   identity: CertIdentity;
 }
 
-/** The loopback names every judicator certificate carries: local clients (the CLI, etcdctl) use them. */
-export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+export { LOOPBACK_HOSTS };
 
 function exists(file: string): boolean {
   return fs.existsSync(file);
