@@ -2,10 +2,12 @@
 // the command line and runs the one asked for.
 import { registerBackupCommand } from './cli/backup';
 import { registerFetchCommand } from './cli/fetch';
+import { registerJoinTokenCommand } from './cli/join-token';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { runProgram } from './cli/program';
 import { registerRestoreCommand } from './cli/restore';
+import { registerRevokeCommand } from './cli/revoke';
 import { registerRoleCommands } from './cli/role';
 import { registerScaleCommand } from './cli/scale';
 import { registerStatusCommand } from './cli/status';
@@ -24,6 +26,8 @@ runProgram(process.argv, {
     registerRestoreCommand, // kv2 restore <dir>
     registerTaskCommand, // kv2 task submit|get|list|cancel|wait
     registerStatusCommand, // kv2 status
+    registerJoinTokenCommand, // kv2 join-token create
+    registerRevokeCommand, // kv2 revoke <name>
   ],
   hidden: { [MODULE_COMMAND]: runModuleCommand }, // kv2 __module: how the supervisor starts a module
   version: printVersion, // kv2 --version

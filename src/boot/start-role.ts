@@ -1,5 +1,6 @@
 // Starting a role (`kv2 judicator|executor|gateway|standalone`): resolve the flags, render every module's
-// config file, lay out the role directories, and run the supervisor until SIGINT/SIGTERM.
+// config file, lay out the role directories, make the role's cluster identity ready (identity.ts), and
+// run the supervisor until SIGINT/SIGTERM.
 import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
@@ -8,6 +9,7 @@ import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
 import { configPath, renderLog, writeConfigFile } from './config-files';
 import { readFlagFile, resolveFlags, type FlagValues } from './flags';
+import { prepareIdentities, type RenderedModule } from './identity';
 import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
 import { PidFileLock, writePidFile } from './pid-lock';
 import { ROLE_COMMANDS, roleFlags } from './roles';
@@ -18,6 +20,9 @@ export interface PreparedRole {
   bootDir: string;
   bootConfig: BootConfig;
   flags: FlagValues;
+  workDir: string;
+  /** Every module to run, with its rendered config. */
+  modules: RenderedModule[];
   /** Writes the role dirs and config files. */
   write(): void;
 }
@@ -69,7 +74,8 @@ export async function prepareRole(command: CommandName, given: Record<string, un
     }
     writeConfigFile(path.join(bootDir, 'config', 'boot.json'), bootConfig);
   };
-  return { bootDir, bootConfig, flags, write };
+  const modulesToRun = rendered.map(({ module, roleDir, config }) => ({ role: module.role, name: module.name, roleDir, config }));
+  return { bootDir, bootConfig, flags, workDir, modules: modulesToRun, write };
 }
 
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
@@ -115,6 +121,16 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // The modules find the role's cluster identity ready (joining may wait for a judicator to answer).
+    try {
+      await prepareIdentities(prepared.modules, { workDir: prepared.workDir, flags: prepared.flags, logger, signal: controller.signal });
+    } catch (error) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      if (controller.signal.aborted) return 0;
+      logger.fatal({ err: describeError(error) }, `cannot get this node's cluster identity: ${describeError(error)}`);
+      throw error;
+    }
     try {
       await supervisor.run(controller.signal, () => stopSignal);
     } catch (error) {

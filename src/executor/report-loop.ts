@@ -9,15 +9,17 @@
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import type { RpcRequest, RpcResponse } from '../rpc/contract';
+import type { ExecutorReportInfo, RpcRequest, RpcResponse } from '../rpc/contract';
 import { completedToWire, taskFromWire } from '../rpc/wire';
 import { ReturnCode, type Task } from '../task/types';
 import type { TaskRun } from './runner';
 
 export interface ReportLoopOptions {
   name: string;
-  /** The random key registered with executor/service/<name>: proves reports come from this process. */
+  /** A random key of this process, kept in the executor's record: proves reports come from this process. */
   key: string;
+  /** What this executor says of itself in every report (its registration: host name, slots, start time). */
+  info: ExecutorReportInfo;
   slots: number;
   /** Long-poll wait and heartbeat, ms. */
   reportIntervalMs: number;
@@ -270,6 +272,7 @@ export class ReportLoop {
     return {
       executor: this.options.name,
       key: this.options.key,
+      info: this.options.info,
       complete: finished.map((run) => completedToWire({ id: run.id, status: run.status, result: run.result! })),
       executing,
       vacant,

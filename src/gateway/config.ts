@@ -1,25 +1,24 @@
 // What the gateway's server module runs with (config/server.json, less the log section boot adds): its
-// addresses, the judicators' etcd, its API tokens, limits and RPC timings. Rendered from the flags by
+// addresses, where the judicators are, its cluster identity, its API tokens, limits and RPC timings. Rendered from the flags by
 // boot/modules/gateway.ts; validated by this schema every time the module starts.
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
 
 export const gatewayConfigSchema = z.object({
-  /** Name of this gateway's `gateway/service/<name>` key. */
+  /** This gateway's name (its certificate's). */
   name: nodeNameField,
   listen: z.object({ address: z.string().min(1), port: portField }),
-  /** Address others use to reach this gateway (registered in etcd). */
+  /** Address clients use to reach this gateway. */
   advertise: z.object({ address: z.string().min(1), port: portField }),
-  etcd: z.object({
-    /** Client URLs of the judicators' etcd members to bootstrap from; the list follows the cluster. */
-    endpoints: z.array(z.string().min(1)).min(1),
-    prefix: z.string().min(1),
-    /** Milliseconds between refreshes of the etcd endpoint list from the member list. */
+  judicators: z.object({
+    /** Judicator RPC addresses to start from (host[:port]); the list follows the cluster. */
+    join: z.array(z.string().min(1)).min(1),
+    /** Milliseconds between refreshes of the judicator list (RPC `judicators`). */
     refresh_ms: z.number().int().min(100),
   }),
-  /** Cluster token sent to the judicators (null: the cluster has none). */
-  cluster_token: z.string().min(1).nullable(),
+  /** The gateway's cluster identity (CA, its certificate and key), relative to the role dir. */
+  identity_dir: z.string().min(1),
   /** API tokens: when any is set, every /api call needs `Authorization: Bearer <token>`. */
   tokens: z.array(z.string().min(1)),
   /** A file with more API tokens, one a line ('#' starts a comment); read when the module starts. */
@@ -47,10 +46,6 @@ export const gatewayConfigSchema = z.object({
     wait_max_s: z.number().min(1).max(600).optional(),
     /** Waiting requests answered by one held `wait` call each, at once; more are polled (default 48). */
     wait_max_held: z.number().int().min(0).max(60).optional(),
-  }),
-  register: z.object({
-    /** Seconds the gateway/service key outlives a gateway that died. */
-    ttl: z.number().int().min(2),
   }),
   /** Directory of the built web UI to serve instead of the embedded one (development); null: embedded. */
   ui_dir: z.string().min(1).nullable(),

@@ -5,6 +5,7 @@
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { EXECUTING_STATUSES, EXECUTOR_FINAL_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
+import type { ExecutorReportInfo } from '../rpc/contract';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 
 export interface ReportInput {
@@ -16,6 +17,10 @@ export interface ReportInput {
   waitMs: number;
   /** First report of a new executor process: everything its name held before is lost. */
   fresh: boolean;
+  /** The executor process's key (its record keeps the newest one). */
+  key?: string;
+  /** What the executor says of itself (host name, slots, ...): kept in its record. */
+  info?: ExecutorReportInfo;
 }
 
 export interface ReportOutput {
@@ -145,13 +150,26 @@ export class Scheduler {
     return { cancel: [...cancel], assign };
   }
 
+  /**
+   * The executor's record: its report time (what the leader's executor TTL measures), free slots, key and
+   * what it says of itself. At most every heartbeatEveryMs, but at once for a new process (`fresh`), whose
+   * key takes the name over.
+   */
   private async heartbeat(input: ReportInput): Promise<void> {
     const now = Date.now();
     const last = this.lastHeartbeat.get(input.executor) ?? 0;
-    if (now - last < this.settings.heartbeatEveryMs) return;
+    if (now - last < this.settings.heartbeatEveryMs && !input.fresh) return;
     this.lastHeartbeat.set(input.executor, now);
+    const { hostname, slots, started, ...extra } = input.info ?? ({} as Partial<ExecutorReportInfo>);
     try {
-      await this.store.recordHeartbeat(input.executor, { vacant: input.vacant });
+      await this.store.recordHeartbeat(input.executor, {
+        vacant: input.vacant,
+        ...(input.key !== undefined ? { key: input.key } : {}),
+        ...(hostname !== undefined ? { host: String(hostname) } : {}),
+        ...(slots !== undefined ? { slots: Number(slots) } : {}),
+        ...(started !== undefined ? { started: String(started) } : {}),
+        ...(Object.keys(extra).length ? { extra: extra as Record<string, string | number | boolean | null> } : {}),
+      });
     } catch (error) {
       this.lastHeartbeat.delete(input.executor);
       throw error;

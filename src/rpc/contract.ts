@@ -1,16 +1,19 @@
-// The judicator RPC contract (HTTP/JSON): `POST /rpc/<method>` with a JSON body, answered with JSON that
-// always carries `result` (a ReturnCode) and, when it is not OK, `message` saying why. Binary fields travel
-// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors), and
-// `wait` (addition). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
-// UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
-// Requests are validated with these schemas on the judicator; clients use the inferred types.
+// The judicator RPC contract (HTTPS/JSON with client certificates): `POST /rpc/<method>` with a JSON body,
+// answered with JSON that always carries `result` (a ReturnCode) and, when it is not OK, `message` saying
+// why. Binary fields travel as base64. The methods are the original's (ping, add, cancel, search, get,
+// report, executors), and additions: `wait`, `judicators` (where the judicators are: executors and
+// gateways follow the cluster with it), `join_token_create` and `revoke` (operators). The certificate's
+// role decides what its holder may call (METHOD_ROLES). A judicator answers a method it does not know with
+// HTTP 404, INVALID_INPUT and UNKNOWN_METHOD's message, so a newer client can tell an older judicator from
+// a refused input. Requests are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
+import { ROLES, type Role } from '../pki/identity';
 import { countSchema, stepLimitsSchema, stepReportSchema, taskIdSchema, taskStatusSchema } from '../task/schema';
 import type { ExecutorInfo, ReturnCode, TaskBrief } from '../task/types';
 
 export const RPC_PATH = '/rpc';
-/** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
-export const TOKEN_HEADER = 'authorization';
+/** The judicator RPC's port when an address gives none (`--join host`). */
+export const DEFAULT_RPC_PORT = 4000;
 
 /** Longest a `wait` call may ask to be held, ms. */
 export const MAX_TASK_WAIT_MS = 120_000;
@@ -20,6 +23,9 @@ export const MAX_REPORT_WAIT_MS = 120_000;
 export const MAX_REPORT_TASKS = 10_000;
 /** Longest executor name and registration key. */
 export const MAX_NAME_LENGTH = 128;
+/** Most fields an executor's `info` may carry, and the longest text of one. */
+export const MAX_INFO_FIELDS = 32;
+export const MAX_INFO_TEXT = 256;
 /** The message of a judicator's answer to a method it does not know (judicators before `wait` too). */
 export const UNKNOWN_METHOD = (method: string) => `no RPC method "${method}"`;
 const int = countSchema;
@@ -65,6 +71,21 @@ export interface WireTask extends WireTaskInput {
   result: WireResult | null;
 }
 
+/**
+ * What an executor says of itself in every report (what its etcd registration said before executors
+ * stopped talking to etcd): its host name, slots and start time, and any further plain fields (the
+ * sandbox it runs, say), kept in its executor record and shown by `executors`.
+ */
+export const executorInfoSchema = z
+  .object({
+    hostname: z.string().min(1).max(MAX_INFO_TEXT),
+    slots: z.number().int().min(0).max(100_000),
+    started: z.string().min(1).max(64),
+  })
+  .catchall(z.union([z.string().max(MAX_INFO_TEXT), z.number(), z.boolean(), z.null()]))
+  .refine((info) => Object.keys(info).length <= MAX_INFO_FIELDS, `at most ${MAX_INFO_FIELDS} fields`);
+export type ExecutorReportInfo = z.infer<typeof executorInfoSchema>;
+
 export const requestSchemas = {
   ping: z.object({}).passthrough(),
   add: z.object({
@@ -92,10 +113,13 @@ export const requestSchemas = {
     executing: z.array(z.object({ id, status })).max(MAX_REPORT_TASKS),
     vacant: z.number().int().min(0).max(MAX_REPORT_TASKS),
     /**
-     * Addition: the random key the executor process registered under executor/service/<name>; a report
-     * carrying another key comes from a second process using the same name, and is refused.
+     * Addition: a random key of the executor process, kept in its executor record; a report carrying
+     * another key comes from a second process using the same name (the newest, `fresh`, one wins), and is
+     * refused.
      */
     key: z.string().min(1).max(MAX_NAME_LENGTH).optional(),
+    /** Addition: the executor's registration (host name, slots, start time, ...). */
+    info: executorInfoSchema.optional(),
     /**
      * Addition: set on the first report of a new executor process. Whatever its name held before is
      * lost (the process restarted), acknowledged or not: it all goes back to Retrying, counting a retry,
@@ -113,9 +137,52 @@ export const requestSchemas = {
    * as `get`). A client waiting for a result asks this instead of polling `get`.
    */
   wait: z.object({ id, timeout_ms: z.number().int().min(0).max(MAX_TASK_WAIT_MS) }),
+  /** Addition: the judicators registered now (executors and gateways keep their list fresh with it). */
+  judicators: z.object({}).passthrough(),
+  /** Addition (operators): a new join token for nodes of `roles`, valid `ttl_ms`. */
+  join_token_create: z.object({
+    roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
+    ttl_ms: z.number().int().min(1),
+    description: z.string().max(1024).optional(),
+  }),
+  /** Addition (operators): revokes a node's certificates (all of `role`'s of that name, or every role's). */
+  revoke: z.object({ name, role: z.enum(ROLES).optional(), reason: z.string().max(1024).optional() }),
 } as const;
 
 export type RpcMethod = keyof typeof requestSchemas;
+
+/**
+ * Who may call each method, by the role in the caller's certificate. Executors only report (under the
+ * name in their certificate); gateways do what the API needs; an operator's CLI (admin, a certificate made
+ * from the CA key on a judicator's machine) also makes join tokens and revokes; judicators may call
+ * anything (they hold the CA key). `ping` and `judicators` are for every member.
+ */
+export const METHOD_ROLES: Readonly<Record<RpcMethod, readonly Role[]>> = {
+  ping: ['judicator', 'executor', 'gateway', 'admin'],
+  judicators: ['judicator', 'executor', 'gateway', 'admin'],
+  report: ['judicator', 'executor'],
+  add: ['judicator', 'gateway', 'admin'],
+  cancel: ['judicator', 'gateway', 'admin'],
+  search: ['judicator', 'gateway', 'admin'],
+  get: ['judicator', 'gateway', 'admin'],
+  wait: ['judicator', 'gateway', 'admin'],
+  executors: ['judicator', 'gateway', 'admin'],
+  join_token_create: ['judicator', 'admin'],
+  revoke: ['judicator', 'admin'],
+};
+
+/** A judicator as `judicators` lists it. */
+export interface JudicatorEntry {
+  /** Its name (`--main-name`). */
+  name: string;
+  /** `host:port` of its RPC. */
+  address: string;
+  leader: boolean;
+  /** Registered now, and (for the one answering) reaching its etcd quorum. */
+  healthy: boolean;
+  /** Its etcd member's client URL (judicators joining the cluster use it). */
+  etcd?: string;
+}
 export type RpcRequest<M extends RpcMethod> = z.input<(typeof requestSchemas)[M]>;
 
 /** A task's brief on the wire: the brief itself (no binary field to encode). */
@@ -135,5 +202,8 @@ export interface RpcResponses {
   wait: Answer & { task: WireTask | null };
   report: Answer & { cancel: string[]; assign: WireTask[] };
   executors: Answer & { executors: ExecutorInfo[] };
+  judicators: Answer & { judicators: JudicatorEntry[] };
+  join_token_create: Answer & { token: string | null; id?: string; roles?: Role[]; expires_at?: string };
+  revoke: Answer & { serials: string[] };
 }
 export type RpcResponse<M extends RpcMethod> = RpcResponses[M];

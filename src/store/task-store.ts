@@ -215,11 +215,18 @@ export interface TaskStore extends TaskTransitions {
 
   // ---- executors ----
 
-  /** Records that `executor` reported now (for `executors` and executor expiry). */
-  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void>;
+  /**
+   * Records that `executor` reported now (for `executors` and executor expiry), with what it says of
+   * itself; rewritten at once when any of that changed (a new process: a new key), else at most every
+   * heartbeat refresh.
+   */
+  recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void>;
 
-  /** Executors that reported (with their last report time), for the `executors` RPC. */
+  /** Executors that reported (with their last report time), for the `executors` RPC. Keys stay inside. */
   listExecutors(): Promise<ExecutorInfo[]>;
+
+  /** The key of the executor process that last registered under this name (undefined: none recorded). */
+  executorKey(name: string): Promise<string | undefined>;
 
   /** Forgets an executor record (the leader removes executors that are gone). */
   removeExecutor(name: string, fence?: WriteFence): Promise<void>;
@@ -230,6 +237,35 @@ export interface TaskStore extends TaskTransitions {
   subscribe(listener: (event: StoreEvent) => void): () => void;
 
   close(): Promise<void>;
+}
+
+/** What an executor's report says of it, as its record keeps it. */
+export interface ExecutorHeartbeat {
+  vacant: number;
+  slots?: number;
+  /** The executor's host name. */
+  host?: string;
+  /** When its process started (ISO time). */
+  started?: string;
+  /** The random key of its process: a report with another key comes from another process of that name. */
+  key?: string;
+  /** Further plain fields it reports (shown as they are by `executors`). */
+  extra?: Record<string, string | number | boolean | null>;
+}
+
+/** The fields of a heartbeat that, changed, make the record be written at once. */
+export function heartbeatSignature(info: ExecutorHeartbeat): string {
+  return JSON.stringify([info.slots, info.host, info.started, info.key, info.extra ?? null]);
+}
+
+/** The plain (string, number, boolean, null) fields of a stored object; anything else is left out. */
+export function plainFields(extra: unknown): Record<string, string | number | boolean | null> {
+  const out: Record<string, string | number | boolean | null> = {};
+  if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) return out;
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) out[key] = value as string | number | boolean | null;
+  }
+  return out;
 }
 
 /** Limits and clocks a store is created with. */

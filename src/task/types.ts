@@ -148,8 +148,10 @@ export interface ExecutorInfo {
   slots?: number;
   vacant?: number;
   started?: string;
-  /** Whether its etcd registration (lease) is alive. */
+  /** Whether it reported within the judicators' executor TTL (`--executor-ttl`). */
   alive?: boolean;
+  /** Further plain fields the executor reports of itself (its sandbox, say). */
+  [field: string]: string | number | boolean | null | undefined;
 }
 
 export function isDoneStatus(status: TaskStatus): boolean {

@@ -57,6 +57,11 @@ export interface ExecutorDoc {
   vacant?: number;
   slots?: number;
   host?: string;
+  started?: string;
+  /** The key of the executor process that registered last (never shown). */
+  key?: string;
+  /** Further plain fields the executor reports. */
+  extra?: Record<string, string | number | boolean | null>;
 }
 
 /** One index per query shape; names are fixed so a changed definition is noticed, not duplicated. */

@@ -9,7 +9,7 @@ import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
-import type { ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskStore, WriteFence } from '../task-store';
+import { plainFields, type ExecutorHeartbeat, type ReportInput, type ReportOutcome, type SearchQuery, type SearchResult, type StoreEvent, type StoreOptions, type TaskStore, type WriteFence } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, translate } from './errors';
@@ -179,11 +179,14 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   // ---- executors ----
 
-  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string }): Promise<void> {
+  async recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void> {
     const now = new Date(this.now());
     const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, vacant: info.vacant };
     if (info.slots !== undefined) set.slots = info.slots;
     if (info.host !== undefined) set.host = info.host;
+    if (info.started !== undefined) set.started = info.started;
+    if (info.key !== undefined) set.key = info.key;
+    if (info.extra !== undefined) set.extra = info.extra;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
@@ -200,14 +203,24 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
     try {
       const docs = await this.executors.find({}, { sort: { _id: 1 } }).toArray();
       return docs.map((doc) => {
-        const info: ExecutorInfo = { id: doc._id, hostname: doc.hostname, report_time: isoTime(doc.report_time.getTime()) };
+        const info: ExecutorInfo = { ...plainFields(doc.extra), id: doc._id, hostname: doc.hostname, report_time: isoTime(doc.report_time.getTime()) };
         if (doc.host !== undefined) info.host = doc.host;
         if (doc.slots !== undefined) info.slots = doc.slots;
         if (doc.vacant !== undefined) info.vacant = doc.vacant;
+        if (doc.started !== undefined) info.started = doc.started;
         return info;
       });
     } catch (error) {
       throw translate(error, 'listing executors');
+    }
+  }
+
+  async executorKey(name: string): Promise<string | undefined> {
+    try {
+      const doc = await this.executors.findOne({ _id: name }, { projection: { key: 1 } });
+      return typeof doc?.key === 'string' ? doc.key : undefined;
+    } catch (error) {
+      throw translate(error, 'reading an executor record');
     }
   }
 
