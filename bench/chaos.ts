@@ -24,11 +24,12 @@ async function main(): Promise<number> {
   console.log(`chaos: ${DURATION_S} s, a kill every ${KILL_EVERY_S} s, a task every ${SUBMIT_EVERY_MS} ms`);
 
   let judicators: ClusterNode[] = await startJudicators(hooks, 3, ['--task-expiration', '10']);
-  const endpoints = judicators.map((j) => j.clientUrl).join(',');
+  // Executors and the gateway join through the judicators' RPC; restarted, they keep their certificates.
+  const joinVia = [...judicators];
   let executors: ExecutorNode[] = [1, 2].map((i) =>
-    startExecutor(hooks, `e${i}`, endpoints, ['--main-task-vacant', '4', '--main-task-sandbox', 'none']),
+    startExecutor(hooks, `e${i}`, joinVia, ['--main-task-vacant', '4', '--main-task-sandbox', 'none']),
   );
-  const gateway = await startGateway(hooks, endpoints);
+  const gateway = await startGateway(hooks, joinVia);
   const api = new GatewayClient(gateway.url);
 
   const accepted = new Map<string, number>(); // id -> n
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
         const victim = executors[index]!;
         killLog.push(`${((Date.now() - started) / 1000).toFixed(1)}s kill executor ${victim.name}`);
         await killNode(victim);
-        executors = executors.map((e, i) => (i === index ? startExecutor(hooks, victim.name, endpoints, ['--main-task-vacant', '4', '--main-task-sandbox', 'none'], victim.dir) : e));
+        executors = executors.map((e, i) => (i === index ? startExecutor(hooks, victim.name, joinVia, ['--main-task-vacant', '4', '--main-task-sandbox', 'none'], victim.dir) : e));
       }
       kills++;
     }

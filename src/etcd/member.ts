@@ -15,9 +15,9 @@ import type { ModuleContext } from '../common/module-context';
 import { EtcdPkiStore } from '../pki/etcd-pki-store';
 import { etcdTlsFlags } from '../pki/etcd-tls';
 import { identityPaths } from '../pki/identity-files';
-import { LiveIdentity } from '../pki/live-identity';
+import { reissueJudicatorCertificate } from '../pki/init-identity';
+import { identityReloadInterval, LiveIdentity } from '../pki/live-identity';
 import { revokeNode } from '../pki/pki-store';
-import { renewalCheckInterval } from '../pki/renewal';
 import { JudicatorRpcClient } from '../rpc/client';
 import { createEtcdClient, getFromMember, type EtcdIdentity } from './client';
 import {
@@ -50,13 +50,16 @@ export async function runEtcdMember({ config, logger, roleDir, signal, configFil
     clientUrl: `https://${config.advertise.address}:${config.advertise.client_port}`,
   };
   const identityDir = path.resolve(roleDir, config.identity_dir);
-  // etcd reads the certificate files at every handshake by itself; this module's own clients follow them.
+  // A member removed (and revoked) by the others while it was down comes back with a certificate issued
+  // after that: it holds the CA key. etcd reads the certificate files at every handshake by itself; this
+  // module's own clients follow them.
+  await reissueJudicatorCertificate(identityDir, logger);
   const identity = LiveIdentity.load(identityDir, logger);
   if (!fs.existsSync(identityPaths(identityDir).crl)) {
     throw new ConfigError(`${identityPaths(identityDir).crl} is missing: etcd refuses every connection without its CRL; start the judicator with kv2 judicator (its start writes one)`);
   }
   const watching = new AbortController();
-  void identity.watch(watching.signal, renewalCheckInterval(identity.identity));
+  void identity.watch(watching.signal, identityReloadInterval(identity.identity));
   try {
     await runMember(exe, config, self, identity, logger, roleDir, signal, configFile);
   } finally {
@@ -138,8 +141,8 @@ async function runMember(
   if (signal.aborted) {
     if (!ready) await plan?.abandon?.();
     // A graceful stop: leave the cluster unless last, so the others keep their quorum without us; and
-    // revoke this judicator's certificate first, so a copy of it left on this machine opens nothing. The
-    // next start issues a new one (a judicator holds the CA key) and joins again.
+    // revoke this judicator's certificate first, so a copy of it left on this machine opens nothing. A new
+    // one is issued at once (a judicator holds the CA key), for the next start to join again with.
     let revoked = false;
     const revokeSelf = async (client: Etcd3) => {
       const { name } = identity.identity;
@@ -149,7 +152,10 @@ async function runMember(
     };
     const left = etcdAlive(etcd) ? await leaveCluster(localClientUrl(config), config.name, identity, logger, revokeSelf) : false;
     await stopEtcd(etcd, config, logger);
-    if (revoked) fs.rmSync(identityPaths(identity.dir).node, { force: true });
+    if (revoked) {
+      await sleep(1); // issued strictly after the revocation
+      await reissueJudicatorCertificate(identity.dir, logger).catch((error) => logger.error({ err: describeError(error) }, 'could not issue a new certificate after leaving; the next start issues one'));
+    }
     if (left) {
       // The data of a removed member cannot be started again; the peers file lets it rejoin later.
       emptyDir(dataDir);

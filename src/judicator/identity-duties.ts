@@ -11,7 +11,7 @@ import { LEAF_LIFETIME_MS, type CertificateAuthority } from '../pki/certificate-
 import type { CertIdentity, Role } from '../pki/identity';
 import { identityPaths, writeCrl, writeFileAtomically } from '../pki/identity-files';
 import { parseJoinToken } from '../pki/join-token';
-import type { LiveIdentity } from '../pki/live-identity';
+import { identityReloadInterval, type LiveIdentity } from '../pki/live-identity';
 import { createJoinToken, revokeNode, type PkiStore } from '../pki/pki-store';
 import { CertificateRenewer, renewalCheckInterval, renewWithCa } from '../pki/renewal';
 import { RevocationFeed } from '../pki/revocation-feed';
@@ -48,6 +48,10 @@ export class IdentityDuties {
 
   constructor(private readonly options: IdentityDutiesOptions) {
     this.feed = new RevocationFeed(options.store, options.logger);
+    // A certificate this judicator's etcd module issued again (or a renewal) is recorded too.
+    options.identity.onChange(() => {
+      this.recordOwnCertificate().catch((error) => options.logger.warn({ err: describeError(error) }, "could not record this judicator's new certificate"));
+    });
     // etcd reads the CRL file at every handshake: a revocation reaches it the moment the file is rewritten.
     this.feed.onChange((list) => this.writeCrl(list.crlEntries()));
     this.renewer = new CertificateRenewer({
@@ -67,7 +71,7 @@ export class IdentityDuties {
     await Promise.all([
       this.feed.run(signal),
       this.renewer.run(signal),
-      this.options.identity.watch(signal, renewalCheckInterval(this.options.identity.identity)),
+      this.options.identity.watch(signal, identityReloadInterval(this.options.identity.identity)),
       this.repeat('sign the CRL', CRL_RESIGN_MS, signal, async () => this.writeCrl((await this.feed.refresh()).crlEntries())),
       this.repeat('record this judicator\'s certificate', Infinity, signal, () => this.recordOwnCertificate()),
       this.repeat('keep the local join token', LOCAL_TOKEN_CHECK_MS, signal, () => this.keepLocalToken()),

@@ -11,8 +11,7 @@ import type { Logger } from '../common/logging';
 import { signalGroup, sleep } from '../common/processes';
 import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from '../etcd/client';
-import { LiveIdentity } from '../pki/live-identity';
-import { renewalCheckInterval } from '../pki/renewal';
+import { identityReloadInterval, LiveIdentity } from '../pki/live-identity';
 import { isEmptyDir, moveAside } from '../etcd/member-data';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
@@ -27,7 +26,7 @@ export async function runMongodbMember({ config, logger, roleDir, signal }: Modu
   // etcd takes only judicators' certificates: this module presents the judicator's, and follows its renewals.
   const identity = LiveIdentity.load(path.resolve(roleDir, config.identity_dir), logger);
   const stopWatching = new AbortController();
-  const watching = identity.watch(AbortSignal.any([signal, stopWatching.signal]), renewalCheckInterval(identity.identity));
+  const watching = identity.watch(AbortSignal.any([signal, stopWatching.signal]), identityReloadInterval(identity.identity));
   const etcd = createEtcdClient(config.etcd.endpoints, { identity });
   try {
     const availability = await mongodAvailability({ exe: config.exe, version: config.version, download: config.download });
