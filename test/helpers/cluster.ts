@@ -50,6 +50,17 @@ export function tokenFile(node: { dir: string }): string {
   return path.join(identityDir(node), 'join-token');
 }
 
+/**
+ * A copy of `from`'s join token in `dir` (0600), as an operator hands a token to a new machine; its path.
+ * (A node's command line then names only its own work dir, which the tests' process sweeps rely on.)
+ */
+export function copyToken(from: { dir: string }, dir: string): string {
+  const copy = path.join(dir, 'join-token');
+  fs.copyFileSync(tokenFile(from), copy);
+  fs.chmodSync(copy, 0o600);
+  return copy;
+}
+
 /** Waits for a judicator's join token file (its main module writes it once it reaches etcd). */
 export async function waitForTokenFile(node: ClusterNode, timeoutMs = 60_000): Promise<string> {
   return waitFor(
@@ -74,10 +85,10 @@ export async function startJudicators(hooks: Hooks, count: number, extra: string
   const first = { ...specs[0]!, args: judicatorArgs(specs[0]!.name, specs[0]!.ports, extra) };
   const founder: ClusterNode = { ...first, node: startNode(hooks, first.dir, first.args) };
   await waitForJudicator(founder.node, founder.ports.rpc, 90_000);
+  await waitForTokenFile(founder);
   if (count === 1) return [founder];
-  const token = await waitForTokenFile(founder);
   const others = specs.slice(1).map((spec) => {
-    const args = judicatorArgs(spec.name, spec.ports, ['--join', founder.rpcAddress, '--join-token-file', token, ...extra]);
+    const args = judicatorArgs(spec.name, spec.ports, ['--join', founder.rpcAddress, '--join-token-file', copyToken(founder, spec.dir), ...extra]);
     return { ...spec, args, node: startNode(hooks, spec.dir, args) };
   });
   await Promise.all(others.map((n) => waitForJudicator(n.node, n.ports.rpc, 120_000)));

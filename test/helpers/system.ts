@@ -2,7 +2,7 @@
 // loopback, each in its own work dir, plus a small HTTP client of the gateway API. Executors and gateways
 // join through the judicators' RPC with the first judicator's join token file, as on one machine.
 import { freePort } from './ports';
-import { startJudicators, tokenFile, waitForTokenFile, type ClusterNode } from './cluster';
+import { copyToken, startJudicators, type ClusterNode } from './cluster';
 import { killLeftovers, startNode, type Kv2Node } from './kv2';
 import { makeTempDir } from './temp';
 import { waitFor } from './wait';
@@ -33,28 +33,29 @@ export interface System {
 export const FAST_NODE_FLAGS = ['--boot-check-interval', '0.5', '--boot-grace-period', '15'];
 
 /**
- * Where a node joins the cluster: the judicators' RPC addresses and (unless `token` is false: the test
- * passes it another way) the first judicator's join token file.
+ * Where a node whose work dir is `dir` joins the cluster: the judicators' RPC addresses, and (when `dir`
+ * is given) a copy of the first judicator's join token in `dir`, as an operator hands one to a machine.
  */
-export function joinFlags(judicators: ClusterNode | readonly ClusterNode[], token = true): string[] {
+export function joinFlags(judicators: ClusterNode | readonly ClusterNode[], dir?: string): string[] {
   const list = Array.isArray(judicators) ? judicators : [judicators as ClusterNode];
-  return ['--join', list.map((j) => j.rpcAddress).join(','), ...(token ? ['--join-token-file', tokenFile(list[0]!)] : [])];
+  return ['--join', list.map((j) => j.rpcAddress).join(','), ...(dir ? ['--join-token-file', copyToken(list[0]!, dir)] : [])];
 }
 
-export function executorArgs(name: string, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = [], options: { tokenFile?: boolean } = {}): string[] {
-  return ['executor', '--main-name', name, ...joinFlags(judicators, options.tokenFile ?? true), ...FAST_NODE_FLAGS, ...extra];
+/** An executor's flags; with `dir`, it joins with a copy of the first judicator's token there (none: the test passes one another way). */
+export function executorArgs(name: string, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = [], dir?: string): string[] {
+  return ['executor', '--main-name', name, ...joinFlags(judicators, dir), ...FAST_NODE_FLAGS, ...extra];
 }
 
 export function startExecutor(hooks: Hooks, name: string, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = [], dir?: string): ExecutorNode {
   const workDir = dir ?? makeTempDir(hooks, `kv2-${name}-`);
-  const args = executorArgs(name, judicators, extra);
+  const args = executorArgs(name, judicators, extra, workDir);
   return { name, dir: workDir, args, node: startNode(hooks, workDir, args) };
 }
 
 export async function startGateway(hooks: Hooks, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = []): Promise<GatewayNode> {
   const dir = makeTempDir(hooks, 'kv2-gw-');
   const port = await freePort();
-  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicators), ...FAST_NODE_FLAGS, ...extra];
+  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicators, dir), ...FAST_NODE_FLAGS, ...extra];
   const node = startNode(hooks, dir, args);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
@@ -73,7 +74,6 @@ export async function startSystem(
   options: { judicators?: number; executors?: number; slots?: number; judicatorFlags?: string[]; executorFlags?: string[]; gatewayFlags?: string[] } = {},
 ): Promise<System> {
   const judicators = await startJudicators(hooks, options.judicators ?? 1, options.judicatorFlags ?? []);
-  await waitForTokenFile(judicators[0]!);
   const executors = Array.from({ length: options.executors ?? 1 }, (_, i) =>
     startExecutor(hooks, `e${i + 1}`, judicators, ['--main-task-vacant', String(options.slots ?? 3), ...(options.executorFlags ?? [])]),
   );

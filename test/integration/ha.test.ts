@@ -110,7 +110,7 @@ test('a poison task (it kills its executor) ends as Unknown error after the retr
   const cache = makeTempDir(t, 'kv2-poison-cache-');
   fs.chmodSync(dir, 0o777);
   fs.chmodSync(cache, 0o777);
-  const node = startNode(t, dir, ['--reuid=65534', '--regid=65534', '--clear-groups', '--', kv2Binary(), ...executorArgs('e1', judicators, [...NO_SANDBOX, '--boot-restart-backoff-max', '1'], { tokenFile: false })], {
+  const node = startNode(t, dir, ['--reuid=65534', '--regid=65534', '--clear-groups', '--', kv2Binary(), ...executorArgs('e1', judicators, [...NO_SANDBOX, '--boot-restart-backoff-max', '1'])], {
     binary: '/usr/bin/setpriv',
     env: { KV2_CACHE_DIR: cache, HOME: cache, KV2_JOIN_TOKEN: fs.readFileSync(tokenFile(judicators[0]!), 'utf8').trim() },
   });

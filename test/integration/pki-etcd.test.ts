@@ -122,7 +122,7 @@ test("an executor's, a gateway's or an operator's certificate of the same CA is 
     const refused = etcdctlGet('kv2/probe', certFlags(dir));
     assert.notEqual(refused.status, 0, `etcdctl with a ${role} certificate: ${refused.output}`);
     assert.doesNotMatch(refused.output, /hello/);
-    await assert.rejects(client(readNodeFiles(dir)!, t).put('kv2/from-' + role).value('x'), `the etcd client with a ${role} certificate`);
+    await assert.rejects(client(readNodeFiles(dir)!, t).put(`kv2/from-${role}`).value('x').exec(), `the etcd client with a ${role} certificate`);
   }
   assert.equal(await judicator.get('kv2/from-executor').string(), null, 'nothing was written');
 });
@@ -229,6 +229,6 @@ test('a judicator joins through one that keeps its records in etcd, then reaches
 
   const gatewayDir = path.join(makeTempDir(t), 'pki');
   await join({ address: pki.address, token, role: 'gateway', name: 'g1', dir: gatewayDir });
-  await assert.rejects(client(readNodeFiles(gatewayDir)!, t).put('kv2/from-gateway').value('joined'));
+  await assert.rejects(client(readNodeFiles(gatewayDir)!, t).put('kv2/from-gateway').value('joined').exec());
   assert.equal(await judicator.get('kv2/from-gateway').string(), null);
 });
