@@ -157,17 +157,17 @@ export function pingJudicator(port: number, route = '/ping', host = '127.0.0.1')
 }
 
 /** A judicator is ready when it is registered in etcd (its /health says so). */
-export function judicatorHealthy(port: number): Promise<boolean> {
-  return pingJudicator(port, '/health');
+export function judicatorHealthy(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return pingJudicator(port, '/health', host);
 }
 
-export async function waitForJudicator(node: Kv2Node, port: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForJudicator(node: Kv2Node, port: number, timeoutMs = 30_000, host = '127.0.0.1'): Promise<void> {
   await waitFor(
     async () => {
       if (node.exited) throw new Error(`kv2 exited early:\n${node.tail()}`);
-      return judicatorHealthy(port);
+      return judicatorHealthy(port, host);
     },
-    { what: `the judicator on port ${port}`, timeoutMs },
+    { what: `the judicator on ${host}:${port}`, timeoutMs },
   );
 }
 
