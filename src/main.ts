@@ -1,6 +1,7 @@
 // The kv2 command: one line per command. Each command lives in src/cli/<command>.ts; cli/program.ts parses
 // the command line and runs the one asked for.
 import { registerBackupCommand } from './cli/backup';
+import { registerClusterSecretsCommand } from './cli/cluster-secrets';
 import { registerFetchCommand } from './cli/fetch';
 import { registerJoinTokenCommand } from './cli/join-token';
 import { registerMaintainCommand } from './cli/maintain';
@@ -28,6 +29,7 @@ runProgram(process.argv, {
     registerStatusCommand, // kv2 status
     registerJoinTokenCommand, // kv2 join-token create
     registerRevokeCommand, // kv2 revoke <name>
+    registerClusterSecretsCommand, // kv2 cluster-secrets <dir>
   ],
   hidden: { [MODULE_COMMAND]: runModuleCommand }, // kv2 __module: how the supervisor starts a module
   version: printVersion, // kv2 --version

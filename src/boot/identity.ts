@@ -18,7 +18,8 @@ import { createKeyAndCsr, readCsr } from '../pki/csr';
 import { JoinRefusedError, TrustError } from '../pki/errors';
 import { coversHosts, LOOPBACK_HOSTS } from '../pki/hosts';
 import type { Role } from '../pki/identity';
-import { identityPaths, prepareIdentityDir, readNodeFiles, writeCaCertificate, writeCrl, writeFileAtomically, writeNodePem, type NodeFiles } from '../pki/identity-files';
+import { caFingerprint } from '../pki/fingerprint';
+import { identityPaths, prepareIdentityDir, readNodeFiles, splitPem, writeCaCertificate, writeCaKey, writeCrl, writeFileAtomically, writeNodePem, type NodeFiles } from '../pki/identity-files';
 import { initClusterIdentity, loadCertificateAuthority } from '../pki/init-identity';
 import { join } from '../pki/join-client';
 import { needsRenewal } from '../pki/renewal';
@@ -74,6 +75,8 @@ async function judicatorIdentity(roleDir: string, config: JudicatorConfig, conte
   const hosts = [...new Set([...LOOPBACK_HOSTS, ...config.pki.hosts])];
   const lifetimeMs = config.pki.cert_lifetime * 1000;
   const joining = joinAddresses(context.flags);
+  const caFile = context.flags['cluster-ca-file'];
+  if (typeof caFile === 'string' && caFile) await installClusterCa(path.resolve(caFile), dir, logger);
   if (!fs.existsSync(paths.caKey) && (fs.existsSync(paths.node) || fs.existsSync(paths.caCert) || joining.length > 0)) {
     if (joining.length === 0) {
       throw new ConfigError(`${dir} holds a node identity without the cluster CA key: a judicator holds it (join this judicator with --join <judicator> and a judicator join token, or restore ca.key from a backup)`);
@@ -105,6 +108,42 @@ async function judicatorIdentity(roleDir: string, config: JudicatorConfig, conte
     const ca = await loadCertificateAuthority(dir);
     writeCrl(dir, await ca!.signCrl([]));
   }
+}
+
+/**
+ * A cluster CA given as a file (certificate and key: kv2 cluster-secrets, a swarm secret) put into the
+ * judicator's identity directory, unless it holds that CA already; another CA there is refused.
+ */
+async function installClusterCa(file: string, dir: string, logger: Logger): Promise<void> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--cluster-ca-file ${file}: ${describeError(error)}`);
+  }
+  const { certificates, privateKeys } = splitPem(text);
+  if (certificates.length !== 1 || privateKeys.length !== 1) {
+    throw new ConfigError(`--cluster-ca-file ${file} must hold the CA certificate and its key (found ${certificates.length} certificates, ${privateKeys.length} keys)`);
+  }
+  const { CertificateAuthority } = await import('../pki/certificate-authority');
+  let ca: Awaited<ReturnType<typeof CertificateAuthority.load>>;
+  try {
+    ca = await CertificateAuthority.load(certificates[0]!, privateKeys[0]!);
+  } catch (error) {
+    throw new ConfigError(`--cluster-ca-file ${file}: ${describeError(error)}`);
+  }
+  const paths = identityPaths(dir);
+  const present = readIfExists(paths.caCert);
+  if (present !== undefined && fs.existsSync(paths.caKey)) {
+    if (caFingerprint(present) !== ca.fingerprint) {
+      throw new ConfigError(`${dir} holds another cluster CA (${caFingerprint(present)}) than --cluster-ca-file ${file} (${ca.fingerprint}): a judicator never changes its cluster; move ${dir} aside to start over`);
+    }
+    return;
+  }
+  prepareIdentityDir(dir);
+  writeCaKey(dir, ca.keyPem);
+  writeCaCertificate(dir, ca.certPem);
+  logger.info({ file, fingerprint: ca.fingerprint }, `took the cluster CA ${ca.fingerprint} from ${file}`);
 }
 
 async function memberIdentity(

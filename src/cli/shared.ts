@@ -157,9 +157,9 @@ export function opsContext(flags: FlagValues): OpsContext {
     say,
     docker: {
       query: (args) => docker.query(args),
-      change: async (args) => {
+      change: async (args, input) => {
         say(`> ${formatCommand('docker', args)}${dryRun ? '    (dry run: not run)' : ''}`);
-        if (!dryRun) await docker.change(args);
+        if (!dryRun) await docker.change(args, input);
       },
     },
     wait: async (seconds) => {

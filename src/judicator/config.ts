@@ -24,6 +24,8 @@ export const judicatorConfigSchema = z.object({
     cert_lifetime: z.number().int().min(10),
     /** A join token kept valid in this file (0600) for nodes started on this machine; relative to the role dir. */
     join_token_file: z.string().min(1),
+    /** A join token (made with this cluster's CA) the cluster accepts from executors and gateways while this judicator runs; null: none. */
+    accept_join_token_file: z.string().min(1).nullable(),
   }),
   register: z.object({
     /** Seconds the judicator/service key outlives a judicator that dies without a word. */

@@ -1,8 +1,9 @@
 // What a judicator does for the cluster's identity while it runs: keeps the revocation list current (and
 // etcd's CRL with it, re-signed daily too), renews its own certificate from the CA key it holds, records
 // its certificate for revocation, keeps a join token valid in data/pki/join-token for the nodes started on
-// this machine (printing it once, on the start that founded the cluster), and makes tokens and revokes
-// nodes for operators (the `join_token_create` and `revoke` RPC methods).
+// this machine (printing it once, on the start that founded the cluster), keeps a join token made outside
+// the cluster valid for executors and gateways (--accept-join-token-file: swarm's and compose's), and
+// makes tokens and revokes nodes for operators (the `join_token_create` and `revoke` RPC methods).
 import fs from 'node:fs';
 import { describeError, InvalidInputError } from '../common/errors';
 import type { Logger } from '../common/logging';
@@ -10,7 +11,7 @@ import { sleep } from '../common/processes';
 import { LEAF_LIFETIME_MS, type CertificateAuthority } from '../pki/certificate-authority';
 import type { CertIdentity, Role } from '../pki/identity';
 import { identityPaths, writeCrl, writeFileAtomically } from '../pki/identity-files';
-import { parseJoinToken } from '../pki/join-token';
+import { hashSecret, parseJoinToken } from '../pki/join-token';
 import { identityReloadInterval, type LiveIdentity } from '../pki/live-identity';
 import { createJoinToken, revokeNode, type PkiStore } from '../pki/pki-store';
 import { CertificateRenewer, renewalCheckInterval, renewWithCa } from '../pki/renewal';
@@ -26,6 +27,8 @@ export const LOCAL_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 const DUTY_RETRY_MS = 5_000;
 /** The roles the local join token lets a node join as: everything a machine may run but an operator's CLI. */
 export const LOCAL_TOKEN_ROLES: readonly Role[] = ['judicator', 'executor', 'gateway'];
+/** The roles an accepted token (--accept-join-token-file) lets a node join as: the judicators have the CA already. */
+export const ACCEPTED_TOKEN_ROLES: readonly Role[] = ['executor', 'gateway'];
 
 export interface IdentityDutiesOptions {
   identity: LiveIdentity;
@@ -37,6 +40,8 @@ export interface IdentityDutiesOptions {
   lifetimeMs: number;
   /** The local join token file. */
   tokenFile: string;
+  /** A join token made outside the cluster, kept accepted while this judicator runs (null: none). */
+  acceptTokenFile: string | null;
   logger: Logger;
   /** Where the first join token is printed (the terminal of `kv2 judicator`). */
   print?: (text: string) => void;
@@ -75,6 +80,7 @@ export class IdentityDuties {
       this.repeat('sign the CRL', CRL_RESIGN_MS, signal, async () => this.writeCrl((await this.feed.refresh()).crlEntries())),
       this.repeat('record this judicator\'s certificate', Infinity, signal, () => this.recordOwnCertificate()),
       this.repeat('keep the local join token', LOCAL_TOKEN_CHECK_MS, signal, () => this.keepLocalToken()),
+      ...(this.options.acceptTokenFile ? [this.repeat('accept the join token file', LOCAL_TOKEN_CHECK_MS, signal, () => this.acceptToken(this.options.acceptTokenFile!))] : []),
     ]);
   }
 
@@ -145,6 +151,27 @@ export class IdentityDuties {
       this.options.print?.(announcement(token!, tokenFile));
       fs.rmSync(announce, { force: true });
     }
+  }
+
+  /**
+   * Makes the cluster accept the token in `file` (made with this cluster's CA, outside it) from executors
+   * and gateways: its record is written again whenever less than a third of LOCAL_TOKEN_TTL_MS is left,
+   * so it stays good while a judicator holding the file runs, and lapses a day after none does.
+   */
+  async acceptToken(file: string): Promise<void> {
+    const token = parseJoinToken(fs.readFileSync(file, 'utf8'));
+    if (token.caFingerprint !== this.options.ca.fingerprint) {
+      throw new InvalidInputError(`the join token in ${file} was made for another cluster (CA ${token.caFingerprint}, this one's is ${this.options.ca.fingerprint})`);
+    }
+    const { store, logger } = this.options;
+    const record = await store.token(token.id);
+    if (record && record.secretSha256 !== hashSecret(token.secret)) throw new InvalidInputError(`join token id ${token.id} of ${file} is taken by another token of this cluster`);
+    if (record && Date.parse(record.expiresAt) - Date.now() > LOCAL_TOKEN_TTL_MS / 3) return;
+    if (record) await store.removeToken(token.id);
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + LOCAL_TOKEN_TTL_MS).toISOString();
+    await store.addToken({ id: token.id, secretSha256: hashSecret(token.secret), roles: [...ACCEPTED_TOKEN_ROLES], createdAt: now.toISOString(), expiresAt, description: `accepted from ${file}` });
+    logger.info({ id: token.id, file, expiresAt }, `the cluster accepts join token ${token.id} (from ${file}) for executors and gateways until ${expiresAt}`);
   }
 
   /** A new join token for an operator (RPC `join_token_create`). */

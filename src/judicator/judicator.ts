@@ -141,6 +141,7 @@ export async function runJudicator({ config, logger, roleDir, signal }: ModuleCo
     hosts: config.pki.hosts,
     lifetimeMs,
     tokenFile: path.resolve(roleDir, config.pki.join_token_file),
+    acceptTokenFile: config.pki.accept_join_token_file,
     logger,
     print: (text) => process.stdout.write(`${text}\n`),
   });

@@ -1,6 +1,7 @@
 // The judicator's main module as the command line sees it: its flags and how they render config/main.json
 // (the config itself is the judicator's: judicator/config.ts), including what it needs of this node's
 // mongod, so that the judicator reads no other module's config.
+import path from 'node:path';
 import { judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
@@ -44,6 +45,18 @@ export const judicatorMainFlags: FlagSpec[] = [
     hidden: true,
     description: 'seconds the certificates this judicator issues are valid (renewed when a third is left); short ones are for tests',
   },
+  {
+    name: 'cluster-ca-file',
+    type: 'string',
+    description: 'PEM file with the cluster CA certificate and key (kv2 cluster-secrets, kv2 swarm up): this judicator uses that CA instead of making one',
+    placeholder: 'file',
+  },
+  {
+    name: 'accept-join-token-file',
+    type: 'string',
+    description: 'file of a join token made with that CA (kv2 cluster-secrets, kv2 swarm up) that the cluster accepts from executors and gateways while a judicator has it',
+    placeholder: 'file',
+  },
   ...joinFlags,
   ...removedClusterTokenFlags,
   { name: 'store', type: 'string', default: 'auto', choices: ['auto', 'etcd', 'mongodb'], description: 'task store of a new cluster (auto: mongodb when a mongod is available, else etcd)' },
@@ -76,6 +89,8 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
         hosts: certificateHosts(flags, [advertise, listen]),
         cert_lifetime: Number(flags['cert-lifetime'] ?? LEAF_LIFETIME_MS / 1000),
         join_token_file: JOIN_TOKEN_FILE,
+        // Resolved against the directory kv2 was started from: the module runs in its role dir.
+        accept_join_token_file: optionalText(flags['accept-join-token-file']) === null ? null : path.resolve(String(flags['accept-join-token-file'])),
       },
       register: { ttl: Number(flags['main-register-ttl']) },
       lead: { interval: Number(flags['main-lead-interval']), ttl: 10 },
