@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Etcd3 } from 'etcd3';
+import { etcdClient } from '../helpers/cluster';
 import {
   isRunning,
   judicatorPortFlags,
@@ -88,8 +88,7 @@ test('a module killed with SIGKILL is restarted and its pid file holds the new p
   const etcdModule = readPid(etcdPidFile)!;
   process.kill(etcdModule, 'SIGKILL');
   await waitNewPid(etcdPidFile, etcdModule);
-  const client = new Etcd3({ hosts: `127.0.0.1:${ports.client}` });
-  t.after(() => client.close());
+  const client = await etcdClient(t, [`https://127.0.0.1:${ports.client}`], { dir });
   await waitFor(async () => (await client.put('kv2-test/after-restart').value('ok'), true), { what: 'etcd answering after its module was killed' });
   const etcds = processesMentioning(path.join(dir, 'judicator/data/etcd')).filter((p) => p.cmdline.includes('--data-dir'));
   assert.equal(etcds.length, 1, `exactly one etcd should run, found:\n${etcds.map((p) => p.cmdline).join('\n')}`);
@@ -172,8 +171,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 test('a key written to etcd survives a restart of the etcd module', async (t) => {
   const { dir, ports } = await startJudicator(t);
-  const client = new Etcd3({ hosts: `127.0.0.1:${ports.client}` });
-  t.after(() => client.close());
+  const client = await etcdClient(t, [`https://127.0.0.1:${ports.client}`], { dir });
   await client.put('kv2-test/durable').value('still here');
   const etcdPidFile = path.join(dir, 'judicator/data/etcd.pid');
   const pid = readPid(etcdPidFile)!;
