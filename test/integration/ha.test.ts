@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { currentLeader } from '../../src/etcd/leader';
-import { etcdClient, issueIdentity, restartJudicator, rpcCall, startJudicators, tokenFile, waitForMembers } from '../helpers/cluster';
+import { copyToken, etcdClient, issueIdentity, restartJudicator, rpcCall, startJudicators, tokenFile, waitForMembers } from '../helpers/cluster';
 import { kv2Binary, readPid, startNode, waitForJudicator } from '../helpers/kv2';
 import { GatewayClient, executorArgs, killNode, startExecutor, startGateway, startSystem } from '../helpers/system';
 import { httpsJson } from '../helpers/pki';
@@ -192,6 +192,7 @@ test('disaster recovery as the maintenance page describes it, scripted with kv2 
   const lost = nodes[1]!;
   fs.rmSync(lost.dir, { recursive: true, force: true });
   fs.mkdirSync(lost.dir);
+  copyToken(survivor, lost.dir);
   const rejoined = restartJudicator(t, lost);
   await waitForJudicator(rejoined.node, rejoined.ports.rpc, 120_000);
   await waitForMembers(client, ['j1', 'j2']);
