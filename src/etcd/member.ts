@@ -145,6 +145,9 @@ async function runMember(
     // one is issued at once (a judicator holds the CA key), for the next start to join again with.
     let revoked = false;
     const revokeSelf = async (client: Etcd3) => {
+      // The members as they are now, for the next start to rejoin (the list saved every PEERS_SAVE_MS may
+      // predate the last joins: a member that then found no peer would found a second cluster).
+      await savePeers(client, peersFile).catch((error) => logger.warn({ err: describeError(error) }, 'could not record the member list before leaving'));
       const { name } = identity.identity;
       const serials = await revokeNode(new EtcdPkiStore(client, config.prefix, logger), { name, role: 'judicator', reason: 'left the cluster (graceful stop)' });
       revoked = true;
@@ -352,12 +355,7 @@ async function savePeersLoop(config: EtcdConfig, file: string, identity: EtcdIde
   try {
     while (!signal.aborted) {
       try {
-        const { members, header } = await client.cluster.memberList({});
-        writeKnownPeersSafe(file, {
-          clusterId: header.cluster_id,
-          members: members.map((m) => ({ name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs })),
-          savedAt: new Date().toISOString(),
-        });
+        await savePeers(client, file);
       } catch (error) {
         logger.debug({ err: describeError(error) }, 'could not read the member list');
       }
@@ -366,6 +364,16 @@ async function savePeersLoop(config: EtcdConfig, file: string, identity: EtcdIde
   } finally {
     client.close();
   }
+}
+
+/** Records the cluster's member list in `file`, for rejoining after losing the data. */
+async function savePeers(client: Etcd3, file: string): Promise<void> {
+  const { members, header } = await client.cluster.memberList({});
+  writeKnownPeersSafe(file, {
+    clusterId: header.cluster_id,
+    members: members.map((m) => ({ name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs })),
+    savedAt: new Date().toISOString(),
+  });
 }
 
 function writeKnownPeersSafe(file: string, peers: Parameters<typeof writeKnownPeers>[1]): void {
