@@ -177,7 +177,7 @@ async function securedGateway(): Promise<string> {
   const { startNode } = await import('../helpers/kv2');
   const port = await freePort();
   const dir = makeTempDir(hooks, 'kv2-gw-token-');
-  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(system.judicators), '--server-token', 's3cret', '--boot-check-interval', '0.5']);
+  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(system.judicators, dir), '--server-token', 's3cret', '--boot-check-interval', '0.5']);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {

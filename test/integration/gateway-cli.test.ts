@@ -36,7 +36,7 @@ async function startSecuredGateway(judicator: ClusterNode, tokensFile: string): 
   const { startNode } = await import('../helpers/kv2');
   const dir = makeTempDir(hooks, 'kv2-gw-secured-');
   const port = await freePort();
-  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicator), '--server-token', 'alpha', '--server-token', 'beta', '--server-tokens-file', tokensFile, '--boot-check-interval', '0.5'];
+  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicator, dir), '--server-token', 'alpha', '--server-token', 'beta', '--server-tokens-file', tokensFile, '--boot-check-interval', '0.5'];
   const node = startNode(hooks, dir, args);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
