@@ -12,7 +12,7 @@
 //   desc/<inv id>                 all tasks, newest first (`task/` is the oldest-first order)
 //   status/<status>/<id>          tasks by status, for counting
 //   finished/<ms>/<id>            done tasks by finish time, for retention; value {user, status}
-//   executor/<executor>           an executor's last report {name, report_ms, vacant, slots, host}
+//   executor/<executor>           an executor's record {name, report_ms, vacant, slots, host, started, key, extra}
 //
 // A queue entry (feed/pending/) and a held entry (held/) carry a copy of the task's metadata, written in
 // the same transaction as task/<id>: while a task is queued or held, every change to it rewrites or
