@@ -4,7 +4,9 @@
 // one from the CA of the judicator in the same work dir (`kv2 standalone`, or roles side by side in one
 // work dir: no token needed), else with a join token from the judicators it joins through. A node that
 // has a usable certificate keeps it (its modules renew it). The join token is read here and goes nowhere
-// else: not into a config file, not onto a module's command line.
+// else: not into a config file, not onto a module's command line. Making keys, CSRs and certificates
+// loads the X.509 library (about 15 MB that a process keeps for good), so start-role.ts does that work in
+// a short-lived child process, and only when `identityWork` says there is some.
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, InvalidInputError, UnavailableError, UsageError, describeError } from '../common/errors';
@@ -46,6 +48,55 @@ export interface IdentityContext {
   flags: FlagValues;
   logger: Logger;
   signal: AbortSignal;
+}
+
+/**
+ * Whether any role of `modules` needs its identity made, joined or issued again (a cheap look at the
+ * files, with no X.509 library): false when every one has a usable certificate already.
+ */
+export function identityWork(modules: readonly RenderedModule[], context: Pick<IdentityContext, 'workDir' | 'flags'>): boolean {
+  return modules.some((module) => {
+    if (module.role === 'judicator' && module.name === 'main') {
+      const config = module.config as JudicatorConfig;
+      const dir = path.resolve(module.roleDir, config.pki.identity_dir);
+      const paths = identityPaths(dir);
+      const caFile = context.flags['cluster-ca-file'];
+      // A CA given as a file (swarm, compose) is the one there already when its certificate is.
+      const caFromFile = typeof caFile === 'string' && caFile ? splitPem(readIfExists(path.resolve(caFile)) ?? '').certificates[0]?.trim() : undefined;
+      const files = quietReadNodeFiles(dir);
+      return !(
+        files &&
+        fs.existsSync(paths.caKey) &&
+        fs.existsSync(paths.crl) &&
+        (caFromFile === undefined || caFromFile === files.caPem.trim()) &&
+        files.identity.role === 'judicator' &&
+        files.identity.name === config.name &&
+        coversHosts(files.certPem, [...LOOPBACK_HOSTS, ...config.pki.hosts]) &&
+        !needsRenewal(files.identity, new Date())
+      );
+    }
+    if (module.role === 'executor' || module.role === 'gateway') {
+      const config = module.config as { name: string; identity_dir: string };
+      const files = quietReadNodeFiles(path.resolve(module.roleDir, config.identity_dir));
+      const localCaCert = readIfExists(identityPaths(path.join(context.workDir, 'judicator', IDENTITY_DIR)).caCert);
+      return !(
+        files &&
+        files.identity.role === module.role &&
+        files.identity.name === config.name &&
+        files.identity.notAfter.getTime() > Date.now() &&
+        (localCaCert === undefined || localCaCert === files.caPem)
+      );
+    }
+    return false;
+  });
+}
+
+function quietReadNodeFiles(dir: string): NodeFiles | undefined {
+  try {
+    return readNodeFiles(dir);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Makes every role of `modules` ready to start: the judicator first (standalone's others use its CA). */
