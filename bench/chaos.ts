@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Etcd3 } from 'etcd3';
-import { restartJudicator, startJudicators, type ClusterNode } from '../test/helpers/cluster';
+import { etcdClient, restartJudicator, startJudicators, type ClusterNode } from '../test/helpers/cluster';
 import { killLeftovers, waitForJudicator } from '../test/helpers/kv2';
 import { GatewayClient, killNode, startExecutor, startGateway, type ExecutorNode } from '../test/helpers/system';
 import { waitFor } from '../test/helpers/wait';
@@ -55,16 +54,17 @@ export async function runChaos(options: ChaosOptions, hooks: { after: (fn: () =>
   log(`chaos: ${DURATION_S} s, a kill every ${KILL_EVERY_S} s, a task every ${SUBMIT_EVERY_MS} ms`);
 
   let judicators: ClusterNode[] = await startJudicators(hooks, 3, ['--task-expiration', '10']);
-  const endpoints = judicators.map((j) => j.clientUrl).join(',');
+  // Executors and the gateway join through the judicators' RPC; restarted, they keep their certificates.
+  const joinVia = [...judicators];
   let executors: ExecutorNode[] = [1, 2].map((i) =>
-    startExecutor(hooks, `e${i}`, endpoints, ['--main-task-vacant', '4', '--main-task-sandbox', 'none']),
+    startExecutor(hooks, `e${i}`, joinVia, ['--main-task-vacant', '4', '--main-task-sandbox', 'none']),
   );
-  const gateway = await startGateway(hooks, endpoints);
+  const gateway = await startGateway(hooks, joinVia);
   const api = new GatewayClient(gateway.url);
   // Every result the store records writes the task's finished/ entry: one per task, or it was recorded twice.
   const recorded = new Map<string, number>();
-  const etcd = new Etcd3({ hosts: judicators.map((j) => j.clientUrl) });
-  cleanups.push(() => etcd.close());
+  // etcd answers judicators' certificates only: the watch gets one of the cluster's CA.
+  const etcd = await etcdClient(hooks, judicators.map((j) => j.clientUrl), judicators[0]!);
   const watcher = await etcd.watch().prefix('kv2/store/finished/').create();
   cleanups.push(() => watcher.cancel());
   watcher.on('put', (kv) => {
@@ -116,7 +116,7 @@ export async function runChaos(options: ChaosOptions, hooks: { after: (fn: () =>
         const victim = executors[index]!;
         killLog.push(`${((Date.now() - started) / 1000).toFixed(1)}s kill executor ${victim.name}`);
         await killNode(victim);
-        executors = executors.map((e, i) => (i === index ? startExecutor(hooks, victim.name, endpoints, ['--main-task-vacant', '4', '--main-task-sandbox', 'none'], victim.dir) : e));
+        executors = executors.map((e, i) => (i === index ? startExecutor(hooks, victim.name, joinVia, ['--main-task-vacant', '4', '--main-task-sandbox', 'none'], victim.dir) : e));
       }
       kills++;
     }

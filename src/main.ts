@@ -1,13 +1,16 @@
 // The kv2 command: one line per command. Each command lives in src/cli/<command>.ts; cli/program.ts parses
 // the command line and runs the one asked for.
 import { registerBackupCommand } from './cli/backup';
+import { registerClusterSecretsCommand } from './cli/cluster-secrets';
 import { registerFetchCommand } from './cli/fetch';
 import { registerHealthCommand } from './cli/health';
 import { registerLanguagesCommand } from './cli/languages';
+import { registerJoinTokenCommand } from './cli/join-token';
 import { registerMaintainCommand } from './cli/maintain';
 import { MODULE_COMMAND, runModuleCommand } from './cli/module';
 import { runProgram } from './cli/program';
 import { registerRestoreCommand } from './cli/restore';
+import { registerRevokeCommand } from './cli/revoke';
 import { registerRoleCommands } from './cli/role';
 import { registerScaleCommand } from './cli/scale';
 import { registerStatusCommand } from './cli/status';
@@ -28,6 +31,9 @@ runProgram(process.argv, {
     registerStatusCommand, // kv2 status
     registerLanguagesCommand, // kv2 languages
     registerHealthCommand, // kv2 health: the image's HEALTHCHECK
+    registerJoinTokenCommand, // kv2 join-token create
+    registerRevokeCommand, // kv2 revoke <name>
+    registerClusterSecretsCommand, // kv2 cluster-secrets <dir>
   ],
   hidden: { [MODULE_COMMAND]: runModuleCommand }, // kv2 __module: how the supervisor starts a module
   version: printVersion, // kv2 --version

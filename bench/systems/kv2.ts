@@ -109,10 +109,10 @@ export class Kv2System implements BenchSystem<string> {
   /** 3 judicators, 2 executors sharing `slots` slots, one gateway: each its own supervisor. */
   static async cluster(slots: number): Promise<Kv2System> {
     const judicators = await startJudicators(hooks, 3, STORE_FLAGS);
-    const endpoints = judicators.map((j) => j.clientUrl).join(',');
     const perExecutor = Math.max(1, Math.floor(slots / 2));
-    const executors = [1, 2].map((i) => startExecutor(hooks, `e${i}`, endpoints, ['--main-task-vacant', String(perExecutor), ...EXECUTOR_FLAGS]));
-    const gateway = await startGateway(hooks, endpoints);
+    // They join through the judicators' RPC (mutual TLS) with the first judicator's join token file.
+    const executors = [1, 2].map((i) => startExecutor(hooks, `e${i}`, judicators, ['--main-task-vacant', String(perExecutor), ...EXECUTOR_FLAGS]));
+    const gateway = await startGateway(hooks, judicators);
     const roots = [
       ...judicators.map((j) => ({ role: `judicator ${j.name}`, node: j.node })),
       ...executors.map((e) => ({ role: `executor ${e.name}`, node: e.node })),

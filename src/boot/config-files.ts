@@ -39,7 +39,7 @@ export function configPath(roleDir: string, module: string): string {
 
 /**
  * Writes a config file atomically (indented, like the original's generated configs). Readable by its
- * owner only: configs may hold the cluster token.
+ * owner only: configs say where the cluster and its identity files are, which no task needs to read.
  */
 export function writeConfigFile(file: string, config: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -18,7 +18,7 @@ export interface FlagSpec {
   /** How help shows a computed default ("the hostname"). */
   defaultText?: string;
   description: string;
-  /** Environment variable read when the flag is absent (KV2_CLUSTER_TOKEN). */
+  /** Environment variable read when the flag is absent (KV2_JOIN_TOKEN). */
   env?: string;
   /** Bounds for int and number flags. */
   min?: number;

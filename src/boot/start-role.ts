@@ -1,5 +1,7 @@
 // Starting a role (`kv2 judicator|executor|gateway|standalone`): resolve the flags, render every module's
-// config file, lay out the role directories, and run the supervisor until SIGINT/SIGTERM.
+// config file, lay out the role directories, make the role's cluster identity ready (identity.ts), and
+// run the supervisor until SIGINT/SIGTERM.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
@@ -9,6 +11,7 @@ import { createLogger } from '../common/logging';
 import { signalGroup } from '../common/processes';
 import { configPath, renderLog, writeConfigFile } from './config-files';
 import { readFlagFile, resolveFlags, type FlagValues } from './flags';
+import { identityWork, prepareIdentities, type RenderedModule } from './identity';
 import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
 import { PidFileLock, writePidFile } from './pid-lock';
 import { ROLE_COMMANDS, roleFlags } from './roles';
@@ -19,6 +22,9 @@ export interface PreparedRole {
   bootDir: string;
   bootConfig: BootConfig;
   flags: FlagValues;
+  workDir: string;
+  /** Every module to run, with its rendered config. */
+  modules: RenderedModule[];
   /** Writes the role dirs and config files. */
   write(): void;
   /** Lines for a person, printed on stdout as the role starts (where the web UI is). */
@@ -74,7 +80,8 @@ export async function prepareRole(command: CommandName, given: Record<string, un
     for (const roleDir of new Set([bootDir, ...rendered.map((r) => r.roleDir)])) closeRoleDir(roleDir);
   };
   const announcements = rendered.map(({ module, config }) => module.announce?.(config)).filter((line): line is string => Boolean(line));
-  return { bootDir, bootConfig, flags, write, announcements };
+  const modulesToRun = rendered.map(({ module, roleDir, config }) => ({ role: module.role, name: module.name, roleDir, config }));
+  return { bootDir, bootConfig, flags, workDir, modules: modulesToRun, write, announcements };
 }
 
 /**
@@ -102,10 +109,18 @@ function workDirUsable<T>(work: () => T, bootDir: string): T {
   }
 }
 
+/**
+ * Set in the environment of the short-lived child that prepares the role's identity (see
+ * prepareIdentityInChild): the same command line, run only as far as that.
+ */
+export const IDENTITY_CHILD_ENV = 'KV2_BOOT_IDENTITY_ONLY';
+
 export async function runRole(command: CommandName, given: Record<string, unknown>, rawArgs: readonly string[]): Promise<number> {
   const prepared = await prepareRole(command, given, rawArgs);
-  // This process is the supervisor for as long as the role runs: no token stays in its command line.
+  // This process is the supervisor for as long as the role runs (or the child preparing its identity):
+  // no token stays in its command line.
   hideSecretFlags(roleFlags(ROLE_COMMANDS[command]!.modules).filter((flag) => flag.secret).flatMap((flag) => [flag.name, ...(flag.aliases ?? [])]));
+  if (process.env[IDENTITY_CHILD_ENV] === '1') return runIdentityChild(prepared);
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
   const bootLock = new PidFileLock(bootPidFile, `kv2 ${command} supervisor`);
@@ -161,6 +176,16 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('SIGHUP', onHangup);
+    // The modules find the role's cluster identity ready (joining may wait for a judicator to answer).
+    if (identityWork(prepared.modules, { workDir: prepared.workDir, flags: prepared.flags })) {
+      const code = await prepareIdentityInChild(controller.signal);
+      if (code !== 0 || controller.signal.aborted) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        if (!controller.signal.aborted) logger.fatal({ code }, `cannot get this node's cluster identity (exit ${code}; the reason is above and in this log)`);
+        return controller.signal.aborted ? 0 : code;
+      }
+    }
     try {
       await supervisor.run(controller.signal, () => stopSignal);
       const fatal = supervisor.fatal;
@@ -180,5 +205,55 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     return 0;
   } finally {
     bootLock.release();
+  }
+}
+
+/**
+ * Runs this very command line again in a child that only prepares the role's identity (runIdentityChild),
+ * so that the X.509 library it loads leaves with it instead of staying in the supervisor. The join token
+ * reaches it as it reached us (its environment, a file, or the command line the operator typed); stdio
+ * is shared, so its one-line error is the operator's. Aborting `signal` stops it. Its exit code.
+ */
+function prepareIdentityInChild(signal: AbortSignal): Promise<number> {
+  const self = selfCommand();
+  const child = spawn(self.command, [...self.args, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, [IDENTITY_CHILD_ENV]: '1' } });
+  const onAbort = () => child.kill('SIGTERM');
+  signal.addEventListener('abort', onAbort, { once: true });
+  return new Promise((resolve) => {
+    child.once('error', (error) => {
+      process.stderr.write(`kv2: cannot start the identity preparation: ${describeError(error)}\n`);
+      resolve(1);
+    });
+    child.once('exit', (code, killedBy) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(code ?? (killedBy ? 1 : 0));
+    });
+  });
+}
+
+/** The child's part: the role's identity made ready, logged to the boot log, then exit (0, or the error's code). */
+async function runIdentityChild(prepared: PreparedRole): Promise<number> {
+  const logger = createLogger('boot', {
+    dir: prepared.bootConfig.log.dir,
+    file: 'boot.log',
+    maxBytes: prepared.bootConfig.log.max_bytes,
+    keep: prepared.bootConfig.log.keep,
+    printToStdout: prepared.bootConfig.log.print,
+    level: prepared.bootConfig.log.level,
+  });
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await prepareIdentities(prepared.modules, { workDir: prepared.workDir, flags: prepared.flags, logger, signal: controller.signal });
+    return 0;
+  } catch (error) {
+    if (controller.signal.aborted) return 0;
+    logger.fatal({ err: describeError(error) }, `cannot get this node's cluster identity: ${describeError(error)}`);
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -7,8 +7,8 @@ import { registerFlagCommand, type Run } from './shared';
 
 export const backupFlags: FlagSpec[] = [
   { name: 'verify', type: 'boolean', description: 'check the backup in <dir> instead of writing one (exit 1 when it is damaged)' },
-  { name: 'etcd-endpoints', type: 'string', description: "client URLs of the cluster's judicators (comma-separated); default: the judicator in --work-dir", placeholder: 'urls' },
-  { name: 'work-dir', type: 'string', default: '.', description: 'work dir of a judicator on this machine (its judicator/config/etcd.json gives the cluster)', placeholder: 'dir' },
+  { name: 'etcd-endpoints', type: 'string', description: "etcd client URLs of the cluster's judicators (comma-separated https://host:2001); default: the judicator in --work-dir", placeholder: 'urls' },
+  { name: 'work-dir', type: 'string', default: '.', description: 'work dir of a judicator on this machine: its certificate reaches etcd, its CA goes into the backup (its judicator/config/etcd.json gives the cluster)', placeholder: 'dir' },
   { name: 'etcd-prefix', type: 'string', description: "the cluster's key prefix; default: the judicator's, else kv2/", placeholder: 'prefix' },
   { name: 'mongodb-uri', type: 'string', description: "MongoDB store only: the replica set's connection string; default: from the judicator's config or etcd", placeholder: 'uri' },
   { name: 'force', type: 'boolean', description: 'write into a directory that is not empty (replacing the backup files in it)' },
@@ -18,8 +18,8 @@ export function registerBackupCommand(cli: CAC, run: Run): void {
   registerFlagCommand(cli, run, {
     command: 'backup <dir>',
     description: 'Write a consistent backup of a running cluster (etcd snapshot, task export, manifest) into <dir>; --verify checks one',
-    usage: 'backup <dir> [--etcd-endpoints http://host:2001] | backup --verify <dir>',
-    examples: ['backup /backups/kv2-2024-05-01 --etcd-endpoints http://10.0.0.1:2001', 'backup --verify /backups/kv2-2024-05-01'],
+    usage: 'backup <dir> [--work-dir <judicator work dir>] [--etcd-endpoints https://host:2001] | backup --verify <dir>',
+    examples: ['backup /backups/kv2-2024-05-01 --work-dir /var/lib/kv2', 'backup --verify /backups/kv2-2024-05-01'],
     flags: backupFlags,
     action: backup,
   });

@@ -3,7 +3,7 @@
 // the code it returns, or the one its error stands for.
 import { cac, type CAC } from 'cac';
 import { UsageError, describeError, exitCodeFor } from '../common/errors';
-import type { Run } from './shared';
+import { hiddenFlagsOf, type Run } from './shared';
 
 export interface Program {
   /** Each registers one command (or a family, such as the four role commands) with cac. */
@@ -46,14 +46,14 @@ async function parseAndRun(argv: string[], program: Program): Promise<number> {
     cli.outputHelp();
     return 2;
   }
-  checkUnknownFlags(cli.matchedCommand.name, cli.matchedCommand.options.concat(cli.globalCommand.options), argv.slice(3));
+  checkUnknownFlags(cli.matchedCommand.name, cli.matchedCommand.options.concat(cli.globalCommand.options), argv.slice(3), hiddenFlagsOf(cli.matchedCommand));
   await cli.runMatchedCommand();
   return pending ? await pending : 0;
 }
 
 /** cac reports unknown flags camel-cased (and `--no-x` as `--x`): check them ourselves, as typed. */
-function checkUnknownFlags(command: string, options: { names: string[] }[], args: string[]): void {
-  const known = new Set(options.flatMap((o) => o.names.map((n) => n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))));
+function checkUnknownFlags(command: string, options: { names: string[] }[], args: string[], hidden: ReadonlySet<string>): void {
+  const known = new Set([...options.flatMap((o) => o.names.map((n) => n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))), ...hidden]);
   for (const arg of args) {
     if (arg === '--') break;
     if (!arg.startsWith('--')) continue;

@@ -15,9 +15,24 @@ import { STATUS_NAMES, type TaskStatus } from '../task/types';
 /** How a command hands its work to the program (cli/program.ts), which awaits it and exits with its code. */
 export type Run = (action: () => Promise<number>) => void;
 
-/** Lists the flags in the command's help (hidden ones, compatibility spellings, are accepted unlisted). */
+/** A command's hidden flags (names and aliases, without dashes): accepted, not listed in its help. */
+const hiddenFlags = new WeakMap<Command, Set<string>>();
+
+/** Lists the flags in the command's help; hidden ones (removed flags kept to explain themselves, test knobs) are accepted unlisted. */
 export function addFlags(command: Command, flags: readonly FlagSpec[]): void {
-  for (const flag of flags) if (!flag.hidden) command.option(cacOptionName(flag), helpText(flag));
+  const hidden = hiddenFlags.get(command) ?? new Set<string>();
+  for (const flag of flags) {
+    if (flag.hidden) for (const name of [flag.name, ...(flag.aliases ?? [])]) hidden.add(name);
+    else command.option(cacOptionName(flag), helpText(flag));
+  }
+  hiddenFlags.set(command, hidden);
+  // cac would refuse them as unknown; cli/program.ts checks every flag against these lists itself.
+  if (hidden.size > 0) command.allowUnknownOptions();
+}
+
+/** The hidden flags of a command (for the check of unknown flags). */
+export function hiddenFlagsOf(command: Command): ReadonlySet<string> {
+  return hiddenFlags.get(command) ?? new Set();
 }
 
 export interface FlagCommand {
@@ -145,9 +160,9 @@ export function opsContext(flags: FlagValues): OpsContext {
     say,
     docker: {
       query: (args) => docker.query(args),
-      change: async (args) => {
+      change: async (args, input) => {
         say(`> ${formatCommand('docker', args)}${dryRun ? '    (dry run: not run)' : ''}`);
-        if (!dryRun) await docker.change(args);
+        if (!dryRun) await docker.change(args, input);
       },
     },
     wait: async (seconds) => {

@@ -1,13 +1,27 @@
-// etcd clients for every kv2 process: gRPC message limits raised so a 15.5 MiB task fits (SPEC §5), and
-// for nodes that are not members (executors, gateways, the CLI) an endpoint list that follows the
-// cluster's member list, so losing the judicator a node was started against does not matter.
+// etcd clients for the judicators and the commands run on their machines: gRPC message limits raised so a
+// 15.5 MiB task fits (SPEC §5), and mutual TLS with the node's cluster certificate, which follows the
+// node's renewals without a new client (so no watch, lease or election has to be made again).
+// Only judicators talk to etcd (executors and gateways reach the cluster through the judicator RPC).
+import https from 'node:https';
+import tls from 'node:tls';
 import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
-import type { Logger } from '../common/logging';
-import { sleep } from '../common/processes';
 
 /** gRPC's default 4 MiB receive limit refuses a 15 MiB value; 32 MiB round-trips one (verified on 3.4). */
 export const GRPC_MESSAGE_LIMIT = 32 * 1024 * 1024;
+
+/** The TLS material of a node: the cluster CA to trust, its certificate and its key (PEM). */
+export interface EtcdTlsFiles {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** A node identity that can change (src/pki/live-identity.ts LiveIdentity): its files now, and news of renewals. */
+export interface EtcdIdentity {
+  readonly current: EtcdTlsFiles;
+  onChange(listener: (files: EtcdTlsFiles) => void): () => void;
+}
 
 export interface EtcdClientOptions {
   /** Milliseconds to wait for a connection before a call fails. */
@@ -24,21 +38,30 @@ export interface EtcdClientOptions {
    * node.pem holds both). Endpoints written without a scheme are then https.
    */
   tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
+  /** Mutual TLS with a node identity that renews itself: new connections use the current certificate. */
+  identity?: EtcdIdentity;
 }
 
-/** Normalises `host:port` and `http://host:port` spellings to what the etcd3 client wants. */
-export function normaliseEndpoint(endpoint: string): string {
+/** Normalises `host:port` and `http(s)://host:port` spellings to what the etcd3 client wants (http by default). */
+export function normaliseEndpoint(endpoint: string, scheme: 'http' | 'https' = 'http'): string {
   const trimmed = endpoint.trim().replace(/\/+$/, '');
-  return /^https?:\/\//.test(trimmed) ? trimmed : `http://${trimmed}`;
+  return /^https?:\/\//.test(trimmed) ? trimmed : `${scheme}://${trimmed}`;
+}
+
+function tlsOf(options: EtcdClientOptions): { ca: string | Buffer; cert: string | Buffer; key: string | Buffer } | undefined {
+  if (options.identity) {
+    const files = options.identity.current;
+    return { ca: files.caPem, cert: files.certPem, key: files.keyPem };
+  }
+  return options.tls;
 }
 
 export function createEtcdClient(endpoints: readonly string[], options: EtcdClientOptions = {}): Etcd3 {
   const callTimeoutMs = options.callTimeoutMs ?? 10_000;
+  const material = tlsOf(options);
   const config: IOptions = {
-    hosts: endpoints.map((e) => (options.tls && !/^https?:\/\//.test(e.trim()) ? normaliseEndpoint(`https://${e.trim()}`) : normaliseEndpoint(e))),
-    ...(options.tls
-      ? { credentials: { rootCertificate: Buffer.from(options.tls.ca), certChain: Buffer.from(options.tls.cert), privateKey: Buffer.from(options.tls.key) } }
-      : {}),
+    hosts: endpoints.map((e) => normaliseEndpoint(e, material ? 'https' : 'http')),
+    ...(material ? { credentials: { rootCertificate: Buffer.from(material.ca), certChain: Buffer.from(material.cert), privateKey: Buffer.from(material.key) } } : {}),
     dialTimeout: options.dialTimeoutMs ?? 3_000,
     grpcOptions: {
       'grpc.max_receive_message_length': GRPC_MESSAGE_LIMIT,
@@ -51,78 +74,57 @@ export function createEtcdClient(endpoints: readonly string[], options: EtcdClie
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     ...(options.faultHandling === false ? { faultHandling: { host: () => noop, global: noop } } : {}),
   };
-  return new Etcd3(config);
+  const client = new Etcd3(config);
+  if (options.identity) followIdentity(client, options.identity);
+  return client;
 }
 
 /**
- * Client URLs of the cluster's started members, read through `client`. Unstarted members (no client URLs
- * yet) and learners are left out: they cannot serve requests.
+ * Makes `client`'s new TLS connections present the identity's current certificate. etcd3 builds its gRPC
+ * credentials once, from the certificate it was given; gRPC keeps the Node SecureContext it made and
+ * hands it to tls.connect at every (re)connection, and Node reads the native context off that object at
+ * each handshake. Replacing that native context in place renews every channel of the client at once;
+ * connections already open carry on (their handshake is done). The path to it is etcd3's and grpc-js's
+ * inner fields: if a new version moves them this throws at once, and test/integration/cluster-pki.test.ts
+ * renews a judicator's certificate under a running etcd client.
  */
-export async function memberClientUrls(client: Etcd3): Promise<string[]> {
-  const { members } = await client.cluster.memberList({});
-  return members.filter((m) => !m.isLearner).flatMap((m) => m.clientURLs);
+function followIdentity(client: Etcd3, identity: EtcdIdentity): void {
+  const pool = (client as unknown as { pool?: { hosts?: { channelCredentials?: { secureContext?: tls.SecureContext } }[] } }).pool;
+  const contexts = new Set((pool?.hosts ?? []).map((h) => h.channelCredentials?.secureContext));
+  const context = [...contexts][0];
+  if (contexts.size !== 1 || !context || !('context' in context)) {
+    throw new Error('this etcd3/grpc-js version keeps its TLS credentials elsewhere: kv2 cannot renew its etcd certificate in place (src/etcd/client.ts)');
+  }
+  const unsubscribe = identity.onChange((files) => {
+    const renewed = tls.createSecureContext({ ca: files.caPem, cert: files.certPem, key: files.keyPem });
+    (context as { context: unknown }).context = (renewed as { context: unknown }).context;
+  });
+  const close = client.close.bind(client);
+  client.close = () => {
+    unsubscribe();
+    close();
+  };
 }
 
 /**
- * A long-lived etcd connection for a node that is not a member: bootstrapped from the endpoints given on
- * the command line and refreshed from the member list every `refreshMs`. When the set changes a new
- * client is made; users ask `current()` for each operation (leases and watches re-create themselves).
+ * GET `path` of an etcd member's client URL (`/version`, `/health`) over mutual TLS with `files` (or
+ * plain HTTP when none): the status and the body, or an error. What liveness checks and the leader's
+ * dead-member check ask.
  */
-export class ClusterConnection {
-  private client: Etcd3;
-  private endpoints: string[];
-  private readonly listeners = new Set<(client: Etcd3) => void>();
-
-  constructor(
-    bootstrap: readonly string[],
-    private readonly logger: Logger,
-    private readonly options: EtcdClientOptions & { refreshMs?: number } = {},
-  ) {
-    this.endpoints = [...new Set(bootstrap.map(normaliseEndpoint))];
-    this.client = createEtcdClient(this.endpoints, options);
+export function getFromMember(url: string, path: string, files: EtcdTlsFiles | undefined, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const target = new URL(path, `${url.replace(/\/+$/, '')}/`);
+  if (!files) {
+    return fetch(target, { signal: AbortSignal.timeout(timeoutMs) }).then(async (response) => ({ status: response.status, body: await response.text() }));
   }
-
-  current(): Etcd3 {
-    return this.client;
-  }
-
-  /** Called with the new client whenever the endpoint list changes. */
-  onChange(listener: (client: Etcd3) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** Keeps the endpoint list fresh until `signal` aborts. */
-  async refreshLoop(signal: AbortSignal): Promise<void> {
-    const refreshMs = this.options.refreshMs ?? 10_000;
-    while (!signal.aborted) {
-      await sleep(refreshMs, signal);
-      if (signal.aborted) break;
-      await this.refresh();
-    }
-  }
-
-  async refresh(): Promise<void> {
-    let urls: string[];
-    try {
-      urls = (await memberClientUrls(this.client)).map(normaliseEndpoint);
-    } catch (error) {
-      this.logger.debug({ err: String(error), endpoints: this.endpoints }, 'could not refresh the etcd member list');
-      return;
-    }
-    // Keep the bootstrap endpoints that still answer: advertised URLs may name addresses we cannot reach.
-    const next = [...new Set(urls)].sort();
-    if (next.length === 0 || next.join(',') === [...this.endpoints].sort().join(',')) return;
-    this.logger.info({ from: this.endpoints, to: next }, 'etcd member list changed; using the new endpoints');
-    const old = this.client;
-    this.endpoints = next;
-    this.client = createEtcdClient(next, this.options);
-    for (const listener of this.listeners) listener(this.client);
-    // Let calls in flight on the old client finish before closing it.
-    setTimeout(() => old.close(), 30_000).unref();
-  }
-
-  close(): void {
-    this.client.close();
-  }
+  return new Promise((resolve, reject) => {
+    const request = https.get(target, { ca: files.caPem, cert: files.certPem, key: files.keyPem, agent: false, timeout: timeoutMs }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    request.on('error', reject);
+  });
 }

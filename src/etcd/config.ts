@@ -11,13 +11,16 @@ import { nodeNameField, portField } from '../common/config-fields';
  *   cluster from that data (the maintenance page's disaster recovery);
  * - join: join the cluster reachable at one of `client` (comma-separated client URLs); a list that names
  *   this member too lets several members start at once: the lowest URL founds the cluster;
- * - service: docker swarm, the candidates are the addresses of DNS `tasks.<service>`.
+ * - service: docker swarm, the candidates are the addresses of DNS `tasks.<service>`;
+ * - judicators: join the cluster of the judicators whose RPC answers at one of `addresses` (host:port):
+ *   they say where their etcd members are (what `kv2 judicator --join` does).
  */
 export const clusterSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('independent') }),
   z.object({ type: z.literal('init'), member: z.string().min(1).optional() }),
   z.object({ type: z.literal('join'), client: z.string().min(1) }),
   z.object({ type: z.literal('service'), service: z.string().min(1), client_port: portField }),
+  z.object({ type: z.literal('judicators'), addresses: z.array(z.string().min(1)).min(1) }),
 ]);
 export type ClusterMode = z.infer<typeof clusterSchema>;
 
@@ -28,6 +31,8 @@ export const etcdConfigSchema = z.object({
   name: nodeNameField,
   data_dir: z.string().min(1),
   data_init_dir: z.string().min(1),
+  /** The node's cluster identity (CA, its certificate and key, the CRL), relative to the role dir. */
+  identity_dir: z.string().min(1),
   listen: z.object({ address: z.string().min(1), peer_port: portField, client_port: portField }),
   advertise: z.object({ address: z.string().min(1), peer_port: portField, client_port: portField }),
   cluster: clusterSchema,
@@ -56,9 +61,12 @@ export const etcdConfigSchema = z.object({
 });
 export type EtcdConfig = z.infer<typeof etcdConfigSchema>;
 
-/** The URL local processes use to reach this member's client port. */
+/** The host local processes use to reach a server listening on `address`. */
+export function localHost(address: string): string {
+  return address === '0.0.0.0' || address === '::' || address === 'localhost' ? '127.0.0.1' : address;
+}
+
+/** The URL local processes use to reach this member's client port (always TLS). */
 export function localClientUrl(config: { listen: Pick<EtcdConfig['listen'], 'address' | 'client_port'> }): string {
-  const address = config.listen.address;
-  const host = address === '0.0.0.0' || address === '::' || address === 'localhost' ? '127.0.0.1' : address;
-  return `http://${host}:${config.listen.client_port}`;
+  return `https://${localHost(config.listen.address)}:${config.listen.client_port}`;
 }

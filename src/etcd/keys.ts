@@ -6,14 +6,11 @@ export const DEFAULT_PREFIX = 'kv2/';
 export function clusterKeys(prefix: string = DEFAULT_PREFIX) {
   return {
     prefix,
+    /** A judicator's registration (JSON: its RPC address and its etcd member's client URL). */
     judicatorServices: `${prefix}judicator/service/`,
     judicatorService: (name: string) => `${prefix}judicator/service/${name}`,
     /** etcd3 Election name: candidates and the leader live under it. */
     leaderElection: `${prefix}judicator/leader`,
-    executorServices: `${prefix}executor/service/`,
-    executorService: (name: string) => `${prefix}executor/service/${name}`,
-    gatewayServices: `${prefix}gateway/service/`,
-    gatewayService: (name: string) => `${prefix}gateway/service/${name}`,
     mongodbRegistrations: `${prefix}mongodb/register/`,
     mongodbRegistration: (name: string) => `${prefix}mongodb/register/${name}`,
     mongodbInit: `${prefix}mongodb/init`,

@@ -7,7 +7,7 @@ import type { Etcd3 } from 'etcd3';
 import { UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import { createEtcdClient, normaliseEndpoint } from './client';
+import { createEtcdClient, normaliseEndpoint, type EtcdIdentity } from './client';
 
 export interface SelfUrls {
   name: string;
@@ -39,9 +39,9 @@ interface FoundCluster {
 }
 
 /** Tries each candidate client URL in turn; returns a client of the first that answers a member list. */
-export async function findRunningCluster(candidates: readonly string[], logger: Logger): Promise<FoundCluster | undefined> {
+export async function findRunningCluster(candidates: readonly string[], identity: EtcdIdentity, logger: Logger): Promise<FoundCluster | undefined> {
   for (const url of candidates) {
-    const client = createEtcdClient([url], { dialTimeoutMs: PROBE_TIMEOUT_MS, callTimeoutMs: PROBE_TIMEOUT_MS, faultHandling: false });
+    const client = createEtcdClient([url], { identity, dialTimeoutMs: PROBE_TIMEOUT_MS, callTimeoutMs: PROBE_TIMEOUT_MS, faultHandling: false });
     try {
       await client.cluster.memberList({});
       return { client, via: url };
@@ -57,7 +57,7 @@ export async function findRunningCluster(candidates: readonly string[], logger: 
 export async function serviceCandidates(service: string, clientPort: number): Promise<string[]> {
   try {
     const addresses = await dns.lookup(`tasks.${service}`, { all: true, family: 4 });
-    return addresses.map((a) => `http://${a.address}:${clientPort}`);
+    return addresses.map((a) => `https://${a.address}:${clientPort}`);
   } catch {
     return [];
   }
@@ -65,8 +65,8 @@ export async function serviceCandidates(service: string, clientPort: number): Pr
 
 /** True when `url` points at this machine's own addresses on `clientPort` (swarm: our own task). */
 export function isOwnUrl(url: string, self: SelfUrls): boolean {
-  const normalised = normaliseEndpoint(url);
-  if (normalised === normaliseEndpoint(self.clientUrl)) return true;
+  const normalised = normaliseEndpoint(url, 'https');
+  if (normalised === normaliseEndpoint(self.clientUrl, 'https')) return true;
   const parsed = new URL(normalised);
   const own = Object.values(os.networkInterfaces())
     .flat()
@@ -88,6 +88,8 @@ export async function joinOrFound(options: {
   settleMs?: number;
   lockKey: string;
   lockTtl: number;
+  /** The member's cluster identity: every etcd member serves and checks mutual TLS. */
+  identity: EtcdIdentity;
   logger: Logger;
   signal: AbortSignal;
 }): Promise<StartPlan> {
@@ -96,9 +98,9 @@ export async function joinOrFound(options: {
   let lastWaitLog = 0;
   let foundingSince: number | undefined;
   while (!signal.aborted && Date.now() < deadline) {
-    const all = [...new Set((await options.candidates()).map(normaliseEndpoint))];
+    const all = [...new Set((await options.candidates()).map((url) => normaliseEndpoint(url, 'https')))];
     const others = all.filter((url) => !isOwnUrl(url, self));
-    const found = await findRunningCluster(others, logger);
+    const found = await findRunningCluster(others, options.identity, logger);
     if (found) {
       try {
         return await joinCluster(found, { ...options, deadline });
@@ -110,8 +112,8 @@ export async function joinOrFound(options: {
       }
     }
     if (options.mayFound) {
-      const first = [...others, normaliseEndpoint(self.clientUrl)].sort()[0];
-      if (others.length === 0 || first === normaliseEndpoint(self.clientUrl)) {
+      const first = [...others, normaliseEndpoint(self.clientUrl, 'https')].sort()[0];
+      if (others.length === 0 || first === normaliseEndpoint(self.clientUrl, 'https')) {
         // Found only if that still holds a moment later: a candidate that founded just before us may
         // not answer yet (its etcd is starting), and two founders would make two clusters.
         if (foundingSince === undefined) foundingSince = Date.now();
@@ -292,10 +294,17 @@ export async function acquireLock(
 
 /**
  * Leaves the cluster on a graceful stop, unless this is the last voting member (then the data stays and
- * the cluster with it). Returns true if the member was removed.
+ * the cluster with it). `beforeLeave` runs just before the removal, while this member still reaches the
+ * cluster (the judicator revokes its own certificate there). Returns true if the member was removed.
  */
-export async function leaveCluster(localClientUrl: string, selfName: string, logger: Logger): Promise<boolean> {
-  const client = createEtcdClient([localClientUrl], { dialTimeoutMs: 2_000, callTimeoutMs: 5_000, faultHandling: false });
+export async function leaveCluster(
+  localClientUrl: string,
+  selfName: string,
+  identity: EtcdIdentity,
+  logger: Logger,
+  beforeLeave?: (client: Etcd3) => Promise<void>,
+): Promise<boolean> {
+  const client = createEtcdClient([localClientUrl], { identity, dialTimeoutMs: 2_000, callTimeoutMs: 5_000, faultHandling: false });
   try {
     const { members, header } = await client.cluster.memberList({});
     const self = members.find((m) => m.ID === header.member_id) ?? members.find((m) => m.name === selfName);
@@ -305,6 +314,7 @@ export async function leaveCluster(localClientUrl: string, selfName: string, log
       logger.info('this is the last member of the cluster; keeping it (and its data)');
       return false;
     }
+    await beforeLeave?.(client);
     const deadline = Date.now() + LEAVE_RETRY_MS;
     for (;;) {
       try {

@@ -1,4 +1,4 @@
-// A key that says "this node is alive" (judicator/service/<name>, executor/service/<name>, ...): kept
+// A key that says "this node is alive" (judicator/service/<name>, mongodb/register/<name>): kept
 // under a lease while the node runs, put back when the lease is lost (etcd restarted, network cut), and
 // deleted at once on a graceful stop by revoking the lease.
 import type { Etcd3, Lease } from 'etcd3';

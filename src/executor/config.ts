@@ -1,5 +1,5 @@
 // What the executor's main module runs with (config/main.json, less the log section boot adds): its
-// slots, timings, task limits and sandbox, and where the judicators' etcd is. Rendered from the flags by
+// slots, timings, task limits and sandbox, where the judicators are, and its cluster identity. Rendered from the flags by
 // boot/modules/executor.ts; validated by this schema every time the module starts.
 import { DEFAULT_LIVE_REPORT_EVERY_MS } from '../task/events';
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
@@ -42,18 +42,14 @@ export const executorConfigSchema = z.object({
     /** The cluster's task size limit (input + result); a result past it is replaced, as the original did. */
     max_size: z.number().int().min(MIN_TASK_MAX_SIZE),
   }),
-  etcd: z.object({
-    endpoints: z.array(z.string().min(1)).min(1),
-    prefix: z.string().min(1),
-    /** Seconds between refreshes of the etcd endpoint list from the member list. */
+  judicators: z.object({
+    /** Judicator RPC addresses to start from (host[:port]; a DNS name stands for all its addresses). */
+    join: z.array(z.string().min(1)).min(1),
+    /** Seconds between refreshes of the judicator list (RPC `judicators`). */
     refresh_interval: z.number().positive(),
   }),
-  /** Sent with every RPC call when the cluster has a token. */
-  cluster_token: z.string().min(1).nullable(),
-  register: z.object({
-    /** Seconds executor/service/<name> outlives an executor that died without a word. */
-    ttl: z.number().int().min(2),
-  }),
+  /** The executor's cluster identity (CA, its certificate and key), relative to the role dir. */
+  identity_dir: z.string().min(1),
   rpc: z.object({
     /** Seconds one report may take beyond its long-poll wait. */
     timeout: z.number().positive(),

@@ -1,7 +1,8 @@
-// The executor's main module: clears what a previous run left, finds the judicators through etcd,
-// registers executor/service/<name>, runs the report loop and the tasks it brings, and stops the way
-// the signal asks: SIGTERM drains (no new tasks, running ones get --drain-timeout to finish, the rest
-// are handed back), SIGINT (or a vanished supervisor) kills the tasks at once and hands them back.
+// The executor's main module: clears what a previous run left, reaches the judicators through their RPC
+// with its cluster certificate (renewed as it goes), runs the report loop (its first report registers it)
+// and the tasks it brings, and stops the way the signal asks: SIGTERM drains (no new tasks, running ones
+// get --drain-timeout to finish, the rest are handed back), SIGINT (or a vanished supervisor) kills the
+// tasks at once and hands them back.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,13 +12,11 @@ import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
 import { isoTime } from '../common/time';
 import type { ModuleContext } from '../common/module-context';
-import { ClusterConnection } from '../etcd/client';
-import { JudicatorDirectory } from '../etcd/judicator-directory';
-import type { ExecutorRegistration } from '../etcd/executor-registration';
-import { clusterKeys } from '../etcd/keys';
-import { LeasedRegistration } from '../etcd/registration';
+import { LiveIdentity } from '../pki/live-identity';
+import { CertificateRenewer, renewalCheckInterval, renewFromJudicators } from '../pki/renewal';
 import { JudicatorRpcClient } from '../rpc/client';
-import { createConfinement, taskPath } from './confinement';
+import { JudicatorList } from '../rpc/judicator-list';
+import { createConfinement, taskPath, type Confinement } from './confinement';
 import type { LimitSettings } from './limits';
 import type { ExecutorConfig } from './config';
 import { ReportLoop } from './report-loop';
@@ -42,7 +41,7 @@ function watchSignals(): { first: () => NodeJS.Signals | undefined; dispose: () 
   };
 }
 
-/** The config dir holds the cluster token: no task user may read it. */
+/** The config dir says where the cluster is: no task user needs to read it. */
 function protectConfig(roleDir: string, logger: Logger): void {
   try {
     fs.chmodSync(path.join(roleDir, 'config'), 0o700);
@@ -92,13 +91,14 @@ async function serve(
   const cleared = await clearDataDir(dataDir, confinement.usesTaskUsers ? 0o711 : 0o700);
   if (cleared.dirs > 0) logger.info(cleared, `cleared ${cleared.dirs} task dir(s) left by a previous run (${cleared.killed} process(es) killed)`);
 
-  const keys = clusterKeys(config.etcd.prefix);
-  const connection = new ClusterConnection(config.etcd.endpoints, logger, { refreshMs: config.etcd.refresh_interval * 1000 });
-  const directory = new JudicatorDirectory(connection, config.etcd.prefix, logger);
-  const rpc = new JudicatorRpcClient({
-    source: { addresses: async () => (await directory.ensure()).map((entry) => entry.address) },
-    token: config.cluster_token ?? undefined,
-    timeoutMs: config.rpc.timeout * 1000,
+  const identity = LiveIdentity.load(path.resolve(roleDir, config.identity_dir), logger);
+  const judicators = new JudicatorList(config.judicators.join, logger, config.judicators.refresh_interval * 1000);
+  const rpc = new JudicatorRpcClient({ source: judicators, identity, timeoutMs: config.rpc.timeout * 1000 });
+  const renewer = new CertificateRenewer({
+    identity,
+    renew: renewFromJudicators(() => judicators.addresses(), { timeoutMs: config.rpc.timeout * 1000 }),
+    logger,
+    checkEveryMs: renewalCheckInterval(identity.identity),
   });
   const started = isoTime();
   // Judicators accept reports for this name only with this key: a second process using the same name
@@ -110,16 +110,6 @@ async function serve(
     languages.length
       ? `languages: ${languages.map((l) => `${l.name} ${l.version}`).join(', ')}`
       : 'no toolchain of a known language (gcc, g++, python3, javac and java, node, rustc, go) on the tasks\' PATH',
-  );
-  const registered: ExecutorRegistration = { hostname: os.hostname(), slots: config.slots, started, key, languages, sandbox: confinement.state };
-  const registration = new LeasedRegistration(
-    () => connection.current(),
-    {
-      key: keys.executorService(config.name),
-      value: () => JSON.stringify(registered),
-      ttl: config.register.ttl,
-    },
-    logger,
   );
 
   const settings: RunnerSettings = {
@@ -133,6 +123,7 @@ async function serve(
     {
       name: config.name,
       key,
+      info: { hostname: os.hostname(), slots: config.slots, started, languages, sandbox: confinement.state },
       slots: config.slots,
       reportIntervalMs: config.report_interval * 1000,
       statusDelayMs: config.status_delay * 1000,
@@ -140,7 +131,6 @@ async function serve(
       retryMaxMs: config.rpc.retry_max * 1000,
       finalReportMs: config.rpc.final_report_timeout * 1000,
       liveEveryMs: config.live_interval * 1000,
-      self: { host: os.hostname(), slots: config.slots, started },
     },
     (body, { waitMs, signal: callSignal }) => rpc.call('report', body, { timeoutMs: waitMs + config.rpc.timeout * 1000, signal: callSignal }),
     (task, slot, onChange) => new TaskRun(task, slot, settings, logger, onChange),
@@ -148,16 +138,14 @@ async function serve(
   );
 
   const background = new AbortController();
-  const helpers = [connection.refreshLoop(background.signal), directory.run(background.signal), registration.run(background.signal)].map((p) =>
+  const helpers = [judicators.run(rpc, background.signal), renewer.run(background.signal)].map((p) =>
     p.catch((error) => logger.error({ err: describeError(error) }, 'executor background task failed')),
   );
   const loopStop = new AbortController();
-  // Judicators with a cluster token refuse reports from an executor that is not registered yet.
-  await waitUntilRegistered(registration, signal, logger);
   const loopDone = loop.run(loopStop.signal);
   logger.info(
-    { name: config.name, slots: config.slots, endpoints: config.etcd.endpoints, dataDir, sandbox: confinement.state.kind },
-    `executor ${config.name} running with ${config.slots} slot(s), task sandbox ${confinement.state.kind}`,
+    { name: config.name, slots: config.slots, join: config.judicators.join, dataDir, sandbox: confinement.state.kind, certificate: identity.identity.serial, notAfter: identity.identity.notAfter.toISOString() },
+    `executor ${config.name} running with ${config.slots} slot(s), task sandbox ${confinement.state.kind}, reporting to the judicators at ${config.judicators.join.join(', ')}`,
   );
 
   await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
@@ -180,20 +168,5 @@ async function serve(
   await confinement.close?.().catch((error) => logger.warn({ err: describeError(error) }, 'could not clean up the task cgroups'));
   background.abort();
   await Promise.all(helpers);
-  connection.close();
-}
-
-/** How often the start checks whether the registration is in place. */
-const REGISTRATION_POLL_MS = 50;
-
-async function waitUntilRegistered(registration: LeasedRegistration, signal: AbortSignal, logger: Logger): Promise<void> {
-  const since = Date.now();
-  let warned = false;
-  while (!registration.isRegistered && !signal.aborted) {
-    if (!warned && Date.now() - since > 10_000) {
-      warned = true;
-      logger.warn('still not registered in etcd after 10 s: are the judicators\' etcd endpoints right and reachable?');
-    }
-    await sleep(REGISTRATION_POLL_MS, signal);
-  }
+  rpc.close();
 }

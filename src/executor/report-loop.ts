@@ -11,15 +11,17 @@
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
-import type { RpcRequest, RpcResponse } from '../rpc/contract';
+import type { ExecutorReportInfo, RpcRequest, RpcResponse } from '../rpc/contract';
 import { completedToWire, liveToWire, taskFromWire } from '../rpc/wire';
 import { ReturnCode, type Task } from '../task/types';
 import type { TaskRun } from './runner';
 
 export interface ReportLoopOptions {
   name: string;
-  /** The random key registered with executor/service/<name>: proves reports come from this process. */
+  /** A random key of this process, kept in the executor's record: proves reports come from this process. */
   key: string;
+  /** What this executor says of itself in every report (its registration: host name, slots, start time). */
+  info: ExecutorReportInfo;
   slots: number;
   /** Long-poll wait and heartbeat, ms. */
   reportIntervalMs: number;
@@ -32,8 +34,6 @@ export interface ReportLoopOptions {
   finalReportMs: number;
   /** A running task's live state is reported once it has run this long, then at most this often (ms; 0: never). */
   liveEveryMs: number;
-  /** What the executor says of itself in every report (the executors list). */
-  self: { host: string; slots: number; started: string };
 }
 
 /** Sends one report (the RPC client in production). */
@@ -314,10 +314,10 @@ export class ReportLoop {
     return {
       executor: this.options.name,
       key: this.options.key,
+      info: this.options.info,
       complete: finished.map((run) => completedToWire({ id: run.id, status: run.status, result: run.result! })),
       executing,
       vacant,
-      self: this.options.self,
       ...(release.length ? { release } : {}),
       ...(this.fresh ? { fresh: true } : {}),
       ...(live.length ? { live: live.map((run) => liveToWire(run.live.snapshot(run.id))) } : {}),

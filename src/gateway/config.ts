@@ -1,5 +1,5 @@
 // What the gateway's server module runs with (config/server.json, less the log section boot adds): its
-// addresses, the judicators' etcd, its API tokens, limits and RPC timings. Rendered from the flags by
+// addresses, where the judicators are, its cluster identity, its API tokens, limits and RPC timings. Rendered from the flags by
 // boot/modules/gateway.ts; validated by this schema every time the module starts.
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { callbackAllowSchema } from '../task/schema';
@@ -7,20 +7,19 @@ import { z } from 'zod';
 import { nodeNameField, portField } from '../common/config-fields';
 
 export const gatewayConfigSchema = z.object({
-  /** Name of this gateway's `gateway/service/<name>` key. */
+  /** This gateway's name (its certificate's). */
   name: nodeNameField,
   listen: z.object({ address: z.string().min(1), port: portField }),
-  /** Address others use to reach this gateway (registered in etcd). */
+  /** Address clients use to reach this gateway. */
   advertise: z.object({ address: z.string().min(1), port: portField }),
-  etcd: z.object({
-    /** Client URLs of the judicators' etcd members to bootstrap from; the list follows the cluster. */
-    endpoints: z.array(z.string().min(1)).min(1),
-    prefix: z.string().min(1),
-    /** Milliseconds between refreshes of the etcd endpoint list from the member list. */
+  judicators: z.object({
+    /** Judicator RPC addresses to start from (host[:port]); the list follows the cluster. */
+    join: z.array(z.string().min(1)).min(1),
+    /** Milliseconds between refreshes of the judicator list (RPC `judicators`). */
     refresh_ms: z.number().int().min(100),
   }),
-  /** Cluster token sent to the judicators (null: the cluster has none). */
-  cluster_token: z.string().min(1).nullable(),
+  /** The gateway's cluster identity (CA, its certificate and key), relative to the role dir. */
+  identity_dir: z.string().min(1),
   /** API tokens: when any is set, every /api call needs `Authorization: Bearer <token>`. */
   tokens: z.array(z.string().min(1)),
   /** A file with more API tokens, one a line ('#' starts a comment); read when the module starts. */
@@ -52,10 +51,6 @@ export const gatewayConfigSchema = z.object({
     events_max_streams: z.number().int().min(0).max(100_000).optional(),
     /** Bytes one event stream may have waiting to be sent; a client that slow is dropped (default 1 MiB). */
     events_buffer_bytes: z.number().int().min(4096).optional(),
-  }),
-  register: z.object({
-    /** Seconds the gateway/service key outlives a gateway that died. */
-    ttl: z.number().int().min(2),
   }),
   /** Hosts a task's callback_url may name (--task-callback-allow; issue 17); empty: callbacks are refused. */
   callback_allow: callbackAllowSchema.default([]),

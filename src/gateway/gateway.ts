@@ -1,20 +1,19 @@
-// The gateway's server module: follows the cluster (etcd endpoints, judicators), serves the HTTP API and
-// the web UI, and keeps gateway/service/<name> registered while it serves. On SIGINT it stops taking
-// requests, lets those in flight finish, and unregisters.
+// The gateway's server module: follows the cluster through the judicators' RPC (with its cluster
+// certificate, renewed as it goes) and serves the HTTP API and the web UI. On SIGINT it stops taking
+// requests and lets those in flight finish.
+import path from 'node:path';
 import { describeError } from '../common/errors';
 import type { ModuleContext } from '../common/module-context';
-import { clusterKeys } from '../etcd/keys';
-import { LeasedRegistration } from '../etcd/registration';
 import { LiveTokens } from './api/live-tokens';
 import { JudicatorLink } from './judicator-link';
 import type { GatewayConfig } from './config';
 import { createGatewayServer } from './server';
 import { uiFiles } from './ui-files';
 
-export async function runGateway({ config, logger, signal }: ModuleContext<GatewayConfig>): Promise<void> {
+export async function runGateway({ config, logger, roleDir, signal }: ModuleContext<GatewayConfig>): Promise<void> {
   const tokens = new LiveTokens({ flagTokens: config.tokens, file: config.tokens_file, logger });
   const link = new JudicatorLink(
-    { endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, clusterToken: config.cluster_token, rpc: config.rpc, refreshMs: config.etcd.refresh_ms },
+    { join: config.judicators.join, identityDir: path.resolve(roleDir, config.identity_dir), rpc: config.rpc, refreshMs: config.judicators.refresh_ms },
     logger,
   );
   const { app } = await createGatewayServer({
@@ -35,16 +34,11 @@ export async function runGateway({ config, logger, signal }: ModuleContext<Gatew
     throw new Error(`cannot listen on ${config.listen.address}:${config.listen.port}: ${describeError(error)}`);
   }
   logger.info(
-    { listen: config.listen, etcd: config.etcd.endpoints, ...tokens.current.counts, tokens_file: config.tokens_file },
+    { listen: config.listen, join: config.judicators.join, ...tokens.current.counts, tokens_file: config.tokens_file, certificate: link.identity.identity.serial },
     `gateway listening on http://${config.listen.address}:${config.listen.port} (API tokens ${tokens.current.enabled ? 'required' : 'not required'})`,
   );
   tokens.follow(signal);
-  const registration = new LeasedRegistration(
-    () => link.connection.current(),
-    { key: clusterKeys(config.etcd.prefix).gatewayService(config.name), value: () => `${config.advertise.address}:${config.advertise.port}`, ttl: config.register.ttl },
-    logger,
-  );
-  await Promise.all([link.run(signal), registration.run(signal)]);
+  await link.run(signal);
   await app.close();
   link.close();
 }

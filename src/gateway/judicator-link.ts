@@ -1,55 +1,54 @@
-// The gateway's link to the judicators: an etcd connection that follows the member list, the judicators
-// registered in it (watched), an RPC client that picks one of them with a timeout and fails over to
-// another, and who leads. Used by the server module, and by tests that run the server in-process.
+// The gateway's link to the judicators, through their RPC only (gateways hold no etcd credentials): the
+// judicator list it started from and keeps fresh (RPC `judicators`), an RPC client that picks one of them
+// with a timeout and fails over to another, and the gateway's cluster certificate, renewed as it goes.
+// Used by the server module, and by tests that run the server in-process.
 import { UnavailableError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { ClusterConnection } from '../etcd/client';
-import { JudicatorDirectory } from '../etcd/judicator-directory';
-import { currentLeader } from '../etcd/leader';
-import { JudicatorRpcClient, RpcUnavailableError } from '../rpc/client';
+import { LiveIdentity } from '../pki/live-identity';
+import { CertificateRenewer, renewalCheckInterval, renewFromJudicators } from '../pki/renewal';
+import { JudicatorRpcClient } from '../rpc/client';
+import { JudicatorList } from '../rpc/judicator-list';
 
 export interface JudicatorLinkOptions {
-  endpoints: readonly string[];
-  prefix: string;
-  clusterToken?: string | null;
+  /** Judicator RPC addresses to start from (host[:port]). */
+  join: readonly string[];
+  /** The gateway's cluster identity directory. */
+  identityDir: string;
   rpc: { timeout_ms: number; attempts: number; avoid_ms: number; retry_for_ms?: number };
-  /** Milliseconds between refreshes of the etcd endpoint list. */
+  /** Milliseconds between refreshes of the judicator list. */
   refreshMs?: number;
-  /** Milliseconds an etcd read may take before the gateway answers that etcd is unreachable. */
-  etcdTimeoutMs?: number;
 }
 
 export interface JudicatorListing {
-  /** The registration's name (the part after judicator/service/). */
+  /** The judicator's name. */
   name: string;
   address: string;
   leader: boolean;
 }
 
+/** Milliseconds the judicator list may take to answer /api/judicators. */
+const LIST_TIMEOUT_MS = 5_000;
+
 export class JudicatorLink {
-  readonly connection: ClusterConnection;
-  readonly directory: JudicatorDirectory;
+  readonly identity: LiveIdentity;
+  readonly list: JudicatorList;
   readonly rpc: JudicatorRpcClient;
   /**
    * For `wait` calls, which a judicator holds until a task is done: a client with connections of its own,
    * so that waits never take the ones adds and gets go through.
    */
   readonly waitRpc: JudicatorRpcClient;
+  private readonly renewer: CertificateRenewer;
 
   constructor(
     private readonly options: JudicatorLinkOptions,
     private readonly logger: Logger,
   ) {
-    const etcdTimeoutMs = options.etcdTimeoutMs ?? 5_000;
-    this.connection = new ClusterConnection(options.endpoints, logger, {
-      refreshMs: options.refreshMs ?? 10_000,
-      callTimeoutMs: etcdTimeoutMs,
-      dialTimeoutMs: Math.min(3_000, etcdTimeoutMs),
-    });
-    this.directory = new JudicatorDirectory(this.connection, options.prefix, logger);
+    this.identity = LiveIdentity.load(options.identityDir, logger);
+    this.list = new JudicatorList(options.join, logger, options.refreshMs);
     const rpcOptions = {
-      source: { addresses: () => this.addresses() },
-      ...(options.clusterToken ? { token: options.clusterToken } : {}),
+      source: this.list,
+      identity: this.identity,
       timeoutMs: options.rpc.timeout_ms,
       attempts: options.rpc.attempts,
       avoidMs: options.rpc.avoid_ms,
@@ -57,41 +56,35 @@ export class JudicatorLink {
     };
     this.rpc = new JudicatorRpcClient(rpcOptions);
     this.waitRpc = new JudicatorRpcClient(rpcOptions);
+    this.renewer = new CertificateRenewer({
+      identity: this.identity,
+      renew: renewFromJudicators(() => this.list.addresses(), { timeoutMs: options.rpc.timeout_ms }),
+      logger,
+      checkEveryMs: renewalCheckInterval(this.identity.identity),
+    });
   }
 
-  private async addresses(): Promise<string[]> {
-    try {
-      return (await this.directory.ensure()).map((entry) => entry.address);
-    } catch (error) {
-      throw new RpcUnavailableError(`cannot read the judicator list from etcd (${this.options.endpoints.join(', ')}): ${describeError(error)}`);
-    }
-  }
-
-  /**
-   * The registered judicators, with the leader marked: the watched directory (what the RPC client picks
-   * from, read again whenever its watch reconnects), and who leads read from etcd now. The original read
-   * both each time; /api/judicators and every /metrics scrape ask.
-   */
+  /** The registered judicators, with the leader marked, as a judicator says now (the original read etcd). */
   async judicators(): Promise<JudicatorListing[]> {
     try {
-      const [entries, leader] = await Promise.all([this.directory.ensure(), currentLeader(this.connection.current(), this.options.prefix)]);
-      return entries.map(({ name, address }) => ({ name, address, leader: name === leader })).sort((a, b) => a.name.localeCompare(b.name));
+      const answer = await this.rpc.call('judicators', {}, { timeoutMs: LIST_TIMEOUT_MS, retryForMs: 0 });
+      if (answer.result !== 0) throw new Error(answer.message ?? `result ${answer.result}`);
+      return answer.judicators.map(({ name, address, leader }) => ({ name, address, leader })).sort((a, b) => a.name.localeCompare(b.name));
     } catch (error) {
-      throw new UnavailableError(`cannot read the judicator list from etcd (${this.options.endpoints.join(', ')}): ${describeError(error)}`);
+      throw new UnavailableError(`cannot read the judicator list from the judicators (${this.options.join.join(', ')}): ${describeError(error)}`);
     }
   }
 
-  /** Follows the member list and the judicator registrations until `signal` aborts. */
+  /** Follows the judicator list and renews the certificate until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     await Promise.all([
-      this.connection.refreshLoop(signal),
-      this.directory.run(signal).catch((error) => this.logger.warn({ err: describeError(error) }, 'judicator watch ended')),
+      this.list.run(this.rpc, signal),
+      this.renewer.run(signal).catch((error) => this.logger.error({ err: describeError(error) }, 'certificate renewal stopped')),
     ]);
   }
 
   close(): void {
     this.rpc.close();
     this.waitRpc.close();
-    this.connection.close();
   }
 }

@@ -25,7 +25,24 @@ export const judicatorConfigSchema = z.object({
   name: nodeNameField,
   listen: z.object({ address: z.string().min(1), port: portField }),
   advertise: z.object({ address: z.string().min(1), port: portField }),
-  etcd: z.object({ endpoints: z.array(z.string().min(1)).min(1), prefix: z.string().min(1) }),
+  etcd: z.object({
+    endpoints: z.array(z.string().min(1)).min(1),
+    prefix: z.string().min(1),
+    /** This node's etcd member as the others reach it (registered, so that judicators joining find it). */
+    advertise_client_url: z.string().min(1),
+  }),
+  pki: z.object({
+    /** The node's cluster identity (CA and its key, its certificate, the CRL), relative to the role dir. */
+    identity_dir: z.string().min(1),
+    /** Addresses and DNS names this judicator's certificate carries (its renewals keep them). */
+    hosts: z.array(z.string().min(1)),
+    /** Seconds the certificates this judicator issues (joins, renewals, its own) are valid. */
+    cert_lifetime: z.number().int().min(10),
+    /** A join token kept valid in this file (0600) for nodes started on this machine; relative to the role dir. */
+    join_token_file: z.string().min(1),
+    /** A join token (made with this cluster's CA) the cluster accepts from executors and gateways while this judicator runs; null: none. */
+    accept_join_token_file: z.string().min(1).nullable(),
+  }),
   register: z.object({
     /** Seconds the judicator/service key outlives a judicator that dies without a word. */
     ttl: z.number().int().min(2),
@@ -47,6 +64,8 @@ export const judicatorConfigSchema = z.object({
     retention: z.number().min(0),
   }),
   executor: z.object({
+    /** Seconds without a report after which an executor is gone: the leader takes its tasks back. */
+    ttl: z.number().positive(),
     /** Seconds after which an executor that is gone is forgotten. */
     expiration: z.number().positive(),
   }),
@@ -60,7 +79,6 @@ export const judicatorConfigSchema = z.object({
   }),
   /** Seconds between checks that etcd (its quorum) answers; a judicator without quorum stops serving. */
   quorum_check_interval: z.number().positive(),
-  cluster_token: z.string().min(1).nullable(),
   store: z.enum(['auto', 'etcd', 'mongodb']),
   /** Issue 17: finished tasks' callbacks, delivered by the leader from the store's outbox. */
   callbacks: z

@@ -1,14 +1,27 @@
 // What the leading judicator does every interval: return to Retrying the tasks of executors that are
-// gone or stopped reporting them, forget executors that are gone, collect dead etcd members, delete
-// finished tasks past retention. Every duty is idempotent: two leaders at once, or a leader replaced
-// half-way, do no harm.
+// gone (no report for the executor TTL) or stopped reporting them, forget executors that are gone, collect
+// dead etcd members (revoking their judicator certificates), delete finished tasks past retention. Every
+// duty is idempotent: two leaders at once, or a leader replaced half-way, do no harm.
 import type { Etcd3 } from 'etcd3';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { sleep } from '../common/processes';
+import { getFromMember, type EtcdTlsFiles } from '../etcd/client';
 import type { LeaderFence } from '../etcd/election';
 import { clusterKeys } from '../etcd/keys';
+import { revokeNode, type PkiStore } from '../pki/pki-store';
 import type { TaskStore, WriteFence } from '../store/task-store';
+
+/** Milliseconds a member's client URL gets to answer the dead-member check. */
+const MEMBER_CHECK_TIMEOUT_MS = 2_000;
+
+/** What the leader needs of the cluster's identity: its own TLS files, and where revocations go. */
+export interface LeaderPki {
+  tls: () => EtcdTlsFiles;
+  store: PkiStore;
+  /** Called after a revocation, so this judicator applies it at once. */
+  revoked: () => Promise<unknown>;
+}
 
 export interface LeaderSettings {
   prefix: string;
@@ -17,7 +30,9 @@ export interface LeaderSettings {
   /** Seconds without a report of a held task before it goes back to Retrying. */
   taskExpiration: number;
   maxRetries: number;
-  /** Seconds after which an executor record with no live registration is forgotten. */
+  /** Seconds without a report after which an executor is gone (its tasks go back to Retrying). */
+  executorTtl: number;
+  /** Seconds after which an executor that is gone is forgotten. */
   executorExpiration: number;
   /** Seconds a dead etcd member (no registered judicator, not answering) is kept before removal. */
   memberGcAfter: number;
@@ -34,6 +49,7 @@ export class LeaderDuties {
     private readonly etcd: () => Etcd3,
     private readonly store: TaskStore,
     private readonly settings: LeaderSettings,
+    private readonly pki: LeaderPki,
     private readonly logger: Logger,
   ) {
     this.keys = clusterKeys(settings.prefix);
@@ -70,19 +86,20 @@ export class LeaderDuties {
     }
   }
 
-  private async registeredExecutors(): Promise<Set<string>> {
-    const keys = await this.etcd().getAll().prefix(this.keys.executorServices).keys();
-    return new Set(keys.map((k) => k.slice(this.keys.executorServices.length)));
+  /** Executors that reported within the executor TTL (their record's report time says so). */
+  private async liveExecutors(): Promise<Set<string>> {
+    const since = Date.now() - this.settings.executorTtl * 1000;
+    return new Set((await this.store.listExecutors()).filter((e) => Date.parse(e.report_time) >= since).map((e) => e.id));
   }
 
   async expireTasks(): Promise<void> {
     const now = Date.now();
     const expiredBefore = now - this.settings.taskExpiration * 1000;
-    const registered = await this.registeredExecutors();
+    const live = await this.liveExecutors();
     for (const holder of await this.store.holders()) {
-      const gone = !registered.has(holder.executor);
-      // An executor whose registration is gone (its lease expired: it died) loses all its tasks; one
-      // that is alive but stopped reporting some tasks loses those.
+      const gone = !live.has(holder.executor);
+      // An executor that has not reported for the executor TTL (it died, or lost the judicators) loses all
+      // its tasks; one that is alive but stopped reporting some tasks loses those.
       if (!gone && holder.oldestReportMs >= expiredBefore) continue;
       const outcome = await this.store.requeueHeldBy(holder.executor, {
         olderThanMs: gone ? undefined : expiredBefore,
@@ -94,7 +111,7 @@ export class LeaderDuties {
         this.logger.warn(
           { executor: holder.executor, gone, retried: outcome.retried, abandoned: outcome.abandoned },
           gone
-            ? `executor ${holder.executor} is gone; its tasks go back to Retrying`
+            ? `executor ${holder.executor} is gone (no report for ${this.settings.executorTtl} s); its tasks go back to Retrying`
             : `executor ${holder.executor} stopped reporting tasks for ${this.settings.taskExpiration} s; they go back to Retrying`,
         );
       }
@@ -102,10 +119,9 @@ export class LeaderDuties {
   }
 
   async forgetExecutors(): Promise<void> {
-    const registered = await this.registeredExecutors();
     const cutoff = Date.now() - this.settings.executorExpiration * 1000;
     for (const executor of await this.store.listExecutors()) {
-      if (registered.has(executor.id) || Date.parse(executor.report_time) >= cutoff) continue;
+      if (Date.parse(executor.report_time) >= cutoff) continue;
       await this.store.removeExecutor(executor.id, this.fence);
       this.logger.info({ executor: executor.id, lastReport: executor.report_time }, `forgot executor ${executor.id}: gone since ${executor.report_time}`);
     }
@@ -114,7 +130,9 @@ export class LeaderDuties {
   /**
    * An etcd member that died without leaving (SIGKILL, lost machine) still counts towards quorum. After
    * `memberGcAfter` with no judicator of its name registered and no answer on its client URL, it is
-   * removed; the first time it was seen missing is kept in etcd so a new leader continues the count.
+   * removed, and its judicator certificates revoked (a machine that comes back joins again with a new
+   * one; a copy of the old one left on a disk opens nothing); the first time it was seen missing is kept
+   * in etcd so a new leader continues the count.
    */
   async collectDeadMembers(): Promise<void> {
     const client = this.etcd();
@@ -129,7 +147,7 @@ export class LeaderDuties {
       if (member.ID === header.member_id) continue;
       const missingKey = this.keys.memberMissingSince(member.ID);
       const unstarted = member.clientURLs.length === 0;
-      const alive = registered.has(member.name) || (!unstarted && (await answers(member.clientURLs)));
+      const alive = registered.has(member.name) || (!unstarted && (await answers(member.clientURLs, this.pki.tls())));
       // A member being added right now is unstarted for a moment; the join lock says so.
       if (alive || (unstarted && joining)) {
         if (missingKeys.has(missingKey)) await client.delete().key(missingKey);
@@ -142,6 +160,12 @@ export class LeaderDuties {
         continue;
       }
       if (now - since < this.settings.memberGcAfter * 1000) continue;
+      if (member.name) {
+        const reason = `etcd member removed after ${this.settings.memberGcAfter} s without an answer`;
+        const serials = await revokeNode(this.pki.store, { name: member.name, role: 'judicator', reason });
+        this.logger.warn({ member: member.name, serials: serials.map((r) => r.serial) }, `revoked judicator ${member.name}'s certificates: ${reason}`);
+        await this.pki.revoked();
+      }
       await client.cluster.memberRemove({ ID: member.ID });
       await client.delete().key(missingKey);
       this.logger.warn({ member: member.name || member.ID, since: new Date(since).toISOString() }, `removed dead etcd member ${member.name || member.ID}; it rejoins cleanly when started again`);
@@ -158,11 +182,11 @@ export class LeaderDuties {
   }
 }
 
-async function answers(urls: string[]): Promise<boolean> {
+async function answers(urls: string[], tls: EtcdTlsFiles): Promise<boolean> {
   for (const url of urls) {
     try {
-      const response = await fetch(`${url.replace(/\/+$/, '')}/version`, { signal: AbortSignal.timeout(2_000) });
-      if (response.ok) return true;
+      const { status } = await getFromMember(url, '/version', tls, MEMBER_CHECK_TIMEOUT_MS);
+      if (status === 200) return true;
     } catch {
       // try the next URL
     }

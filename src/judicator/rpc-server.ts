@@ -1,15 +1,24 @@
-// The judicator's RPC server (Fastify): `POST /rpc/<method>` with the original's methods and result
-// codes (plus wait, and events for issue 17's event streams), every input validated with a reason, the
-// cluster token checked, and a judicator that lost its etcd quorum answering 503 so clients go to
-// another one. `GET /ping` and `GET /health` for operators.
-import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+// The judicator's RPC server (Fastify on HTTPS): `POST /rpc/<method>` with the original's methods and
+// result codes (plus wait, and events for the gateway's task event streams), every input validated with a reason, and a judicator that lost its etcd quorum answering
+// 503 so clients go to another one. Every call needs a certificate of the cluster CA that is not revoked,
+// and its role must be allowed the method (METHOD_ROLES); an executor reports only under the name in its
+// certificate. The port also takes joins (`POST /pki/join`, no certificate yet: the join token is the
+// credential) and renewals (`POST /pki/renew`), so the TLS handshake asks for a client certificate but
+// does not require one, and each route decides. `GET /ping` and `GET /health` answer anyone (liveness
+// only, for load balancers and operators' curl); `GET /metrics` needs a cluster certificate.
+import type { IncomingMessage } from 'node:http';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidInputError, TooLargeError, describeError } from '../common/errors';
 import { idTime } from '../common/ids';
 import type { Logger } from '../common/logging';
 import { parseTime } from '../common/time';
-import type { ExecutorRegistration } from '../etcd/executor-registration';
-import { RPC_PATH, UNKNOWN_METHOD, requestSchemas, type RpcMethod, type RpcResponses } from '../rpc/contract';
+import type { CertIdentity } from '../pki/identity';
+import { JOIN_PATH, MAX_PKI_BODY_BYTES, RENEW_PATH, type JoinServer, type PkiAnswer } from '../pki/join-server';
+import type { LiveIdentity } from '../pki/live-identity';
+import { peerIdentity, whyNoIdentity } from '../pki/peer-identity';
+import type { RevocationList } from '../pki/revocation';
+import { METHOD_ROLES, RPC_PATH, UNKNOWN_METHOD, requestSchemas, type ExecutorReportInfo, type RpcMethod, type RpcResponses } from '../rpc/contract';
 import { inputFromWire, liveFromWire, resultFromWire, taskToWire } from '../rpc/wire';
 import type { TaskStore } from '../store/task-store';
 import { CallbackAllowList } from '../task/callback-allow';
@@ -21,8 +30,6 @@ import type { EventsRequest, TaskEventHub } from './task-events';
 import { waitForTask } from './wait';
 
 export interface RpcServerSettings {
-  /** Cluster token; when set, every RPC must carry it. */
-  clusterToken: string | null;
   /** Largest request body, bytes (a task is at most the task size limit, plus base64). */
   bodyLimit: number;
   /** Most tasks one search returns when it asks for all (limit 0). */
@@ -35,6 +42,8 @@ export interface RpcServerSettings {
   maxInflatedBytes?: number;
   /** Hosts a task's callback_url may name (--task-callback-allow); none by default. */
   callbackAllow?: readonly string[];
+  /** Milliseconds without a report after which `executors` shows an executor as gone (`--executor-ttl`). */
+  executorTtlMs: number;
 }
 
 export interface RpcDependencies {
@@ -42,12 +51,26 @@ export interface RpcDependencies {
   scheduler: Scheduler;
   /** The `events` method's task changes and live records. */
   events: TaskEventHub;
+  /** This judicator's certificate: the server's, renewed in place. */
+  identity: LiveIdentity;
+  /** The cluster's revocations as last read: every call's certificate is checked against them. */
+  revocations: () => RevocationList;
+  /** Signs the certificates of joining and renewing nodes. */
+  joinServer: JoinServer;
   /** Whether this judicator can serve (registered, etcd quorum reachable), and why not. */
   availability: () => { ok: true } | { ok: false; reason: string };
-  /** Executors' registrations, to check that a report comes from the executor it names. */
-  executorKey: (name: string) => Promise<string | undefined>;
-  /** Every live executor's registration, by name: `executors` says which are alive and what they can run. */
-  executorRegistrations?: () => Promise<Map<string, ExecutorRegistration>>;
+  /**
+   * The key of the executor process registered under a name (its record in the store), to check that a
+   * report comes from the process it says; `reread` skips any cache.
+   */
+  executorKey: (name: string, options?: { reread?: boolean }) => Promise<string | undefined>;
+  /** The `judicators` method. */
+  judicators: () => Promise<RpcResponses['judicators']['judicators']>;
+  /** The `join_token_create` method: a new token, or an InvalidInputError. */
+  createJoinToken: (request: { roles: CertIdentity['role'][]; ttlMs: number; description?: string }, by: CertIdentity) => Promise<Omit<RpcResponses['join_token_create'], 'result' | 'message'>>;
+  /** The `revoke` method: the serials revoked. */
+  revoke: (request: { name: string; role?: CertIdentity['role']; reason?: string }, by: CertIdentity) => Promise<string[]>;
+  /** Routes that need a cluster certificate (metrics). */
   extraRoutes?: (app: FastifyInstance) => void;
   /** Called after every RPC with its method, result code and duration. */
   observe?: (method: string, result: number, seconds: number, answer: unknown) => void;
@@ -67,14 +90,54 @@ function refusal<M extends RpcMethod>(method: M, result: ReturnCode, message: st
     report: { cancel: [], assign: [] },
     executors: { executors: [] },
     events: { cursor: '', reset: false, changes: [], live: [] },
+    judicators: { judicators: [] },
+    join_token_create: { token: null },
+    revoke: { serials: [] },
   };
   return { result, message, ...empty[method] } as Answer<M>;
 }
 
+/** Routes anyone may ask (liveness, and the PKI routes, which check their own credentials). */
+const OPEN_ROUTES = new Set(['/ping', '/health', JOIN_PATH, RENEW_PATH]);
+
+/** Who is calling: the verified, unrevoked certificate of the connection, or why there is none (HTTP status and reason). */
+type Caller = { peer: CertIdentity } | { status: 401 | 403; reason: string };
+
+function callerOf(raw: IncomingMessage, revocations: () => RevocationList): Caller {
+  const socket = raw.socket as TLSSocket;
+  const peer = peerIdentity(socket);
+  if (!peer) return { status: 401, reason: whyNoIdentity(socket) };
+  const check = revocations().check(peer);
+  if (check.revoked) return { status: 403, reason: `this certificate is revoked: ${check.reason}` };
+  return { peer };
+}
+
 export function createRpcServer(settings: RpcServerSettings, deps: RpcDependencies, logger: Logger): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: settings.bodyLimit, forceCloseConnections: true });
-  const tokenBuffer = settings.clusterToken ? Buffer.from(`Bearer ${settings.clusterToken}`) : undefined;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: settings.bodyLimit,
+    forceCloseConnections: true,
+    https: deps.identity.serverOptions({ requireClientCertificate: false }),
+  });
+  // Renewals swap the server's certificate for new handshakes; open connections keep theirs.
+  deps.identity.attachServer(app.server as unknown as TlsServer);
   const callbacks = new CallbackAllowList(settings.callbackAllow ?? []);
+  const callers = new WeakMap<FastifyRequest, CertIdentity>();
+
+  // Every route but the open ones needs a cluster certificate, not revoked.
+  app.addHook('onRequest', async (request, reply) => {
+    const path = request.url.split('?')[0]!;
+    if (OPEN_ROUTES.has(path)) return;
+    const caller = callerOf(request.raw, deps.revocations);
+    if ('peer' in caller) {
+      callers.set(request, caller.peer);
+      return;
+    }
+    const method = path.startsWith(`${RPC_PATH}/`) ? path.slice(RPC_PATH.length + 1) : undefined;
+    const known = method && method in requestSchemas ? (method as RpcMethod) : 'ping';
+    logger.warn({ remote: request.socket.remoteAddress, path, status: caller.status }, `refused a call without a usable cluster certificate: ${caller.reason}`);
+    return reply.code(caller.status).send(refusal(known, ReturnCode.UNAUTHORIZED, caller.reason));
+  });
 
   app.get('/ping', async () => ({ result: ReturnCode.OK }));
   app.get('/health', async (_request, reply) => {
@@ -83,8 +146,28 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
   });
   deps.extraRoutes?.(app);
 
+  // Joins and renewals: the join server's answers as they are ({ error } when refused).
+  const sendPki = (reply: FastifyReply, answer: PkiAnswer) => reply.code(answer.status).send(answer.body);
+  app.post(JOIN_PATH, { bodyLimit: MAX_PKI_BODY_BYTES }, async (request, reply) =>
+    sendPki(reply, await deps.joinServer.join(request.body, { remote: request.socket.remoteAddress })),
+  );
+  app.post(RENEW_PATH, { bodyLimit: MAX_PKI_BODY_BYTES }, async (request, reply) => {
+    const caller = callerOf(request.raw, deps.revocations);
+    return sendPki(
+      reply,
+      await deps.joinServer.renew(request.body, 'peer' in caller ? caller.peer : undefined, {
+        remote: request.socket.remoteAddress,
+        whyNoPeer: 'peer' in caller ? undefined : caller.reason,
+      }),
+    );
+  });
+
   // Bodies that are not JSON, or too large, get the method's refusal shape instead of Fastify's error.
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    if (request.url.startsWith('/pki/')) {
+      const status = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 413 : (error.statusCode ?? 500) < 500 ? 400 : 500;
+      return reply.code(status).send({ error: `bad request: ${error.message}` });
+    }
     const method = (request.params as { method?: string }).method as RpcMethod | undefined;
     const known = method && Object.hasOwn(requestSchemas, method) ? method : 'ping';
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -103,8 +186,10 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
     if (!Object.hasOwn(requestSchemas, method)) {
       return reply.code(404).send({ result: ReturnCode.INVALID_INPUT, message: UNKNOWN_METHOD(request.params.method) });
     }
-    if (tokenBuffer && !tokenMatches(request.headers.authorization, tokenBuffer)) {
-      return reply.code(401).send(refusal(method, ReturnCode.UNAUTHORIZED, 'missing or wrong cluster token (--cluster-token)'));
+    const peer = callers.get(request)!;
+    if (!METHOD_ROLES[method].includes(peer.role)) {
+      logger.warn({ remote: request.socket.remoteAddress, method, role: peer.role, node: peer.name }, `refused ${method} to ${peer.role} ${peer.name}: not its role's`);
+      return reply.code(403).send(refusal(method, ReturnCode.UNAUTHORIZED, `${peer.role === 'executor' || peer.role === 'admin' ? 'an' : 'a'} ${peer.role} certificate may not call ${method} (it is for ${METHOD_ROLES[method].join(', ')})`));
     }
     const state = deps.availability();
     if (!state.ok && method !== 'ping') {
@@ -117,19 +202,20 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
     }
     const started = process.hrtime.bigint();
     try {
-      const answer = await handlers[method](parsed.data as never, request.raw, reply);
+      const answer = await handlers[method](parsed.data as never, peer, reply);
       const result = (answer as { result?: number }).result ?? ReturnCode.OK;
       deps.observe?.(method, result, Number(process.hrtime.bigint() - started) / 1e9, answer);
       return answer;
     } catch (error) {
       if (error instanceof TooLargeError) return refusal(method, ReturnCode.TOO_LARGE, error.message);
+      if (error instanceof InvalidInputError) return refusal(method, ReturnCode.INVALID_INPUT, error.message);
       logger.error({ method, err: describeError(error) }, `RPC ${method} failed: ${describeError(error)}`);
       // A store that cannot be reached is this judicator's problem, not the caller's: let them fail over.
       return reply.code(503).send(refusal(method, ReturnCode.ERROR, `${method} failed on this judicator: ${describeError(error)}`));
     }
   });
 
-  const handlers: { [M in RpcMethod]: (body: never, raw: import('node:http').IncomingMessage, reply: FastifyReply) => Promise<Answer<M> | FastifyReply> } = {
+  const handlers: { [M in RpcMethod]: (body: never, peer: CertIdentity, reply: FastifyReply) => Promise<Answer<M> | FastifyReply> } = {
     ping: async () => ({ result: ReturnCode.OK }),
 
     add: async (body: { task: Parameters<typeof inputFromWire>[0]; id?: string }) => {
@@ -200,24 +286,28 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
         key?: string;
         fresh?: boolean;
         live?: Parameters<typeof liveFromWire>[0][];
-        self?: { host: string; slots: number; started: string };
+        info?: ExecutorReportInfo;
       },
-      _raw,
+      peer,
       reply,
     ) => {
+      if (peer.role === 'executor' && body.executor !== peer.name) {
+        return reply
+          .code(403)
+          .send(refusal('report', ReturnCode.UNAUTHORIZED, `this certificate is executor ${peer.name}'s: it may report only as ${peer.name}, not as ${body.executor}`));
+      }
       const complete = body.complete.map((t) => ({ id: t.id, status: t.status as TaskStatus, result: resultFromWire(t.result) }));
       const executing = body.executing.map((t) => ({ id: t.id, status: t.status as TaskStatus }));
       const problem = Scheduler.checkStatuses({ complete, executing });
       if (problem) return refusal('report', ReturnCode.INVALID_INPUT, problem);
-      const registeredKey = await deps.executorKey(body.executor);
-      if (registeredKey !== undefined && body.key !== undefined && registeredKey !== body.key) {
-        return refusal('report', ReturnCode.UNAUTHORIZED, `executor name ${body.executor} is registered by another executor process; names must be unique`);
-      }
-      if (settings.clusterToken && registeredKey === undefined) {
-        return refusal('report', ReturnCode.UNAUTHORIZED, `executor ${body.executor} is not registered in etcd; it must register before it reports`);
-      }
-      if (settings.clusterToken && registeredKey !== body.key) {
-        return refusal('report', ReturnCode.UNAUTHORIZED, `report for executor ${body.executor} does not carry that executor's key`);
+      // The newest process of a name (its first report is `fresh`) takes the name over; any other report
+      // must carry the key on record. A mismatch against a cached key is read again before it is refused.
+      if (!body.fresh) {
+        let registered = await deps.executorKey(body.executor);
+        if (registered !== undefined && registered !== body.key) registered = await deps.executorKey(body.executor, { reread: true });
+        if (registered !== undefined && registered !== body.key) {
+          return refusal('report', ReturnCode.UNAUTHORIZED, `executor name ${body.executor} is registered by another executor process; names must be unique`);
+        }
       }
       // The executor hanging up (it has news, or it stopped) ends a held report at once. The response's
       // 'close' says so (the request's fires as soon as its body has been read).
@@ -233,7 +323,8 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
           waitMs: body.wait_ms ?? 0,
           fresh: body.fresh ?? false,
           live: (body.live ?? []).map(liveFromWire),
-          ...(body.self ? { self: body.self } : {}),
+          key: body.key,
+          info: body.info,
         },
         hungUp.signal,
       );
@@ -241,15 +332,8 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
     },
 
     executors: async () => {
-      const [executors, registrations] = await Promise.all([deps.store.listExecutors(), deps.executorRegistrations?.()]);
-      if (registrations) {
-        for (const executor of executors) {
-          const registration = registrations.get(executor.id);
-          executor.alive = registration !== undefined;
-          if (registration?.languages) executor.languages = registration.languages;
-          if (registration?.sandbox) executor.sandbox = registration.sandbox;
-        }
-      }
+      const aliveSince = Date.now() - settings.executorTtlMs;
+      const executors = (await deps.store.listExecutors()).map((e) => ({ ...e, alive: Date.parse(e.report_time) >= aliveSince }));
       return { result: ReturnCode.OK, executors };
     },
 
@@ -259,13 +343,19 @@ export function createRpcServer(settings: RpcServerSettings, deps: RpcDependenci
       reply.raw.once('close', () => hungUp.abort());
       return deps.events.poll(body, hungUp.signal);
     },
+
+    judicators: async () => ({ result: ReturnCode.OK, judicators: await deps.judicators() }),
+
+    join_token_create: async (body: { roles: CertIdentity['role'][]; ttl_ms: number; description?: string }, peer) => ({
+      result: ReturnCode.OK,
+      ...(await deps.createJoinToken({ roles: body.roles, ttlMs: body.ttl_ms, description: body.description }, peer)),
+    }),
+
+    revoke: async (body: { name: string; role?: CertIdentity['role']; reason?: string }, peer) => ({
+      result: ReturnCode.OK,
+      serials: await deps.revoke(body, peer),
+    }),
   };
 
   return app;
-}
-
-function tokenMatches(header: string | undefined, expected: Buffer): boolean {
-  if (!header) return false;
-  const given = Buffer.from(header);
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -6,6 +6,7 @@ import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import type { LiveTask } from '../task/events';
 import { EXECUTING_STATUSES, EXECUTOR_FINAL_STATUSES, type CompletedTask, type Task, type TaskStatus } from '../task/types';
+import type { ExecutorReportInfo } from '../rpc/contract';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 
 export interface ReportInput {
@@ -19,8 +20,10 @@ export interface ReportInput {
   fresh: boolean;
   /** Live state of running tasks (issue 17): recorded for the event streams, best effort. */
   live?: LiveTask[];
-  /** What the executor says of itself (host, slots, start time), for the executors list. */
-  self?: { host: string; slots: number; started: string };
+  /** The executor process's key (its record keeps the newest one). */
+  key?: string;
+  /** What the executor says of itself (host name, slots, ...): kept in its record. */
+  info?: ExecutorReportInfo;
 }
 
 export interface ReportOutput {
@@ -164,13 +167,25 @@ export class Scheduler {
     }
   }
 
+  /**
+   * The executor's record: its report time (what the leader's executor TTL measures), free slots, key and
+   * what it says of itself. At most every heartbeatEveryMs, but at once for a new process (`fresh`), whose
+   * key takes the name over.
+   */
   private async heartbeat(input: ReportInput): Promise<void> {
     const now = Date.now();
     const last = this.lastHeartbeat.get(input.executor) ?? 0;
-    if (now - last < this.settings.heartbeatEveryMs) return;
+    if (now - last < this.settings.heartbeatEveryMs && !input.fresh) return;
     this.lastHeartbeat.set(input.executor, now);
+    const info = input.info;
     try {
-      await this.store.recordHeartbeat(input.executor, { vacant: input.vacant, ...input.self });
+      await this.store.recordHeartbeat(input.executor, {
+        vacant: input.vacant,
+        ...(input.key !== undefined ? { key: input.key } : {}),
+        ...(info ? { host: info.hostname, slots: info.slots, started: info.started } : {}),
+        ...(info?.languages ? { languages: info.languages } : {}),
+        ...(info?.sandbox ? { sandbox: info.sandbox } : {}),
+      });
     } catch (error) {
       this.lastHeartbeat.delete(input.executor);
       throw error;

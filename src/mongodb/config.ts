@@ -24,6 +24,8 @@ export const mongodbConfigSchema = z.object({
   cache_size_gb: z.number().min(0.25).nullable(),
   /** The local etcd member, where registrations, the init marker and cluster/store live. */
   etcd: z.object({ endpoints: z.array(z.string().min(1)).min(1), prefix: z.string().min(1) }),
+  /** The judicator's cluster identity (its certificate reaches etcd), relative to the role dir. */
+  identity_dir: z.string().min(1),
   /** `--store`: the store a new cluster gets (the cluster's recorded store wins for a joining judicator). */
   store: z.enum(['auto', 'etcd', 'mongodb']),
   register: z.object({

@@ -11,6 +11,7 @@ import type { Logger } from '../common/logging';
 import { signalGroup, sleep } from '../common/processes';
 import type { ModuleContext } from '../common/module-context';
 import { createEtcdClient } from '../etcd/client';
+import { identityReloadInterval, LiveIdentity } from '../pki/live-identity';
 import { isEmptyDir, moveAside } from '../etcd/member-data';
 import { clusterKeys } from '../etcd/keys';
 import { LeasedRegistration } from '../etcd/registration';
@@ -22,7 +23,11 @@ import { directUri, memberHost, type MongodbConfig } from './config';
 import { ReplicaSetManager } from './replica-set';
 
 export async function runMongodbMember({ config, logger, roleDir, signal }: ModuleContext<MongodbConfig>): Promise<void> {
-  const etcd = createEtcdClient(config.etcd.endpoints);
+  // etcd takes only judicators' certificates: this module presents the judicator's, and follows its renewals.
+  const identity = LiveIdentity.load(path.resolve(roleDir, config.identity_dir), logger);
+  const stopWatching = new AbortController();
+  const watching = identity.watch(AbortSignal.any([signal, stopWatching.signal]), identityReloadInterval(identity.identity));
+  const etcd = createEtcdClient(config.etcd.endpoints, { identity });
   try {
     const availability = await mongodAvailability({ exe: config.exe, version: config.version, download: config.download });
     const choice = await chooseStoreWhenEtcdAnswers({ flag: config.store, etcd: () => etcd, mongod: availability, prefix: config.etcd.prefix, logger, signal });
@@ -35,6 +40,8 @@ export async function runMongodbMember({ config, logger, roleDir, signal }: Modu
     await runMember(config, etcd, logger, roleDir, signal);
   } finally {
     etcd.close();
+    stopWatching.abort();
+    await watching;
   }
 }
 

@@ -11,6 +11,8 @@ export const MANIFEST_FILE = 'manifest.json';
 export const SNAPSHOT_FILE = 'snapshot.db';
 /** mongodump's layout of the MongoDB store, under this folder of the backup. */
 export const MONGODUMP_DIR = 'mongodump';
+/** The cluster CA (ca.crt, ca.key), under this folder of the backup. */
+export const PKI_DIR = 'pki';
 export const MANIFEST_FORMAT = 'kv2-backup';
 export const MANIFEST_FORMAT_VERSION = 1;
 
@@ -60,6 +62,8 @@ export const manifestSchema = z.object({
       collections: z.record(z.string(), countSchema),
     })
     .nullable(),
+  /** The cluster CA saved with the backup (absent in backups made before the cluster had one). */
+  pki: z.object({ dir: z.literal(PKI_DIR), ca_fingerprint: z.string().regex(/^sha256:[0-9a-f]{64}$/) }).nullish(),
   /** Every file of the backup but the manifest, by path relative to the backup dir ("/" separated). */
   files: z.record(z.string(), z.object({ size: countSchema, sha256: sha256Schema })),
 });

@@ -1,11 +1,13 @@
 // `kv2 backup --verify <dir>` (and the first step of `kv2 restore`): checks that a backup is whole — the
 // manifest is there and well-formed, every file it lists has its size and sha256, the snapshot carries
 // etcd's own hash and etcdctl reads it at the manifest's revision, the export parses and its counts are
-// the manifest's, and a mongodump's documents are all there. Every problem found is reported, not just
+// the manifest's, a mongodump's documents are all there, and the saved cluster CA's key is its own. Every problem found is reported, not just
 // the first, each naming the file and what is wrong with it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describeError } from '../common/errors';
+import { caFingerprint } from '../pki/fingerprint';
+import { IDENTITY_FILES } from '../pki/identity-files';
 import { MANIFEST_FILE, MONGODUMP_DIR, SNAPSHOT_FILE, readManifest, sha256File, type Manifest } from './backup-manifest';
 import { embeddedHashCheck, snapshotStatus } from './etcd-snapshot';
 import { countTask, emptyCounts, forEachJsonLine, parseExecutorLine, parseTaskLine, type TaskCounts } from './task-export';
@@ -40,6 +42,11 @@ export async function verifyBackup(dir: string, onStep: (what: string) => void =
   // Every file the backup needs must be listed, so that its checksum protects it.
   const required = [SNAPSHOT_FILE, manifest.export.tasks, manifest.export.executors];
   for (const name of required) if (!manifest.files[name]) problems.push(`${MANIFEST_FILE} does not list ${name}, which every backup holds`);
+  if (manifest.pki) {
+    for (const file of [IDENTITY_FILES.caCert, IDENTITY_FILES.caKey]) {
+      if (!manifest.files[`${manifest.pki.dir}/${file}`]) problems.push(`${MANIFEST_FILE} does not list ${manifest.pki.dir}/${file}`);
+    }
+  }
   if (manifest.mongodump) {
     for (const collection of Object.keys(manifest.mongodump.collections)) {
       const name = `${MONGODUMP_DIR}/${manifest.mongodump.database}/${collection}.bson`;
@@ -89,7 +96,29 @@ export async function verifyBackup(dir: string, onStep: (what: string) => void =
 
   await checkExport(report, manifest, onStep);
   if (manifest.mongodump) await checkMongodump(report, manifest.mongodump, onStep);
+  if (manifest.pki) await checkCa(report, manifest.pki, onStep);
   return report;
+}
+
+/** The saved CA: the certificate the manifest names, and the key that goes with it. */
+async function checkCa(report: VerifyReport, pki: NonNullable<Manifest['pki']>, onStep: (what: string) => void): Promise<void> {
+  const certFile = path.join(report.dir, pki.dir, IDENTITY_FILES.caCert);
+  const keyFile = path.join(report.dir, pki.dir, IDENTITY_FILES.caKey);
+  if (!fs.existsSync(certFile) || !fs.existsSync(keyFile)) return; // reported as missing already
+  onStep('the cluster CA');
+  try {
+    const certPem = fs.readFileSync(certFile, 'utf8');
+    const fingerprint = caFingerprint(certPem);
+    if (fingerprint !== pki.ca_fingerprint) {
+      report.problems.push(`${pki.dir}/${IDENTITY_FILES.caCert} is CA ${fingerprint}, the manifest says ${pki.ca_fingerprint}`);
+      return;
+    }
+    const { CertificateAuthority } = await import('../pki/certificate-authority');
+    await CertificateAuthority.load(certPem, fs.readFileSync(keyFile, 'utf8'));
+    report.checked.push(`${pki.dir}/: the cluster CA ${fingerprint} and its key`);
+  } catch (error) {
+    report.problems.push(`${pki.dir}/: ${describeError(error)}`);
+  }
 }
 
 async function checkExport(report: VerifyReport, manifest: Manifest, onStep: (what: string) => void): Promise<void> {

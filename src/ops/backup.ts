@@ -5,7 +5,11 @@
 // snapshot, so snapshot and export hold the same tasks at the same revision and the snapshot is proven
 // restorable. For a MongoDB store the tasks live in the replica set: the export is read through the store
 // and the collections are dumped in mongodump's layout; each task is then as one atomic write left it.
-// manifest.json (backup-manifest.ts) is written last.
+// manifest.json (backup-manifest.ts) is written last. The backup also holds the cluster CA (pki/ca.crt and
+// pki/ca.key), so that `kv2 restore` brings the cluster back with its identity (every node's certificate
+// and every join token stay good): the backup is then as secret as a judicator's disk, and is written
+// for its owner only (0700 directory, 0600 files). It runs on a judicator's machine: etcd admits only
+// judicators' certificates, and the backup presents that judicator's.
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
@@ -15,7 +19,10 @@ import { UnavailableError, UsageError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
 import { isoTime } from '../common/time';
 import { configPath, readConfigFile } from '../boot/config-files';
-import { createEtcdClient } from '../etcd/client';
+import { createEtcdClient, type EtcdTlsFiles } from '../etcd/client';
+import { IDENTITY_DIR } from '../boot/join-flags';
+import { caFingerprint } from '../pki/fingerprint';
+import { identityPaths, readNodeFiles } from '../pki/identity-files';
 import { etcdConfigSchema, localClientUrl } from '../etcd/config';
 import { DEFAULT_PREFIX, clusterKeys } from '../etcd/keys';
 import { mongodbConfigSchema, replicaSetUri } from '../mongodb/config';
@@ -26,6 +33,7 @@ import {
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
   MONGODUMP_DIR,
+  PKI_DIR,
   SNAPSHOT_FILE,
   describeFiles,
   writeManifest,
@@ -41,7 +49,7 @@ export const BACKUP_ETCD_CALL_TIMEOUT_MS = 10_000;
 /** The scratch etcd's data dir while the export is read (inside the backup dir, removed afterwards). */
 const SCRATCH_DIR = '.scratch-etcd';
 /** What `--force` replaces in a directory that holds an older backup. */
-const BACKUP_ENTRIES = [MANIFEST_FILE, SNAPSHOT_FILE, TASKS_FILE, EXECUTORS_FILE, MONGODUMP_DIR, SCRATCH_DIR];
+const BACKUP_ENTRIES = [MANIFEST_FILE, SNAPSHOT_FILE, TASKS_FILE, EXECUTORS_FILE, MONGODUMP_DIR, PKI_DIR, SCRATCH_DIR];
 
 export interface BackupOptions {
   dir: string;
@@ -72,6 +80,23 @@ interface ClusterSource {
   mongodbUri?: string;
   /** Where they came from, for messages. */
   from: string;
+  /** The judicator's certificate (etcd admits judicators only). */
+  tls: EtcdTlsFiles;
+  /** The judicator's identity directory (ca.crt, ca.key). */
+  identityDir: string;
+}
+
+/** The identity of the judicator in `workDir`: a judicator's certificate, and the CA key beside it. */
+export function judicatorIdentity(workDir: string, what: string): { tls: EtcdTlsFiles; identityDir: string } {
+  const identityDir = path.resolve(workDir, 'judicator', IDENTITY_DIR);
+  const files = readNodeFiles(identityDir);
+  if (!files || files.identity.role !== 'judicator' || !fs.existsSync(identityPaths(identityDir).caKey)) {
+    throw new UsageError(
+      `${what} runs on a judicator's machine: it reaches etcd with the judicator's certificate (etcd admits judicators only) and saves the cluster CA; ` +
+        `no judicator identity in ${identityDir} (give --work-dir, the judicator's work dir)`,
+    );
+  }
+  return { tls: files, identityDir };
 }
 
 /** The cluster to back up: the flags, else the judicator in `workDir`. */
@@ -84,14 +109,15 @@ export async function locateCluster(options: Pick<BackupOptions, 'endpoints' | '
   const mongodbConfigFile = configPath(roleDir, 'mongodb');
   if (!mongodbUri && fs.existsSync(mongodbConfigFile)) mongodbUri = replicaSetUri(readConfigFile(mongodbConfigFile, mongodbConfigSchema));
   const prefix = options.prefix ?? etcdConfig?.prefix ?? DEFAULT_PREFIX;
-  if (options.endpoints?.length) return { endpoints: options.endpoints, prefix, mongodbUri, from: '--etcd-endpoints' };
+  const identity = judicatorIdentity(options.workDir, 'kv2 backup');
+  if (options.endpoints?.length) return { endpoints: options.endpoints, prefix, mongodbUri, from: '--etcd-endpoints', ...identity };
   if (!etcdConfig) {
     throw new UsageError(
-      `no cluster to back up: give --etcd-endpoints http://<judicator>:2001, or run kv2 backup where a judicator was started ` +
+      `no cluster to back up: give --etcd-endpoints https://<judicator>:2001, or run kv2 backup where a judicator was started ` +
         `(--work-dir; ${etcdConfigFile} does not exist)`,
     );
   }
-  return { endpoints: [localClientUrl(etcdConfig)], prefix, mongodbUri, from: etcdConfigFile };
+  return { endpoints: [localClientUrl(etcdConfig)], prefix, mongodbUri, from: etcdConfigFile, ...identity };
 }
 
 interface Member {
@@ -108,10 +134,10 @@ interface Member {
  * snapshot is its data). That read makes the member apply every write acknowledged before it, so its
  * snapshot holds them all; a member cut off from its quorum (or a learner) fails it and is passed over.
  */
-async function pickMember(endpoints: readonly string[], prefix: string): Promise<Member> {
+async function pickMember(endpoints: readonly string[], prefix: string, tls: EtcdTlsFiles): Promise<Member> {
   const failures: string[] = [];
   for (const endpoint of endpoints) {
-    const client = createEtcdClient([endpoint], { faultHandling: false, callTimeoutMs: BACKUP_ETCD_CALL_TIMEOUT_MS });
+    const client = createEtcdClient([endpoint], { tls: { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem }, faultHandling: false, callTimeoutMs: BACKUP_ETCD_CALL_TIMEOUT_MS });
     try {
       const status = await client.maintenance.status();
       const { members } = await client.cluster.memberList({});
@@ -139,14 +165,27 @@ function checkTarget(dir: string, force: boolean): void {
   }
 }
 
-/** Creates the target, or clears the backup files of an older backup in it (--force). */
+/** Creates the target (its owner's only: it will hold the CA key), or clears the backup files of an older backup in it (--force). */
 function prepareTarget(dir: string): void {
   if (fs.existsSync(dir)) {
     // The old manifest goes first: a backup interrupted from here on has none, so it never passes for whole.
     for (const entry of BACKUP_ENTRIES) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
     for (const entry of fs.readdirSync(dir)) if (entry.endsWith('.partial')) fs.rmSync(path.join(dir, entry), { force: true });
   }
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+}
+
+/** Copies the cluster CA into <dir>/pki (0700, files 0600); returns its fingerprint. */
+function saveCa(identityDir: string, dir: string): string {
+  const from = identityPaths(identityDir);
+  const to = identityPaths(path.join(dir, PKI_DIR));
+  fs.mkdirSync(to.dir, { recursive: true, mode: 0o700 });
+  for (const [source, target] of [[from.caCert, to.caCert], [from.caKey, to.caKey]] as const) {
+    fs.copyFileSync(source, target);
+    fs.chmodSync(target, 0o600);
+  }
+  return caFingerprint(fs.readFileSync(to.caCert));
 }
 
 export function describeCounts(counts: Pick<TaskCounts, 'tasks' | 'by_status'>): string {
@@ -166,7 +205,7 @@ export async function runBackup(options: BackupOptions, out: CommandOutput): Pro
   };
   say(`kv2 backup: backing up the cluster at ${source.endpoints.join(', ')} (prefix ${source.prefix}) into ${dir}`);
 
-  const member = await pickMember(source.endpoints, source.prefix);
+  const member = await pickMember(source.endpoints, source.prefix, source.tls);
   const store: StoreKind = member.recordedStore === 'mongodb' ? 'mongodb' : 'etcd';
   let snapshot;
   try {
@@ -177,8 +216,11 @@ export async function runBackup(options: BackupOptions, out: CommandOutput): Pro
   } finally {
     member.client.close();
   }
+  fs.chmodSync(path.join(dir, SNAPSHOT_FILE), 0o600);
   const status = snapshotStatus(path.join(dir, SNAPSHOT_FILE));
   say(`  ${SNAPSHOT_FILE}: ${formatBytes(snapshot.bytes)}, revision ${status.revision}, ${status.totalKey} keys`);
+  const fingerprint = saveCa(source.identityDir, dir);
+  say(`  ${PKI_DIR}/: the cluster CA (${fingerprint}), with its private key: this backup is a secret now, keep it as safe as a judicator's disk (mode 0600)`);
 
   const logger = commandLogger('backup');
   const exportFiles = { tasks: path.join(dir, TASKS_FILE), executors: path.join(dir, EXECUTORS_FILE) };
@@ -202,7 +244,8 @@ export async function runBackup(options: BackupOptions, out: CommandOutput): Pro
     say(`  ${TASKS_FILE}: ${describeCounts(counts)}, read from the store; ${EXECUTORS_FILE}: ${counts.executors} executor${counts.executors === 1 ? '' : 's'}`);
   }
 
-  const files = await describeFiles(dir, [SNAPSHOT_FILE, TASKS_FILE, EXECUTORS_FILE, ...(mongodump ? [MONGODUMP_DIR] : [])]);
+  for (const file of [TASKS_FILE, EXECUTORS_FILE]) if (fs.existsSync(path.join(dir, file))) fs.chmodSync(path.join(dir, file), 0o600);
+  const files = await describeFiles(dir, [SNAPSHOT_FILE, TASKS_FILE, EXECUTORS_FILE, PKI_DIR, ...(mongodump ? [MONGODUMP_DIR] : [])]);
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     format_version: MANIFEST_FORMAT_VERSION,
@@ -215,6 +258,7 @@ export async function runBackup(options: BackupOptions, out: CommandOutput): Pro
     export: { tasks: TASKS_FILE, executors: EXECUTORS_FILE, read_from: store === 'etcd' ? 'snapshot' : 'store', binary_encoding: BINARY_ENCODING },
     counts,
     mongodump,
+    pki: { dir: PKI_DIR, ca_fingerprint: fingerprint },
     files,
   };
   writeManifest(dir, manifest);
@@ -236,7 +280,7 @@ async function exportAndClose(store: TaskStore, files: { tasks: string; executor
 
 /** The replica set's members as the judicators registered them in etcd (no config file at hand). */
 async function mongodbUriFromEtcd(source: ClusterSource): Promise<string> {
-  const client = createEtcdClient(source.endpoints, { callTimeoutMs: BACKUP_ETCD_CALL_TIMEOUT_MS });
+  const client = createEtcdClient(source.endpoints, { tls: { ca: source.tls.caPem, cert: source.tls.certPem, key: source.tls.keyPem }, callTimeoutMs: BACKUP_ETCD_CALL_TIMEOUT_MS });
   try {
     const hosts = Object.values(await client.getAll().prefix(clusterKeys(source.prefix).mongodbRegistrations).strings());
     if (hosts.length === 0) {

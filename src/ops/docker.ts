@@ -15,8 +15,8 @@ export interface DockerResult {
 export interface Docker {
   /** Runs a read-only command and returns its output, whatever its exit status. */
   query(args: readonly string[]): Promise<DockerResult>;
-  /** Runs a command that changes the swarm; a non-zero exit is a DockerCommandError. */
-  change(args: readonly string[]): Promise<void>;
+  /** Runs a command that changes the swarm (with `input` on its stdin); a non-zero exit is a DockerCommandError. */
+  change(args: readonly string[], input?: string): Promise<void>;
 }
 
 /** A docker command that ran and failed: the message carries docker's own words. */
@@ -50,18 +50,20 @@ export class DockerCli implements Docker {
     return this.exec(args, false);
   }
 
-  async change(args: readonly string[]): Promise<void> {
-    const result = await this.exec(args, true);
+  async change(args: readonly string[], input?: string): Promise<void> {
+    const result = await this.exec(args, true, input);
     if (result.status !== 0) {
       const said = lastLines(result.stderr) || lastLines(result.stdout) || 'no message';
       throw new DockerCommandError(`${formatCommand(this.command, args)} failed (exit ${result.status}): ${said}`);
     }
   }
 
-  /** `show`: the operator sees docker's output as it comes (progress of create and scale). */
-  private exec(args: readonly string[], show: boolean): Promise<DockerResult> {
+  /** `show`: the operator sees docker's output as it comes (progress of create and scale); `input` goes to its stdin (a secret: never on its command line). */
+  private exec(args: readonly string[], show: boolean, input?: string): Promise<DockerResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(this.command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin.on('error', () => undefined); // docker may exit without reading it; its exit status says why
+      child.stdin.end(input ?? '');
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => {

@@ -6,13 +6,19 @@
 // its etcd module restores a snapshot found in etcd_init as a new one-member cluster, moving the old data
 // dir aside (src/etcd/member-data.ts restoreFromInitDir), and empties etcd_init, so a later restart does
 // not restore again. No config change is needed for that, unlike the page's procedure: `cluster` in
-// config/etcd.json only matters to a member without data, and a restored member has data.
+// config/etcd.json only matters to a member without data, and a restored member has data. A backup that
+// holds the cluster CA puts it back in judicator/data/pki (a different CA found there is moved aside), so
+// the cluster keeps its identity: the certificates of its nodes and its join tokens stay good.
 import fs from 'node:fs';
 import path from 'node:path';
 import { BusyError, Kv2Error, UsageError, describeError } from '../common/errors';
 import { isAlive } from '../common/processes';
 import { configPath } from '../boot/config-files';
 import { PidFileLock, readPidFile } from '../boot/pid-lock';
+import { IDENTITY_DIR } from '../boot/join-flags';
+import { judicatorConfigSchema } from '../judicator/config';
+import { caFingerprint } from '../pki/fingerprint';
+import { IDENTITY_FILES, identityPaths, prepareIdentityDir } from '../pki/identity-files';
 import { MONGODUMP_DIR, SNAPSHOT_FILE, sha256File, type Manifest } from './backup-manifest';
 import { formatVerifyReport, verifyBackup } from './backup-verify';
 import { commandLogger, describeCounts, type CommandOutput } from './backup';
@@ -182,7 +188,12 @@ export async function runRestore(options: RestoreOptions, out: CommandOutput): P
     }
   }
 
-  say(`step ${manifest.store === 'mongodb' ? 5 : 4}: the configuration`);
+  let step = manifest.store === 'mongodb' ? 5 : 4;
+  if (manifest.pki) {
+    say(`step ${step++}: the cluster CA`);
+    await restoreCa(path.join(backupDir, manifest.pki.dir), path.join(roleDir, IDENTITY_DIR), manifest.pki.ca_fingerprint, readJson(configPath(roleDir, 'main')), say);
+  }
+  say(`step ${step}: the configuration`);
   const etcdConfig = readJson(configPath(roleDir, 'etcd'));
   say(
     `  ${etcdConfig ? 'judicator/config/etcd.json needs no change' : 'nothing to change (no config yet)'}: the etcd module restores a snapshot it ` +
@@ -195,11 +206,49 @@ export async function runRestore(options: RestoreOptions, out: CommandOutput): P
   return manifest;
 }
 
+/**
+ * Puts the backup's CA into the judicator's identity dir. The same CA there already: nothing to do. No
+ * CA, or another one: the dir is moved aside whole (never deleted), the CA copied in, and the judicator's
+ * certificate issued from it (with what its config says; a judicator that never ran gets it at its start).
+ */
+async function restoreCa(from: string, identityDir: string, fingerprint: string, mainConfig: Record<string, any> | undefined, say: (line: string) => void): Promise<void> {
+  const target = identityPaths(identityDir);
+  let present: string | undefined;
+  try {
+    present = caFingerprint(fs.readFileSync(target.caCert));
+  } catch {
+    present = undefined;
+  }
+  if (present === fingerprint && fs.existsSync(target.caKey)) {
+    say(`  ${identityDir} already holds the cluster CA ${fingerprint}: kept as it is`);
+    return;
+  }
+  if (fs.existsSync(identityDir) && fs.readdirSync(identityDir).length > 0) {
+    const aside = `${identityDir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    fs.renameSync(identityDir, aside);
+    say(`  moved ${identityDir} (${present ? `CA ${present}` : 'no CA'}) aside to ${aside}`);
+  }
+  prepareIdentityDir(identityDir);
+  fs.copyFileSync(path.join(from, IDENTITY_FILES.caCert), target.caCert);
+  fs.chmodSync(target.caCert, 0o644);
+  fs.copyFileSync(path.join(from, IDENTITY_FILES.caKey), target.caKey);
+  fs.chmodSync(target.caKey, 0o600);
+  say(`  put the cluster CA ${fingerprint} in ${identityDir}: the cluster keeps its identity`);
+  const parsed = judicatorConfigSchema.safeParse(mainConfig);
+  if (!parsed.success) return;
+  // Issued now, so that a judicator waiting under kv2 maintain starts on it too (the supervisor makes none).
+  const { initClusterIdentity } = await import('../pki/init-identity');
+  const { writeCrl } = await import('../pki/identity-files');
+  const { ca, identity } = await initClusterIdentity(identityDir, { name: parsed.data.name, hosts: parsed.data.pki.hosts, leafLifetimeMs: parsed.data.pki.cert_lifetime * 1000 });
+  writeCrl(identityDir, await ca.signCrl([]));
+  say(`  issued judicator ${identity.name}'s certificate from it (serial ${identity.serial})`);
+}
+
 function nextSteps(workDir: string, roleDir: string, manifest: Manifest, state: WorkDirState, etcdConfig: Record<string, any> | undefined): string[] {
   const mainConfig = readJson(configPath(roleDir, 'main'));
   const name = typeof etcdConfig?.name === 'string' ? etcdConfig.name : '<name>';
-  const clientUrl = etcdConfig?.advertise ? `http://${etcdConfig.advertise.address}:${etcdConfig.advertise.client_port}` : 'http://<this judicator>:2001';
-  const health = `curl -s http://127.0.0.1:${mainConfig?.listen?.port ?? 4000}/health`;
+  const rpcAddress = mainConfig?.advertise ? `${mainConfig.advertise.address}:${mainConfig.advertise.port}` : '<this judicator>:4000';
+  const health = `curl -sk https://127.0.0.1:${mainConfig?.listen?.port ?? 4000}/health`;
   // A standalone system keeps its supervisor's files in standalone/ and is started as such.
   const command = !fs.existsSync(path.join(workDir, 'judicator', 'config', 'boot.json')) && fs.existsSync(path.join(workDir, 'standalone', 'config', 'boot.json')) ? 'standalone' : 'judicator';
   const lines = ['Next:'];
@@ -215,8 +264,9 @@ function nextSteps(workDir: string, roleDir: string, manifest: Manifest, state: 
   lines.push(
     `  2. wait until it answers: ${health}`,
     '  3. start the other judicators joining it, each with its old etcd data moved aside first',
-    `     (mv judicator/data/etcd judicator/data/etcd.old-cluster), adding --etcd-cluster-join-member-client ${clientUrl}`,
-    `  4. start the executors and gateways (--etcd-endpoints ${clientUrl})`,
+    `     (mv judicator/data/etcd judicator/data/etcd.old-cluster), with --join ${rpcAddress}`,
+    '     (and, for a judicator whose identity was lost too, a judicator join token: kv2 join-token create --role judicator)',
+    `  4. start the executors and gateways (--join ${rpcAddress}); those that kept their data/pki need no token`,
   );
   if (manifest.store === 'mongodb') {
     lines.push('  The mongodb module loads data/mongodb_init at its start and initiates a new replica set from it once the old one is found gone (--mongodb-remove-after).');

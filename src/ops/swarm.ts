@@ -1,15 +1,20 @@
 // kv2 in docker swarm: the services of a cluster (the original's start.bash and stop.bash), the command
-// line each role's container gets, and the overlay network they share. kv2 scale (scale.ts) reuses the
-// service definitions to bring back a service that was scaled to nothing.
+// line each role's container gets, the overlay network they share, and the cluster's identity as docker
+// secrets: the cluster CA (judicators only) and a join token for executors and gateways, made by swarm up
+// before any judicator runs (cluster-secrets.ts), so that every task of a service starts alike. kv2 scale
+// (scale.ts) reuses the service definitions to bring back a service that was scaled to nothing.
 import { BusyError, UsageError } from '../common/errors';
+import { makeClusterSecrets } from './cluster-secrets';
 import { DockerCommandError, formatCommand, type Docker } from './docker';
 
 export type SwarmRole = 'judicator' | 'gateway' | 'executor';
 /** Start order; swarm down removes in the reverse order (executors first, judicators last). */
 export const SWARM_ROLES: readonly SwarmRole[] = ['judicator', 'gateway', 'executor'];
 
-/** The etcd client port judicators listen on inside their containers (the judicator default). */
-export const JUDICATOR_ETCD_CLIENT_PORT = 2001;
+/** The docker secrets of a kv2 swarm: the cluster CA (judicators) and the executors' and gateways' join token. */
+export const SWARM_SECRETS = { ca: 'kv2_cluster_ca', token: 'kv2_join_token' } as const;
+/** Where docker puts a service's secret in its containers. */
+const secretPath = (name: string) => `/run/secrets/${name}`;
 /** The port the gateway listens on inside its container (the gateway default --server-port). */
 export const GATEWAY_CONTAINER_PORT = 7000;
 
@@ -50,15 +55,14 @@ export interface OpsContext {
   say(line: string): void;
 }
 
-/** The etcd endpoint executors and gateways bootstrap from: every judicator task, through swarm DNS. */
-export function judicatorEndpoint(): string {
-  return `http://tasks.judicator:${JUDICATOR_ETCD_CLIENT_PORT}`;
-}
+/** Where executors and gateways find the judicators' RPC: every judicator task, through swarm DNS (port 4000). */
+export const JUDICATOR_SERVICE = 'tasks.judicator';
 
 /**
  * The kv2 flags of a role's containers: the original start.bash's, for kv2. Judicators find each other
- * through DNS tasks.judicator (the first founds the cluster, the rest join one at a time) and advertise
- * their container address (DOCKER); executors and gateways are etcd clients of the judicators.
+ * through DNS tasks.judicator (the first founds the cluster, the rest join one at a time), advertise
+ * their container address (DOCKER) and share the cluster CA (a docker secret); executors and gateways
+ * reach the judicators' RPC there, joining with the token secret the judicators accept.
  */
 export function roleArgs(role: SwarmRole, settings: SwarmSettings): string[] {
   const wanted: [flag: string, value: string | undefined][] =
@@ -71,15 +75,19 @@ export function roleArgs(role: SwarmRole, settings: SwarmSettings): string[] {
           ['etcd-name', 'ENV'],
           ['mongodb-name', 'ENV'],
           ['main-name', 'ENV'],
+          ['cluster-ca-file', secretPath(SWARM_SECRETS.ca)],
+          ['accept-join-token-file', secretPath(SWARM_SECRETS.token)],
         ]
       : role === 'gateway'
         ? [
-            ['etcd-endpoints', judicatorEndpoint()],
+            ['join', JUDICATOR_SERVICE],
+            ['join-token-file', secretPath(SWARM_SECRETS.token)],
             ['server-advertise-address', 'DOCKER'],
             ['server-name', 'ENV'],
           ]
         : [
-            ['etcd-endpoints', judicatorEndpoint()],
+            ['join', JUDICATOR_SERVICE],
+            ['join-token-file', secretPath(SWARM_SECRETS.token)],
             ['main-name', 'ENV'],
             ['main-task-user-group', TASK_USER_GROUP],
             // Docker kills a container at the end of its grace period: running tasks get what is left
@@ -104,6 +112,7 @@ export function createServiceArgs(role: SwarmRole, replicas: number, settings: S
     settings.network,
     '--env',
     NAME_ENV,
+    ...serviceSecrets(role).flatMap((name) => ['--secret', name]),
     ...(role === 'gateway' ? ['--publish', `${settings.gatewayPort}:${GATEWAY_CONTAINER_PORT}`] : []),
     '--name',
     role,
@@ -111,6 +120,40 @@ export function createServiceArgs(role: SwarmRole, replicas: number, settings: S
     role,
     ...roleArgs(role, settings),
   ];
+}
+
+/** The secrets a role's containers get: the CA is the judicators' alone. */
+function serviceSecrets(role: SwarmRole): string[] {
+  return role === 'judicator' ? [SWARM_SECRETS.ca, SWARM_SECRETS.token] : [SWARM_SECRETS.token];
+}
+
+/** Names of the swarm's secrets. */
+export async function listSecrets(docker: Docker): Promise<Set<string>> {
+  const args = ['secret', 'ls', '--format', '{{.Name}}'];
+  const result = await docker.query(args);
+  if (result.status !== 0) throw queryFailed(args, result.stderr);
+  return new Set(result.stdout.split('\n').map((s) => s.trim()).filter(Boolean));
+}
+
+/**
+ * The cluster's secrets: kept when both exist (a cluster brought up again keeps its identity), made when
+ * neither does (their content goes to docker on stdin, never on a command line); one without the other
+ * is refused (remove it: it belongs to no cluster kv2 can finish).
+ */
+export async function ensureSecrets(ctx: OpsContext): Promise<void> {
+  const existing = await listSecrets(ctx.docker);
+  const have = Object.values(SWARM_SECRETS).filter((name) => existing.has(name));
+  if (have.length === 2) {
+    ctx.say(`Reusing the cluster's secrets ${SWARM_SECRETS.ca} and ${SWARM_SECRETS.token}.`);
+    return;
+  }
+  if (have.length === 1) {
+    throw new UsageError(`the secret ${have[0]} exists without ${have[0] === SWARM_SECRETS.ca ? SWARM_SECRETS.token : SWARM_SECRETS.ca}: remove it (docker secret rm ${have[0]}) and run kv2 swarm up again`);
+  }
+  const secrets = await makeClusterSecrets();
+  ctx.say(`Creating the cluster CA (${secrets.fingerprint}) and the executors' and gateways' join token as docker secrets.`);
+  await ctx.docker.change(['secret', 'create', SWARM_SECRETS.ca, '-'], secrets.caPem);
+  await ctx.docker.change(['secret', 'create', SWARM_SECRETS.token, '-'], `${secrets.token}\n`);
 }
 
 /** Names of the swarm's services. */
@@ -173,6 +216,7 @@ export async function swarmUp(
     );
   }
   await ensureNetwork(settings, ctx);
+  await ensureSecrets(ctx);
 
   if (counts.judicator > 0) {
     // One judicator founds the cluster; the others join it one at a time (the original scaled in one
@@ -210,6 +254,13 @@ export async function swarmDown(ctx: OpsContext): Promise<void> {
     removed++;
   }
   ctx.say(removed ? 'All services removed. Their containers stop within the stop grace period.' : 'No kv2 service was running.');
+  // The cluster is gone with its judicators' containers; its identity goes too (a new swarm up makes a new one).
+  const secrets = await listSecrets(ctx.docker);
+  const ours = Object.values(SWARM_SECRETS).filter((name) => secrets.has(name));
+  if (ours.length) {
+    ctx.say(`Removing the cluster's secrets ${ours.join(', ')}.`);
+    await ctx.docker.change(['secret', 'rm', ...ours]);
+  }
 }
 
 export function queryFailed(args: readonly string[], stderr: string): DockerCommandError {

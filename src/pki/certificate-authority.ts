@@ -5,7 +5,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
 import { InvalidInputError } from '../common/errors';
 import { generateKeyPair, importSigningKey, SIGNING_ALGORITHM } from './csr';
-import { splitHosts } from './hosts';
+import { LOOPBACK_HOSTS, splitHosts } from './hosts';
 import { caFingerprint } from './fingerprint';
 import { identityUris, readIdentity, type CertIdentity, type Role } from './identity';
 import type { x509 } from './x509';
@@ -28,7 +28,7 @@ export interface IssueOptions {
   publicKey: x509.PublicKey | CryptoKey;
   role: Role;
   name: string;
-  /** IP addresses and DNS names the node serves on (judicators only). */
+  /** IP addresses and DNS names the node serves on (judicators only; LOOPBACK_HOSTS are always added). */
   hosts?: readonly string[];
   lifetimeMs?: number;
   now?: Date;
@@ -106,11 +106,11 @@ export class CertificateAuthority {
   async issue(options: IssueOptions): Promise<IssuedCertificate> {
     const now = options.now ?? new Date();
     const x509 = await loadX509();
-    const hosts = splitHosts(options.hosts ?? []);
     const serves = options.role === 'judicator';
-    if (!serves && hosts.ips.length + hosts.dns.length > 0) {
+    if (!serves && (options.hosts ?? []).length > 0) {
       throw new InvalidInputError(`${options.role} certificates carry no host names: only judicators serve TLS to the cluster`);
     }
+    const hosts = splitHosts(serves ? [...LOOPBACK_HOSTS, ...(options.hosts ?? [])] : []);
     const lifetimeMs = options.lifetimeMs ?? LEAF_LIFETIME_MS;
     if (!(lifetimeMs > 0)) throw new InvalidInputError('a certificate lifetime must be positive');
     // Never past the CA's own end: a chain with an expired CA fails anyway, and later than a clear message.

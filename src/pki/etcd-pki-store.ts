@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logging';
 import type { JoinTokenRecord } from './join-token';
 import { parseRecord, pkiKeys, RECORD_GRACE_MS, recordSchemas, type IssuedRecord, type PkiStore } from './pki-store';
-import { RevocationList, type RevokedCertificate, type RevokedName } from './revocation';
+import { nameEntryKey, RevocationList, type RevokedCertificate, type RevokedName } from './revocation';
 import type { z } from 'zod';
 
 export class EtcdPkiStore implements PkiStore {
@@ -91,7 +91,7 @@ export class EtcdPkiStore implements PkiStore {
   }
 
   revokeName(entry: RevokedName): Promise<void> {
-    return this.putLeased(this.keys.revokedName(entry.name), entry, entry.expiresAt);
+    return this.putLeased(this.keys.revokedName(nameEntryKey(entry)), entry, entry.expiresAt);
   }
 
   async revocations(): Promise<RevocationList> {

@@ -1,8 +1,19 @@
 // What etcd needs of the cluster PKI: the flags that make a member serve its client and peer ports over
-// mutual TLS with certificates of the cluster CA only (and peers that are judicators only), and the
-// credentials an etcd client (src/etcd/client.ts `tls`) presents.
+// mutual TLS with certificates of the cluster CA only, and of judicators only, and the credentials an
+// etcd client (src/etcd/client.ts `tls`) presents. Only judicators talk to etcd: an executor's or a
+// gateway's certificate (or an admin's) is refused at the handshake, so a stolen one cannot write a task.
+import { LOOPBACK_HOSTS } from './hosts';
 import type { NodeFiles } from './identity-files';
 import { identityPaths } from './identity-files';
+
+/**
+ * The DNS name etcd requires of a client certificate (`--client-cert-allowed-hostname`). The CA gives host
+ * names to judicator certificates alone, and every judicator certificate carries `localhost`, so this
+ * admits exactly the judicators. (etcd 3.4 has no client CN check; its RBAC would make the backups' private
+ * etcd need the cluster's credentials. One cost: etcd's built-in JSON gateway, which dials its own port
+ * without checking the server's certificate, cannot pass this check; kv2 speaks gRPC and never uses it.)
+ */
+export const ETCD_CLIENT_HOSTNAME = LOOPBACK_HOSTS[2];
 
 /**
  * etcd 3.4 flags for a judicator whose identity is in `dir`. Its certificate serves both ports (it has
@@ -18,6 +29,7 @@ export function etcdTlsFlags(dir: string, options: { crl?: boolean } = {}): stri
     '--key-file', paths.node,
     '--trusted-ca-file', paths.caCert,
     '--client-cert-auth',
+    '--client-cert-allowed-hostname', ETCD_CLIENT_HOSTNAME,
     '--peer-cert-file', paths.node,
     '--peer-key-file', paths.node,
     '--peer-trusted-ca-file', paths.caCert,

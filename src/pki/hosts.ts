@@ -6,6 +6,13 @@ import { InvalidInputError } from '../common/errors';
 import type { X509Certificate } from 'node:crypto';
 import { nodeCertificate, subjectAltNames } from './san';
 
+/**
+ * The loopback names every judicator certificate carries, whatever it was asked for: local clients (the
+ * CLI, etcdctl, the other modules of the node) reach a judicator there, and etcd admits to its client
+ * port only certificates that carry `localhost` (etcd-tls.ts), which the CA gives judicators alone.
+ */
+export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+
 /** Host names one certificate may carry. */
 export const MAX_HOSTS = 32;
 

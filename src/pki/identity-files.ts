@@ -2,22 +2,33 @@
 // 0600) and `node.pem` (0600): the node's private key followed by its certificate, in ONE file so that a
 // renewal swaps both with one rename (kubelet's `kubelet-client-current.pem` does the same). etcd takes
 // the same file for `--cert-file` and `--key-file`; Node's tls gets the blocks split here. Judicators
-// also keep `crl.pem`, the CRL etcd checks client and peer certificates against.
+// also keep `crl.pem`, the CRL etcd checks client and peer certificates against, and `join-token` (0600):
+// a join token kept valid for the nodes started on the same machine.
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, describeError } from '../common/errors';
 import { readIdentity, type CertIdentity, type Role } from './identity';
 
-export const IDENTITY_FILES = { caCert: 'ca.crt', caKey: 'ca.key', node: 'node.pem', crl: 'crl.pem' } as const;
+export const IDENTITY_FILES = {
+  caCert: 'ca.crt',
+  caKey: 'ca.key',
+  node: 'node.pem',
+  crl: 'crl.pem',
+  joinToken: 'join-token',
+  /** Left by the start that made a new CA: the judicator prints its first join token once, then removes it. */
+  announce: 'announce-join-token',
+} as const;
 
-export function identityPaths(dir: string): { dir: string; caCert: string; caKey: string; node: string; crl: string } {
+export function identityPaths(dir: string): { dir: string } & Record<keyof typeof IDENTITY_FILES, string> {
   return {
     dir,
     caCert: path.join(dir, IDENTITY_FILES.caCert),
     caKey: path.join(dir, IDENTITY_FILES.caKey),
     node: path.join(dir, IDENTITY_FILES.node),
     crl: path.join(dir, IDENTITY_FILES.crl),
+    joinToken: path.join(dir, IDENTITY_FILES.joinToken),
+    announce: path.join(dir, IDENTITY_FILES.announce),
   };
 }
 

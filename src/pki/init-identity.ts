@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
-import { CertificateAuthority } from './certificate-authority';
+import { CertificateAuthority, ISSUE_BACKDATE_MS } from './certificate-authority';
 import { createKeyAndCsr, readCsr } from './csr';
-import { coversHosts } from './hosts';
+import { certificateHosts, coversHosts, LOOPBACK_HOSTS } from './hosts';
 import { checkNodeName, type CertIdentity } from './identity';
 import { identityPaths, prepareIdentityDir, readNodeFiles, writeCaCertificate, writeCaKey, writeNodePem } from './identity-files';
 import { needsRenewal } from './renewal';
@@ -34,8 +34,7 @@ export interface InitIdentityResult {
   identity: CertIdentity;
 }
 
-/** The loopback names every judicator certificate carries: local clients (the CLI, etcdctl) use them. */
-export const LOOPBACK_HOSTS = ['127.0.0.1', '::1', 'localhost'] as const;
+export { LOOPBACK_HOSTS };
 
 function exists(file: string): boolean {
   return fs.existsSync(file);
@@ -113,4 +112,25 @@ export async function initClusterIdentity(dir: string, options: InitIdentityOpti
   writeNodePem(dir, keyPem, issued.pem);
   options.logger?.info({ dir, serial: issued.identity.serial, hosts, notAfter: issued.identity.notAfter.toISOString() }, 'issued this judicator\'s certificate');
   return { ca, createdCa: created, issuedCertificate: true, identity: issued.identity };
+}
+
+/**
+ * A new certificate for the judicator in `dir`, from the CA key it holds, with the same name, host names
+ * and life as its current one. A judicator does this when its etcd member starts and when it leaves: a
+ * member the others removed (and revoked) while it was down, or one that revoked itself on leaving, comes
+ * back with a certificate issued after that revocation. Returns the new identity.
+ */
+export async function reissueJudicatorCertificate(dir: string, logger?: Logger): Promise<CertIdentity> {
+  const current = readNodeFiles(dir);
+  if (!current) throw new ConfigError(`no judicator certificate in ${dir} to issue again`);
+  const { identity } = current;
+  if (identity.role !== 'judicator') throw new ConfigError(`${dir} holds a ${identity.role}'s certificate, not a judicator's`);
+  const ca = await loadCertificateAuthority(dir);
+  if (!ca) throw new ConfigError(`${dir} holds no CA key (ca.key): a judicator holds it`);
+  const lifetimeMs = identity.notAfter.getTime() - identity.notBefore.getTime() - ISSUE_BACKDATE_MS;
+  const { keyPem, csrPem } = await createKeyAndCsr(identity.name);
+  const issued = await ca.issue({ publicKey: await readCsr(csrPem), role: 'judicator', name: identity.name, hosts: certificateHosts(current.certPem), lifetimeMs });
+  writeNodePem(dir, keyPem, issued.pem);
+  logger?.info({ dir, previousSerial: identity.serial, serial: issued.identity.serial, notAfter: issued.identity.notAfter.toISOString() }, "issued this judicator's certificate again");
+  return issued.identity;
 }

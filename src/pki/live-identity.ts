@@ -13,6 +13,12 @@ import { judicatorServerCheck } from './peer-identity';
 
 /** How often a node looks whether its identity files changed, ms. */
 export const IDENTITY_RELOAD_CHECK_MS = 30_000;
+
+/** How often to look whether the files changed, ms: every IDENTITY_RELOAD_CHECK_MS, or more often for a short-lived certificate. */
+export function identityReloadInterval(cert: Pick<CertIdentity, 'notBefore' | 'notAfter'>): number {
+  const life = cert.notAfter.getTime() - cert.notBefore.getTime();
+  return Math.max(1_000, Math.min(IDENTITY_RELOAD_CHECK_MS, Math.floor(life / 20)));
+}
 /** TLS 1.2 is the oldest etcd 3.4 and Node agree on; kv2 offers nothing older. */
 export const MIN_TLS_VERSION = 'TLSv1.2' as const;
 

@@ -3,7 +3,7 @@
 // their end, when they are next read.
 import type { JoinTokenRecord } from './join-token';
 import { RECORD_GRACE_MS, type IssuedRecord, type PkiStore } from './pki-store';
-import { RevocationList, type RevokedCertificate, type RevokedName } from './revocation';
+import { nameEntryKey, RevocationList, type RevokedCertificate, type RevokedName } from './revocation';
 
 export class MemoryPkiStore implements PkiStore {
   private readonly tokenRecords = new Map<string, JoinTokenRecord>();
@@ -52,7 +52,7 @@ export class MemoryPkiStore implements PkiStore {
   }
 
   async revokeName(entry: RevokedName): Promise<void> {
-    this.revokedNames.set(entry.name, structuredClone(entry));
+    this.revokedNames.set(nameEntryKey(entry), structuredClone(entry));
   }
 
   async revocations(): Promise<RevocationList> {

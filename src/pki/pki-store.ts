@@ -6,7 +6,7 @@
 //   <prefix>pki/join-token/<id>            JoinTokenRecord, until the token expires
 //   <prefix>pki/issued/<serial>            IssuedRecord, until the certificate expires
 //   <prefix>pki/revoked/serial/<serial>    RevokedCertificate, until the certificate expires
-//   <prefix>pki/revoked/name/<name>        RevokedName, until every certificate it covers has expired
+//   <prefix>pki/revoked/name/<name>[@role] RevokedName, until every certificate it covers has expired
 import { z } from 'zod';
 import { InvalidInputError } from '../common/errors';
 import { ROLES, type Role } from './identity';
@@ -57,7 +57,8 @@ export function pkiKeys(prefix: string) {
     revokedSerials: `${prefix}pki/revoked/serial/`,
     revokedSerial: (serial: string) => `${prefix}pki/revoked/serial/${serial}`,
     revokedNames: `${prefix}pki/revoked/name/`,
-    revokedName: (name: string) => `${prefix}pki/revoked/name/${name}`,
+    /** `entryKey` is nameEntryKey(entry): the name, or `name@role`. */
+    revokedName: (entryKey: string) => `${prefix}pki/revoked/name/${entryKey}`,
   };
 }
 
@@ -81,7 +82,7 @@ export const recordSchemas = {
     .object({ serial: hex, name, role, notBefore: time, notAfter: time, via: z.enum(['join', 'renew', 'local']), tokenId: z.string().optional() })
     .strict(),
   revokedCertificate: z.object({ serial: hex, name, role, notAfter: time, revokedAt: time, reason: z.string().max(1024) }).strict(),
-  revokedName: z.object({ name, revokedAt: time, reason: z.string().max(1024), expiresAt: time }).strict(),
+  revokedName: z.object({ name, role: role.optional(), revokedAt: time, reason: z.string().max(1024), expiresAt: time }).strict(),
 };
 
 /** Parses a stored value with its schema; what does not validate is an error naming the key. */
@@ -132,22 +133,24 @@ export async function createJoinToken(store: PkiStore, options: CreateJoinTokenO
 }
 
 /**
- * Revokes a node: its name (covering every certificate it was issued so far) and each of its unexpired
- * issued certificates by serial (so the CRL, and with it etcd, refuses them too).
+ * Revokes a node: its name (covering every certificate it was issued so far; only those of `role` when
+ * given) and each of its unexpired issued certificates by serial (so the CRL, and with it etcd, refuses
+ * them too).
  */
 export async function revokeNode(
   store: PkiStore,
-  options: { name: string; reason: string; now?: Date; /** The longest certificate life this cluster issues. */ longestLifetimeMs?: number },
+  options: { name: string; role?: Role; reason: string; now?: Date; /** The longest certificate life this cluster issues. */ longestLifetimeMs?: number },
 ): Promise<RevokedCertificate[]> {
   const now = options.now ?? new Date();
   await store.revokeName({
     name: options.name,
+    ...(options.role ? { role: options.role } : {}),
     revokedAt: now.toISOString(),
     reason: options.reason,
     expiresAt: nameRevocationExpiry(now, options.longestLifetimeMs).toISOString(),
   });
   const entries = (await store.issued())
-    .filter((r) => r.name === options.name && Date.parse(r.notAfter) > now.getTime())
+    .filter((r) => r.name === options.name && (!options.role || r.role === options.role) && Date.parse(r.notAfter) > now.getTime())
     .map((r): RevokedCertificate => ({ serial: r.serial, name: r.name, role: r.role, notAfter: r.notAfter, revokedAt: now.toISOString(), reason: options.reason }));
   for (const entry of entries) await store.revokeCertificate(entry);
   return entries;

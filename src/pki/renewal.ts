@@ -24,6 +24,16 @@ export const RENEWAL_CHECK_MS = 60 * 60 * 1000;
 /** Pause after a failed renewal before the next attempt, ms. */
 export const RENEWAL_RETRY_MS = 5 * 60 * 1000;
 
+/**
+ * How often a node looks at its certificate (renewal, and other modules reloading the files): every
+ * RENEWAL_CHECK_MS, or more often for a certificate so short-lived (a test's) that an hour would miss its
+ * renewal window: a twentieth of its life, at least a second.
+ */
+export function renewalCheckInterval(cert: Pick<CertIdentity, 'notBefore' | 'notAfter'>): number {
+  const life = cert.notAfter.getTime() - cert.notBefore.getTime();
+  return Math.max(1_000, Math.min(RENEWAL_CHECK_MS, Math.floor(life / 20)));
+}
+
 /** Whether `cert` should be renewed at `now`: less than `remaining` of its life is left (or it is over). */
 export function needsRenewal(cert: Pick<CertIdentity, 'notBefore' | 'notAfter'>, now: Date, remaining: number = RENEW_WHEN_REMAINING): boolean {
   const start = cert.notBefore.getTime();

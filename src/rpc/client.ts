@@ -1,9 +1,14 @@
-// The judicator RPC client used by executors, gateways and the CLI: picks a live judicator, calls it with
-// a timeout, and on a network failure, a timeout or a judicator that cannot serve (503) tries another.
-// A judicator that failed is avoided for a while. Answers with a result code are final, never retried.
-import http from 'node:http';
+// The judicator RPC client used by executors, gateways, judicators and the CLI: picks a live judicator,
+// calls it over mutual TLS with the node's certificate (the server must hold a judicator's certificate of
+// the same CA), with a timeout, and on a network failure, a timeout or a judicator that cannot serve (503)
+// tries another. A judicator that failed is avoided for a while. Answers with a result code are final,
+// never retried (a refusal of this node's certificate, 401/403, too).
+import https from 'node:https';
+import net from 'node:net';
 import { UnavailableError, describeError } from '../common/errors';
 import { sleep } from '../common/processes';
+import { MIN_TLS_VERSION, type LiveIdentity } from '../pki/live-identity';
+import { judicatorServerCheck } from '../pki/peer-identity';
 import { RPC_PATH, type RpcMethod, type RpcRequest, type RpcResponse } from './contract';
 
 export interface JudicatorSource {
@@ -11,10 +16,13 @@ export interface JudicatorSource {
   addresses(): Promise<string[]>;
 }
 
+/** What the client needs of the node's identity: its files now, and news of a renewal. */
+export type RpcIdentity = Pick<LiveIdentity, 'current' | 'onChange'>;
+
 export interface RpcClientOptions {
   source: JudicatorSource;
-  /** Cluster token (`--cluster-token`), sent as a bearer token. */
-  token?: string;
+  /** This node's cluster certificate, presented to the judicators (renewals are followed). */
+  identity: RpcIdentity;
   /** Milliseconds one call may take (long polls add their wait to it). */
   timeoutMs?: number;
   /** Judicators tried per call before giving up (at least two when there are two). */
@@ -37,9 +45,18 @@ export const DEFAULT_RETRY_FOR_MS = 8_000;
 /** The first pause between rounds of attempts, doubled each round up to RETRY_PAUSE_MAX_MS. */
 const RETRY_PAUSE_FIRST_MS = 100;
 const RETRY_PAUSE_MAX_MS = 1_000;
-/** How long an idle kept-alive socket stays open, and how many a client keeps per judicator. */
+/** TCP keep-alive probes of open connections, and how many connections a client keeps per judicator. */
 const KEEP_ALIVE_MS = 10_000;
 const MAX_SOCKETS = 64;
+/**
+ * After a renewal, connections made with the old certificate are closed this much later (ms): calls in
+ * flight on them (a long poll, a held wait) end first; new calls use new connections.
+ */
+const OLD_CONNECTIONS_GRACE_MS = 5 * 60_000;
+
+function newAgent(): https.Agent {
+  return new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, keepAliveMsecs: KEEP_ALIVE_MS });
+}
 
 /** A call that reached no judicator able to answer. */
 export class RpcUnavailableError extends UnavailableError {}
@@ -48,12 +65,26 @@ export class JudicatorRpcClient {
   private readonly avoidUntil = new Map<string, number>();
   private preferred: string | undefined;
   /**
-   * node:http with kept-alive connections: a report or an add costs one round trip on an open socket
-   * (fetch's machinery cost as much CPU as the call itself in profiles).
+   * node:https with kept-alive connections: a report or an add costs one round trip on an open connection
+   * (a TLS handshake costs the judicator ~2.5 ms of CPU: bench/tls-cost.ts), and fetch's machinery cost
+   * as much CPU as the call itself in profiles.
    */
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS, keepAliveMsecs: KEEP_ALIVE_MS });
+  private agent = newAgent();
+  private readonly unsubscribe: () => void;
+  private readonly retiring = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly options: RpcClientOptions) {}
+  constructor(private readonly options: RpcClientOptions) {
+    this.unsubscribe = options.identity.onChange(() => {
+      const old = this.agent;
+      this.agent = newAgent();
+      const timer = setTimeout(() => {
+        this.retiring.delete(timer);
+        old.destroy();
+      }, OLD_CONNECTIONS_GRACE_MS);
+      timer.unref();
+      this.retiring.add(timer);
+    });
+  }
 
   async call<M extends RpcMethod>(
     method: M,
@@ -83,7 +114,7 @@ export class JudicatorRpcClient {
       return [] as string[];
     });
     if (addresses.length === 0) {
-      failures.push('no judicator is registered in etcd; is any judicator running (and its etcd reachable)?');
+      failures.push('no judicator address is known; is any judicator running and reachable?');
       return undefined;
     }
     const order = this.order(addresses);
@@ -122,8 +153,9 @@ export class JudicatorRpcClient {
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ): Promise<RpcResponse<M>> {
+    const files = this.options.identity.current;
     const { status, text } = await postJson(this.agent, address, `${RPC_PATH}/${method}`, JSON.stringify(body), {
-      token: this.options.token,
+      tls: { ca: files.caPem, cert: files.certPem, key: files.keyPem },
       timeoutMs,
       signal,
     });
@@ -138,32 +170,40 @@ export class JudicatorRpcClient {
 
   /** Closes the kept-alive connections (on shutdown). */
   close(): void {
+    this.unsubscribe();
+    for (const timer of this.retiring) clearTimeout(timer);
+    this.retiring.clear();
     this.agent.destroy();
   }
-
 }
 
-/** One POST of a JSON body; resolves with the status and the whole answer as text. */
+/** One POST of a JSON body over mutual TLS; resolves with the status and the whole answer as text. */
 function postJson(
-  agent: http.Agent,
+  agent: https.Agent,
   address: string,
   path: string,
   body: string,
-  options: { token?: string; timeoutMs: number; signal?: AbortSignal },
+  options: { tls: { ca: string; cert: string; key: string }; timeoutMs: number; signal?: AbortSignal },
 ): Promise<{ status: number; text: string }> {
   const [host, port] = splitAddress(address);
   return new Promise((resolve, reject) => {
-    const request = http.request(
+    const request = https.request(
       {
         agent,
         host,
         port,
         path,
         method: 'POST',
+        ...options.tls,
+        minVersion: MIN_TLS_VERSION,
+        rejectUnauthorized: true,
+        // Any judicator of this CA, whatever address it was reached at (peer-identity.ts says why).
+        checkServerIdentity: judicatorServerCheck,
+        // SNI only for DNS names: RFC 6066 forbids IP addresses there.
+        ...(net.isIP(host) ? {} : { servername: host }),
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
-          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         },
       },
       (response) => {
@@ -194,7 +234,7 @@ function postJson(
 }
 
 /** `host:port` (IPv6 hosts in brackets) into its parts. */
-function splitAddress(address: string): [string, number] {
+export function splitAddress(address: string): [string, number] {
   const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
   if (!match) throw new Error(`judicator address "${address}" is not host:port`);
   return [match[1]!, Number(match[2])];

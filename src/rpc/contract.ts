@@ -1,10 +1,14 @@
-// The judicator RPC contract (HTTP/JSON): `POST /rpc/<method>` with a JSON body, answered with JSON that
-// always carries `result` (a ReturnCode) and, when it is not OK, `message` saying why. Binary fields travel
-// as base64. The methods are the original's (ping, add, cancel, search, get, report, executors), `wait`
-// (addition) and `events` (issue 17: task changes and live state, long-polled with a cursor). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
-// UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input.
-// Requests are validated with these schemas on the judicator; clients use the inferred types.
+// The judicator RPC contract (HTTPS/JSON with client certificates): `POST /rpc/<method>` with a JSON body,
+// answered with JSON that always carries `result` (a ReturnCode) and, when it is not OK, `message` saying
+// why. Binary fields travel as base64. The methods are the original's (ping, add, cancel, search, get,
+// report, executors), and additions: `wait`, `events` (task changes and live state, long-polled with a
+// cursor), `judicators` (where the judicators are: executors and gateways follow the cluster with it),
+// `join_token_create` and `revoke` (operators). The certificate's role decides what its holder may call
+// (METHOD_ROLES). A judicator answers a method it does not know with HTTP 404, INVALID_INPUT and
+// UNKNOWN_METHOD's message, so a newer client can tell an older judicator from a refused input. Requests
+// are validated with these schemas on the judicator; clients use the inferred types.
 import { z } from 'zod';
+import { ROLES, type Role } from '../pki/identity';
 import { LIVE_OUTPUT_MAX_BYTES, type TaskChange } from '../task/events';
 import {
   countSchema,
@@ -21,8 +25,8 @@ import { MAX_CALLBACK_URL_LENGTH, MAX_JUDGE_TESTS } from '../task/limits';
 import type { ExecutorInfo, ReturnCode, TaskBrief, TaskVerdict } from '../task/types';
 
 export const RPC_PATH = '/rpc';
-/** Header carrying the cluster token (`--cluster-token`), when the cluster has one. */
-export const TOKEN_HEADER = 'authorization';
+/** The judicator RPC's port when an address gives none (`--join host`). */
+export const DEFAULT_RPC_PORT = 4000;
 
 /** Longest a `wait` call may ask to be held, ms. */
 export const MAX_TASK_WAIT_MS = 120_000;
@@ -40,6 +44,8 @@ export const MAX_EVENTS_LIVE = 256;
 export const MAX_CURSOR_LENGTH = 1024;
 /** Characters of each stream a live record carries on the wire: task/events.ts's bound, in base64. */
 const MAX_LIVE_WIRE_CHARS = Math.ceil(LIVE_OUTPUT_MAX_BYTES / 3) * 4;
+/** The longest text of an executor's `info`. */
+export const MAX_INFO_TEXT = 256;
 /** The message of a judicator's answer to a method it does not know (judicators before `wait` too). */
 export const UNKNOWN_METHOD = (method: string) => `no RPC method "${method}"`;
 const int = countSchema;
@@ -118,14 +124,40 @@ export const wireLiveSchema = z.object({
 });
 export type WireLive = z.infer<typeof wireLiveSchema>;
 
-/** What an executor says of itself in its reports (issue 17: the executors page's slots, host, start). */
-export const executorSelfSchema = z.object({
-  host: z.string().min(1).max(255),
-  slots: z.number().int().min(0).max(MAX_REPORT_TASKS),
-  started: z.string().max(64),
-});
-
 const cursor = z.string().min(1).max(MAX_CURSOR_LENGTH).regex(/^[0-9A-Fa-f]+$/, 'must be a cursor an earlier events answer gave');
+
+/** Most languages an executor's `info` lists, and the longest name or version (an executor's own words). */
+const MAX_LANGUAGES = 64;
+const MAX_LANGUAGE_TEXT = 64;
+/** Longest text of the sandbox's description (an executor's own words), and most limits it lists. */
+const MAX_SANDBOX_TEXT = 1024;
+const MAX_SANDBOX_LIMITS = 16;
+
+/**
+ * What an executor says of itself in every report (what its etcd registration said before executors
+ * stopped talking to etcd): its host name, slots and start time, the languages whose toolchains it found
+ * and how it confines tasks; kept in its executor record and shown by `executors`.
+ */
+export const executorInfoSchema = z.object({
+  hostname: z.string().min(1).max(MAX_INFO_TEXT),
+  slots: z.number().int().min(0).max(100_000),
+  started: z.string().min(1).max(64),
+  languages: z
+    .array(z.object({ name: z.string().min(1).max(MAX_LANGUAGE_TEXT), version: z.string().min(1).max(MAX_LANGUAGE_TEXT) }))
+    .max(MAX_LANGUAGES)
+    .optional(),
+  sandbox: z
+    .object({
+      kind: z.enum(['bwrap', 'none']),
+      how: z.string().max(MAX_SANDBOX_TEXT),
+      network: z.string().max(MAX_SANDBOX_TEXT),
+      limits: z.record(z.string().max(64), z.string().max(MAX_SANDBOX_TEXT)).refine((limits) => Object.keys(limits).length <= MAX_SANDBOX_LIMITS, 'too many limits'),
+    })
+    .optional()
+    // A description the judicators cannot take is left out, never the report with it.
+    .catch(undefined),
+});
+export type ExecutorReportInfo = z.infer<typeof executorInfoSchema>;
 
 export const requestSchemas = {
   ping: z.object({}).passthrough(),
@@ -154,10 +186,13 @@ export const requestSchemas = {
     executing: z.array(z.object({ id, status })).max(MAX_REPORT_TASKS),
     vacant: z.number().int().min(0).max(MAX_REPORT_TASKS),
     /**
-     * Addition: the random key the executor process registered under executor/service/<name>; a report
-     * carrying another key comes from a second process using the same name, and is refused.
+     * Addition: a random key of the executor process, kept in its executor record; a report carrying
+     * another key comes from a second process using the same name (the newest, `fresh`, one wins), and is
+     * refused.
      */
     key: z.string().min(1).max(MAX_NAME_LENGTH).optional(),
+    /** Addition: what the executor says of itself (host name, slots, start time, languages, sandbox). */
+    info: executorInfoSchema.optional(),
     /**
      * Addition: set on the first report of a new executor process. Whatever its name held before is
      * lost (the process restarted), acknowledged or not: it all goes back to Retrying, counting a retry,
@@ -170,8 +205,6 @@ export const requestSchemas = {
     wait_ms: z.number().int().min(0).max(MAX_REPORT_WAIT_MS).optional(),
     /** Issue 17: the live state of running tasks that have run a while and changed since the last report. */
     live: z.array(wireLiveSchema).max(MAX_REPORT_TASKS).optional(),
-    /** Issue 17: the executor's host, slots and start time, for the executors list. */
-    self: executorSelfSchema.optional(),
   }),
   executors: z.object({}).passthrough(),
   /**
@@ -192,9 +225,53 @@ export const requestSchemas = {
       .refine((map) => Object.keys(map).length <= MAX_EVENTS_LIVE, `at most ${MAX_EVENTS_LIVE} tasks`)
       .optional(),
   }),
+  /** Addition: the judicators registered now (executors and gateways keep their list fresh with it). */
+  judicators: z.object({}).passthrough(),
+  /** Addition (operators): a new join token for nodes of `roles`, valid `ttl_ms`. */
+  join_token_create: z.object({
+    roles: z.array(z.enum(ROLES)).min(1).max(ROLES.length),
+    ttl_ms: z.number().int().min(1),
+    description: z.string().max(1024).optional(),
+  }),
+  /** Addition (operators): revokes a node's certificates (all of `role`'s of that name, or every role's). */
+  revoke: z.object({ name, role: z.enum(ROLES).optional(), reason: z.string().max(1024).optional() }),
 } as const;
 
 export type RpcMethod = keyof typeof requestSchemas;
+
+/**
+ * Who may call each method, by the role in the caller's certificate. Executors only report (under the
+ * name in their certificate); gateways do what the API needs; an operator's CLI (admin, a certificate made
+ * from the CA key on a judicator's machine) also makes join tokens and revokes; judicators may call
+ * anything (they hold the CA key). `ping` and `judicators` are for every member.
+ */
+export const METHOD_ROLES: Readonly<Record<RpcMethod, readonly Role[]>> = {
+  ping: ['judicator', 'executor', 'gateway', 'admin'],
+  judicators: ['judicator', 'executor', 'gateway', 'admin'],
+  report: ['judicator', 'executor'],
+  add: ['judicator', 'gateway', 'admin'],
+  cancel: ['judicator', 'gateway', 'admin'],
+  search: ['judicator', 'gateway', 'admin'],
+  get: ['judicator', 'gateway', 'admin'],
+  wait: ['judicator', 'gateway', 'admin'],
+  executors: ['judicator', 'gateway', 'admin'],
+  events: ['judicator', 'gateway', 'admin'],
+  join_token_create: ['judicator', 'admin'],
+  revoke: ['judicator', 'admin'],
+};
+
+/** A judicator as `judicators` lists it. */
+export interface JudicatorEntry {
+  /** Its name (`--main-name`). */
+  name: string;
+  /** `host:port` of its RPC. */
+  address: string;
+  leader: boolean;
+  /** Registered now, and (for the one answering) reaching its etcd quorum. */
+  healthy: boolean;
+  /** Its etcd member's client URL (judicators joining the cluster use it). */
+  etcd?: string;
+}
 export type RpcRequest<M extends RpcMethod> = z.input<(typeof requestSchemas)[M]>;
 
 /** A task's brief on the wire: the brief itself (no binary field to encode). */
@@ -223,5 +300,8 @@ export interface RpcResponses {
     /** Live records of the followed tasks, with the version to send next time. */
     live: (WireLive & { version: string })[];
   };
+  judicators: Answer & { judicators: JudicatorEntry[] };
+  join_token_create: Answer & { token: string | null; id?: string; roles?: Role[]; expires_at?: string };
+  revoke: Answer & { serials: string[] };
 }
 export type RpcResponse<M extends RpcMethod> = RpcResponses[M];

@@ -7,7 +7,7 @@
 // result is accepted only from the executor holding the task, and a task is `done` exactly once.
 // Transitions never trust their caller about a task's state: they check it in the same atomic step.
 import type { LiveTask, TaskChange } from '../task/events';
-import type { CompletedTask, ExecutorInfo, Task, TaskBrief, TaskInput, TaskStatus } from '../task/types';
+import type { CompletedTask, ExecutorInfo, ExecutorLanguage, ExecutorSandbox, Task, TaskBrief, TaskInput, TaskStatus } from '../task/types';
 
 export type StoreKind = 'etcd' | 'mongodb';
 
@@ -246,11 +246,18 @@ export interface TaskStore extends TaskTransitions {
 
   // ---- executors ----
 
-  /** Records that `executor` reported now (for `executors` and executor expiry). */
-  recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void>;
+  /**
+   * Records that `executor` reported now (for `executors` and executor expiry), with what it says of
+   * itself; rewritten at once when any of that changed (a new process: a new key), else at most every
+   * heartbeat refresh.
+   */
+  recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void>;
 
-  /** Executors that reported (with their last report time), for the `executors` RPC. */
+  /** Executors that reported (with their last report time), for the `executors` RPC. Keys stay inside. */
   listExecutors(): Promise<ExecutorInfo[]>;
+
+  /** The key of the executor process that last registered under this name (undefined: none recorded). */
+  executorKey(name: string): Promise<string | undefined>;
 
   /** Forgets an executor record (the leader removes executors that are gone). */
   removeExecutor(name: string, fence?: WriteFence): Promise<void>;
@@ -307,6 +314,27 @@ export interface PendingCallback {
   /** Deliveries tried and failed so far. */
   attempts: number;
   dueMs: number;
+}
+
+/** What an executor's report says of it, as its record keeps it. */
+export interface ExecutorHeartbeat {
+  vacant: number;
+  slots?: number;
+  /** The executor's host name. */
+  host?: string;
+  /** When its process started (ISO time). */
+  started?: string;
+  /** The random key of its process: a report with another key comes from another process of that name. */
+  key?: string;
+  /** The languages whose toolchains it found. */
+  languages?: ExecutorLanguage[];
+  /** How it confines tasks. */
+  sandbox?: ExecutorSandbox;
+}
+
+/** The fields of a heartbeat that, changed, make the record be written at once. */
+export function heartbeatSignature(info: ExecutorHeartbeat): string {
+  return JSON.stringify([info.slots, info.host, info.started, info.key, info.languages ?? null, info.sandbox ?? null]);
 }
 
 /** Limits and clocks a store is created with. */

@@ -274,7 +274,7 @@ export interface ExecutorInfo {
   slots?: number;
   vacant?: number;
   started?: string;
-  /** Whether its etcd registration (lease) is alive. */
+  /** Whether it reported within the judicators' executor TTL (`--executor-ttl`). */
   alive?: boolean;
   /** Addition: the languages it registered (its toolchains). */
   languages?: ExecutorLanguage[];

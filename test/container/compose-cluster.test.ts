@@ -1,11 +1,14 @@
 // The compose cluster of docs/operations.md "A cluster on one machine (compose)", run for real with the
 // engine's compose (podman-compose here): 3 judicators, 2 executors and a gateway come up, run the
 // README's C++ example, and survive the SIGKILL of the leading judicator's container: a task submitted
-// right after the kill is accepted and completed by the two that are left.
+// right after the kill is accepted and completed by the two that are left. The cluster's identity is made
+// first with the documented `kv2 cluster-secrets` (into a temp dir, which KV2_SECRETS_DIR hands compose).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileHooks } from '../helpers/file-hooks';
-import { REPO_ROOT } from '../helpers/kv2';
+import { REPO_ROOT, kv2Binary } from '../helpers/kv2';
 import { freePort } from '../helpers/ports';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
@@ -39,9 +42,19 @@ before(async () => {
   project = `kv2test${process.pid}${Date.now().toString(36)}`;
   const port = await freePort();
   gateway = `http://127.0.0.1:${port}`;
-  env = { KV2_GATEWAY_PORT: `127.0.0.1:${port}` };
+  env = { KV2_GATEWAY_PORT: `127.0.0.1:${port}`, KV2_SECRETS_DIR: makeClusterSecrets() };
   hooks.after(() => removeProject(engine!));
 });
+
+/** The documented `kv2 cluster-secrets packaging/secrets`, run with this checkout's kv2 into a temp dir; that dir. */
+function makeClusterSecrets(): string {
+  const argv = words(theCommand(sectionCommands('docs/operations.md', COMPOSE_SECTION), 'kv2 cluster-secrets ', `docs/operations.md "${COMPOSE_SECTION}"`));
+  assert.deepEqual(argv, ['kv2', 'cluster-secrets', 'packaging/secrets']);
+  const dir = path.join(work, 'secrets');
+  const made = spawnSync(kv2Binary(), ['cluster-secrets', dir], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(made.status, 0, made.stderr);
+  return dir;
+}
 
 /** `docker compose -f packaging/compose.yml <args>` as documented, run with this engine's compose and project name. */
 function compose(documentedPrefix: string) {

@@ -130,6 +130,7 @@ export function forThisRun(command: string, instance: Instance): string[] {
     if (word === '-it') return '-i';
     if (previous === '--name' && word === docName) return ourName;
     if (word === `container:${docName}`) return `container:${ourName}`;
+    if (previous === '--volumes-from' && word === docName) return ourName;
     if ((previous === '-p' || previous === '--publish') && instance.port && word === `${instance.port[0]}:${instance.port[0]}`) {
       return `127.0.0.1:${instance.port[1]}:${instance.port[0]}`;
     }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { REPO_ROOT } from '../helpers/kv2';
-import { startSystem, type System } from '../helpers/system';
+import { joinFlags, startSystem, type System } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 import { fileHooks } from '../helpers/file-hooks';
@@ -349,7 +349,7 @@ async function securedGateway(): Promise<string> {
   const dir = makeTempDir(hooks, 'kv2-gw-token-');
   const tokens = path.join(dir, 'tokens');
   fs.writeFileSync(tokens, 's3cret admin\nuser-7 7\n', { mode: 0o600 });
-  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', system.endpoints, '--server-tokens-file', tokens, '--boot-check-interval', '0.5']);
+  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(system.judicators, dir), '--server-tokens-file', tokens, '--boot-check-interval', '0.5']);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {

@@ -1,6 +1,7 @@
 // A stand-in for the docker CLI in tests of kv2 scale and kv2 swarm: it records every call (argv and
-// time) and keeps a small swarm in a JSON file, so that `docker service ls/inspect/ps` answer what
-// earlier `service create/scale/rm` and `network create` did, with docker's own error texts.
+// time) and keeps a small swarm in a JSON file, so that `docker service ls/inspect/ps` and `secret ls`
+// answer what earlier `service create/scale/rm`, `network create` and `secret create/rm` did, with
+// docker's own error texts. A secret's content (read from stdin, `-`) is kept for the tests to check.
 // FAKE_DOCKER_DIR holds calls.jsonl and state.json; FAKE_DOCKER_FAIL="<argv prefix>=><stderr>" makes
 // the first call that starts with that prefix fail with exit 1 and that message.
 'use strict';
@@ -17,6 +18,7 @@ fs.appendFileSync(path.join(dir, 'calls.jsonl'), `${JSON.stringify({ argv, at: D
 
 const stateFile = path.join(dir, 'state.json');
 const state = fs.existsSync(stateFile) ? JSON.parse(fs.readFileSync(stateFile, 'utf8')) : { services: {}, networks: {} };
+state.secrets = state.secrets || {};
 const save = () => fs.writeFileSync(stateFile, JSON.stringify(state, null, 2));
 const out = (text) => process.stdout.write(`${text}\n`);
 const fail = (text, code = 1) => {
@@ -69,10 +71,13 @@ switch (key) {
     break;
   }
   case 'service create': {
-    const { flags, positional } = parse(rest, ['replicas', 'network', 'env', 'name', 'publish', 'stop-grace-period', 'mode']);
+    const { flags, positional } = parse(rest, ['replicas', 'network', 'env', 'name', 'publish', 'stop-grace-period', 'mode', 'secret']);
     const name = flags.name;
     if (state.services[name]) fail(`Error response from daemon: rpc error: code = AlreadyExists desc = name conflicts with an existing object: service ${name} already exists`);
     if (flags.network && !state.networks[flags.network]) fail(`Error response from daemon: network ${flags.network} not found`);
+    for (const secret of rest.flatMap((arg, i) => (arg === '--secret' ? [rest[i + 1]] : []))) {
+      if (!state.secrets[secret]) fail(`Error response from daemon: secret not found: ${secret}`);
+    }
     state.services[name] = { replicas: Number(flags.replicas ?? 1), image: positional[0], args: positional.slice(1) };
     save();
     out(`fake${name}id`);
@@ -110,6 +115,27 @@ switch (key) {
     state.networks[positional[0]] = flags.driver || 'bridge';
     save();
     out(`fake${positional[0]}id`);
+    break;
+  }
+  case 'secret ls': {
+    for (const name of Object.keys(state.secrets)) out(name);
+    break;
+  }
+  case 'secret create': {
+    const [name, source] = rest;
+    if (state.secrets[name]) fail(`Error response from daemon: rpc error: code = AlreadyExists desc = secret ${name} already exists`);
+    state.secrets[name] = source === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(source, 'utf8');
+    save();
+    out(`fake${name}id`);
+    break;
+  }
+  case 'secret rm': {
+    for (const name of rest) {
+      if (!state.secrets[name]) fail(`Error: No such secret: ${name}`);
+      delete state.secrets[name];
+      out(name);
+    }
+    save();
     break;
   }
   default:

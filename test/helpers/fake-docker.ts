@@ -10,6 +10,8 @@ const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fake-doc
 export interface FakeSwarm {
   services?: Record<string, { replicas: number; global?: boolean; image?: string; args?: string[] }>;
   networks?: Record<string, string>;
+  /** Secrets by name, with their content. */
+  secrets?: Record<string, string>;
 }
 
 export interface DockerCall {
@@ -31,7 +33,7 @@ export class FakeDocker {
   }
 
   setSwarm(swarm: FakeSwarm): void {
-    fs.writeFileSync(path.join(this.dir, 'state.json'), JSON.stringify({ services: swarm.services ?? {}, networks: swarm.networks ?? {} }));
+    fs.writeFileSync(path.join(this.dir, 'state.json'), JSON.stringify({ services: swarm.services ?? {}, networks: swarm.networks ?? {}, secrets: swarm.secrets ?? {} }));
   }
 
   swarm(): Required<FakeSwarm> {

@@ -3,6 +3,7 @@
 // failure message.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './ports';
@@ -140,27 +141,33 @@ export function startNode(hooks: AfterHook, workDir: string, args: string[], opt
   return node;
 }
 
-export async function pingJudicator(port: number, route = '/ping'): Promise<boolean> {
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}${route}`, { signal: AbortSignal.timeout(1_000) });
-    return response.ok;
-  } catch {
-    return false;
-  }
+/**
+ * GET an open route of a judicator's RPC port (`/ping`, `/health`: they need no certificate) over HTTPS,
+ * without checking the server's certificate: a liveness probe, as a load balancer makes one.
+ */
+export function pingJudicator(port: number, route = '/ping', host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = https.get({ host, port, path: route, rejectUnauthorized: false, agent: false, timeout: 1_000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', () => resolve(false));
+  });
 }
 
 /** A judicator is ready when it is registered in etcd (its /health says so). */
-export function judicatorHealthy(port: number): Promise<boolean> {
-  return pingJudicator(port, '/health');
+export function judicatorHealthy(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return pingJudicator(port, '/health', host);
 }
 
-export async function waitForJudicator(node: Kv2Node, port: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForJudicator(node: Kv2Node, port: number, timeoutMs = 30_000, host = '127.0.0.1'): Promise<void> {
   await waitFor(
     async () => {
       if (node.exited) throw new Error(`kv2 exited early:\n${node.tail()}`);
-      return judicatorHealthy(port);
+      return judicatorHealthy(port, host);
     },
-    { what: `the judicator on port ${port}`, timeoutMs },
+    { what: `the judicator on ${host}:${port}`, timeoutMs },
   );
 }
 

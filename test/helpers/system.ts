@@ -1,7 +1,8 @@
 // A whole kv2 system for tests and the chaos run: judicators, executors and gateways of the built kv2 on
-// loopback, each in its own work dir, plus a small HTTP client of the gateway API.
+// loopback, each in its own work dir, plus a small HTTP client of the gateway API. Executors and gateways
+// join through the judicators' RPC with the first judicator's join token file, as on one machine.
 import { freePort } from './ports';
-import { startJudicators, type ClusterNode } from './cluster';
+import { copyToken, startJudicators, type ClusterNode } from './cluster';
 import { killLeftovers, startNode, type Kv2Node } from './kv2';
 import { makeTempDir } from './temp';
 import { waitFor } from './wait';
@@ -27,26 +28,34 @@ export interface System {
   judicators: ClusterNode[];
   executors: ExecutorNode[];
   gateways: GatewayNode[];
-  /** All judicators' etcd client URLs, comma-separated (what executors and gateways start from). */
-  endpoints: string;
 }
 
 export const FAST_NODE_FLAGS = ['--boot-check-interval', '0.5', '--boot-grace-period', '15'];
 
-export function executorArgs(name: string, endpoints: string, extra: string[] = []): string[] {
-  return ['executor', '--main-name', name, '--etcd-endpoints', endpoints, ...FAST_NODE_FLAGS, ...extra];
+/**
+ * Where a node whose work dir is `dir` joins the cluster: the judicators' RPC addresses, and (when `dir`
+ * is given) a copy of the first judicator's join token in `dir`, as an operator hands one to a machine.
+ */
+export function joinFlags(judicators: ClusterNode | readonly ClusterNode[], dir?: string): string[] {
+  const list = Array.isArray(judicators) ? judicators : [judicators as ClusterNode];
+  return ['--join', list.map((j) => j.rpcAddress).join(','), ...(dir ? ['--join-token-file', copyToken(list[0]!, dir)] : [])];
 }
 
-export function startExecutor(hooks: Hooks, name: string, endpoints: string, extra: string[] = [], dir?: string): ExecutorNode {
+/** An executor's flags; with `dir`, it joins with a copy of the first judicator's token there (none: the test passes one another way). */
+export function executorArgs(name: string, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = [], dir?: string): string[] {
+  return ['executor', '--main-name', name, ...joinFlags(judicators, dir), ...FAST_NODE_FLAGS, ...extra];
+}
+
+export function startExecutor(hooks: Hooks, name: string, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = [], dir?: string): ExecutorNode {
   const workDir = dir ?? makeTempDir(hooks, `kv2-${name}-`);
-  const args = executorArgs(name, endpoints, extra);
+  const args = executorArgs(name, judicators, extra, workDir);
   return { name, dir: workDir, args, node: startNode(hooks, workDir, args) };
 }
 
-export async function startGateway(hooks: Hooks, endpoints: string, extra: string[] = []): Promise<GatewayNode> {
+export async function startGateway(hooks: Hooks, judicators: ClusterNode | readonly ClusterNode[], extra: string[] = []): Promise<GatewayNode> {
   const dir = makeTempDir(hooks, 'kv2-gw-');
   const port = await freePort();
-  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', endpoints, ...FAST_NODE_FLAGS, ...extra];
+  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicators, dir), ...FAST_NODE_FLAGS, ...extra];
   const node = startNode(hooks, dir, args);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
@@ -65,18 +74,17 @@ export async function startSystem(
   options: { judicators?: number; executors?: number; slots?: number; judicatorFlags?: string[]; executorFlags?: string[]; gatewayFlags?: string[] } = {},
 ): Promise<System> {
   const judicators = await startJudicators(hooks, options.judicators ?? 1, options.judicatorFlags ?? []);
-  const endpoints = judicators.map((j) => j.clientUrl).join(',');
   const executors = Array.from({ length: options.executors ?? 1 }, (_, i) =>
-    startExecutor(hooks, `e${i + 1}`, endpoints, ['--main-task-vacant', String(options.slots ?? 3), ...(options.executorFlags ?? [])]),
+    startExecutor(hooks, `e${i + 1}`, judicators, ['--main-task-vacant', String(options.slots ?? 3), ...(options.executorFlags ?? [])]),
   );
-  const gateways = [await startGateway(hooks, endpoints, options.gatewayFlags ?? [])];
+  const gateways = [await startGateway(hooks, judicators, options.gatewayFlags ?? [])];
   // A test that spreads tasks over executors needs them all polling before it submits: one started
   // late on a loaded machine would find every task taken by the others.
   await waitForExecutors(gateways[0]!.url, executors);
-  return { judicators, executors, gateways, endpoints };
+  return { judicators, executors, gateways };
 }
 
-/** Waits until the gateway lists every executor as registered (its lease alive). */
+/** Waits until the gateway lists every executor as alive (reported within the executor TTL). */
 export async function waitForExecutors(gatewayUrl: string, executors: ExecutorNode[]): Promise<void> {
   await waitFor(
     async () => {

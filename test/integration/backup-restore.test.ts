@@ -1,19 +1,21 @@
 // Backup and restore, and the maintenance page's procedures, through the built kv2 on real clusters
 // (real etcd, executors running real tasks, gateways): a backup taken while tasks flow brings every
 // finished task back byte for byte in a fresh work dir; a damaged backup is refused and changes nothing;
-// the page's "modify configurations for main program in Judicator" runs end to end with no task lost.
+// the page's "modify configurations for main program in Judicator" runs end to end with no task lost. A
+// backup carries the cluster CA, and a restore keeps the cluster's identity.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createEtcdClient } from '../../src/etcd/client';
 import { clusterKeys } from '../../src/etcd/keys';
+import { parseRegistration } from '../../src/etcd/judicator-directory';
 import { createLogger } from '../../src/common/logging';
 import { openTaskStore } from '../../src/store/open-store';
 import { packBytes, packText } from '../../src/task/codec';
 import { parseTaskLine } from '../../src/ops/task-export';
-import { judicatorArgs } from '../helpers/cluster';
+import { etcdClient, identityDir, judicatorArgs, type ClusterNode } from '../helpers/cluster';
 import { isRunning, judicatorPorts, kv2Binary, pingJudicator, readPid, startNode, waitForJudicator, type RunResult } from '../helpers/kv2';
 import { skipUnlessMongod, testMongod } from '../helpers/mongod';
 import { freePort } from '../helpers/ports';
@@ -44,6 +46,11 @@ function runKv2(t: Hooks, args: string[], options: { cwd?: string; timeoutMs?: n
       resolve({ status: code, stdout, stderr });
     });
   });
+}
+
+/** A judicator started by the test itself, as the cluster helpers describe one. */
+function asClusterNode(name: string, dir: string, ports: Awaited<ReturnType<typeof judicatorPorts>>, node: ClusterNode['node'], args: string[]): ClusterNode {
+  return { name, dir, ports, node, args, clientUrl: `https://127.0.0.1:${ports.client}`, rpcAddress: `127.0.0.1:${ports.rpc}` };
 }
 
 /** A task whose outputs differ every time (random bytes) and whose every field is set. */
@@ -135,10 +142,18 @@ test('a backup taken while tasks flow brings every finished task back, byte for 
     const finishedBefore = (await listTasks(gatewayUrl)).filter((task) => task.done).map((task) => task.id);
     const acceptedBefore = producer.accepted.length;
     const backupDir = path.join(makeTempDir(t, 'kv2-backup-'), 'backup');
-    const backup = await runKv2(t, ['backup', backupDir, '--etcd-endpoints', system.endpoints]);
+    const j1 = system.judicators[0]!;
+    const endpoints = system.judicators.map((j) => j.clientUrl).join(',');
+    const backup = await runKv2(t, ['backup', backupDir, '--work-dir', j1.dir, '--etcd-endpoints', endpoints]);
     assert.equal(backup.status, 0, `kv2 backup failed:\n${backup.stdout}\n${backup.stderr}`);
     assert.match(backup.stdout, /backup complete/);
     assert.match(backup.stdout, /snapshot\.db: .*revision \d+/);
+    // It carries the cluster CA, and is its owner's only.
+    assert.match(backup.stdout, /pki\/: the cluster CA .*this backup is a secret/);
+    const caCert = fs.readFileSync(path.join(identityDir(j1), 'ca.crt'), 'utf8');
+    assert.equal(fs.readFileSync(path.join(backupDir, 'pki/ca.crt'), 'utf8'), caCert);
+    assert.equal(fs.statSync(path.join(backupDir, 'pki/ca.key')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(backupDir).mode & 0o777, 0o700);
     // Tasks were accepted while the backup ran.
     assert.ok(producer.accepted.length > acceptedBefore, `tasks were accepted while kv2 backup ran (${acceptedBefore} before, ${producer.accepted.length} after)`);
 
@@ -170,14 +185,18 @@ test('a backup taken while tasks flow brings every finished task back, byte for 
     assert.match(restore.stdout, /copied snapshot\.db .* to .*judicator\/data\/etcd_init\/snapshot\.db/);
     assert.match(restore.stdout, /Next:\n.*start this judicator/);
     assert.ok(fs.existsSync(path.join(fresh, 'judicator/data/etcd_init/snapshot.db')));
+    assert.match(restore.stdout, /put the cluster CA sha256:[0-9a-f]+ in /);
 
     const ports = await judicatorPorts();
-    const judicator = startNode(t, fresh, judicatorArgs('r1', ports));
+    const args = judicatorArgs('r1', ports);
+    const judicator = startNode(t, fresh, args);
     await waitForJudicator(judicator, ports.rpc, 90_000);
     assert.deepEqual(fs.readdirSync(path.join(fresh, 'judicator/data/etcd_init')), [], 'etcd_init is emptied once restored');
     assert.match(fs.readFileSync(path.join(fresh, 'judicator/log/etcd/etcd.log'), 'utf8'), /restored etcd from snapshot/);
+    // The restored judicator is the old cluster: its CA, so every old certificate and token still holds.
+    assert.equal(fs.readFileSync(path.join(fresh, 'judicator/data/pki/ca.crt'), 'utf8'), caCert);
 
-    const gateway = await startGateway(t, `http://127.0.0.1:${ports.client}`);
+    const gateway = await startGateway(t, asClusterNode('r1', fresh, ports, judicator, args));
     // Exactly the backed-up tasks, and each finished one as a client saw it, every byte.
     const restored = await listTasks(gateway.url);
     assert.deepEqual(restored.map((task) => task.id).sort(), [...exported.keys()].sort());
@@ -198,8 +217,7 @@ test('kv2 backup --verify and kv2 restore refuse a damaged backup, naming what i
   await waitForJudicator(node, ports.rpc);
 
   // A few tasks, written through the store itself, so the export can be compared field by field.
-  const etcd = createEtcdClient([`http://127.0.0.1:${ports.client}`]);
-  t.after(() => etcd.close());
+  const etcd = await etcdClient(t, [`https://127.0.0.1:${ports.client}`], { dir });
   await waitFor(async () => (await etcd.get(clusterKeys().clusterStore).string()) === 'etcd', { what: 'the cluster to record its store' });
   const store = await openTaskStore({ kind: 'etcd', client: etcd, prefix: 'kv2/', maxTaskSize: 16_252_928, logger: createLogger('test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'error' }) });
   t.after(() => store.close());
@@ -266,6 +284,20 @@ test('kv2 backup --verify and kv2 restore refuse a damaged backup, naming what i
     },
     { what: 'a manifest that is not JSON', damage: (copy) => fs.writeFileSync(path.join(copy, 'manifest.json'), '{"format": '), message: /manifest\.json is not valid JSON/ },
     { what: 'no manifest', damage: (copy) => fs.rmSync(path.join(copy, 'manifest.json')), message: /manifest\.json is missing/ },
+    {
+      what: 'another CA key beside the CA',
+      damage: (copy) => {
+        const other = path.join(copy, 'pki/ca.key');
+        fs.writeFileSync(other, fs.readFileSync(path.join(identityDir({ dir }), 'node.pem'), 'utf8').split('-----BEGIN CERTIFICATE-----')[0]!);
+        // The checksum is made right: only the key's fit with the CA tells.
+        const manifestFile = path.join(copy, 'manifest.json');
+        const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+        const bytes = fs.readFileSync(other);
+        manifest.files['pki/ca.key'] = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+        fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+      },
+      message: /pki\/: the CA key is not the key of the CA certificate/,
+    },
   ];
   for (const { what, damage, message } of damages) {
     const copy = path.join(makeTempDir(t, 'kv2-damaged-'), 'backup');
@@ -333,9 +365,11 @@ test('the maintenance page\'s "modify configurations for main program in Judicat
     // The module comes back with the change: on the new port, registered there, the old port closed.
     await waitFor(() => pingJudicator(newPort), { what: `j1 main back on its new port ${newPort}`, timeoutMs: 60_000 });
     assert.equal(await pingJudicator(j1.ports.rpc), false);
-    const etcd = createEtcdClient([j1.clientUrl]);
-    t.after(() => etcd.close());
-    await waitFor(async () => (await etcd.get(clusterKeys().judicatorService('j1')).string())?.endsWith(`:${newPort}`), { what: 'j1 registered with its new port' });
+    const etcd = await etcdClient(t, [j1.clientUrl], j1);
+    await waitFor(
+      async () => parseRegistration('j1', (await etcd.get(clusterKeys().judicatorService('j1')).string()) ?? '')?.address.endsWith(`:${newPort}`),
+      { what: 'j1 registered with its new port' },
+    );
     assert.equal(JSON.parse(fs.readFileSync(path.join(j1.dir, 'judicator/config/main.json'), 'utf8')).task.max_retries, 7);
 
     const acceptedAfter = producer.accepted.length;
@@ -383,9 +417,10 @@ test('a MongoDB store: backed up with its mongodump, restored through data/mongo
   assert.ok(fs.readdirSync(path.join(fresh, 'judicator/data/mongodb_init')).length > 0, 'mongodb_init holds MongoDB data');
 
   const ports = await judicatorPorts();
-  const judicator = startNode(t, fresh, judicatorArgs('r1', ports, await mongoFlags()));
+  const args = judicatorArgs('r1', ports, await mongoFlags());
+  const judicator = startNode(t, fresh, args);
   await waitForJudicator(judicator, ports.rpc, 240_000);
-  const restored = await startGateway(t, `http://127.0.0.1:${ports.client}`);
+  const restored = await startGateway(t, asClusterNode('r1', fresh, ports, judicator, args));
   for (const [id, before] of expected) {
     const after = await waitFor(async () => (await new GatewayClient(restored.url).get(id)).result === 0 && clientView(restored.url, id), { what: `task ${id} back`, timeoutMs: 120_000 });
     assert.deepEqual(after.task, before.task);

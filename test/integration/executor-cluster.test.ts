@@ -12,7 +12,8 @@ import type { WireTask } from '../../src/rpc/contract';
 import { inputToWire } from '../../src/rpc/wire';
 import { packText, unpackText } from '../../src/task/codec';
 import { TaskStatus, type TaskInput } from '../../src/task/types';
-import { startJudicators, type ClusterNode } from '../helpers/cluster';
+import { issueIdentity, judicatorMetrics, startJudicators, type ClusterNode } from '../helpers/cluster';
+import type { NodeFiles } from '../../src/pki/identity-files';
 import { isRunning, readPid, startNode, type Kv2Node } from '../helpers/kv2';
 import { processesMentioning } from '../helpers/process-table';
 import { executorArgs } from '../helpers/system';
@@ -24,11 +25,14 @@ const hooks = fileHooks();
 
 let judicator: ClusterNode;
 let rpc: JudicatorRpcClient;
+/** The test's own certificate: a gateway's (it adds, reads and cancels tasks as a gateway would). */
+let gatewayFiles: NodeFiles;
 
 before(async () => {
   judicator = (await startJudicators(hooks, 1))[0]!;
-  const address = `127.0.0.1:${judicator.ports.rpc}`;
-  rpc = new JudicatorRpcClient({ source: { addresses: async () => [address] }, timeoutMs: 10_000 });
+  gatewayFiles = (await issueIdentity(hooks, judicator, 'gateway', 'test-gateway')).files;
+  rpc = new JudicatorRpcClient({ source: { addresses: async () => [judicator.rpcAddress] }, identity: { current: gatewayFiles, onChange: () => () => undefined }, timeoutMs: 10_000 });
+  hooks.after(() => rpc.close());
 });
 
 interface Executor {
@@ -39,7 +43,7 @@ interface Executor {
 
 /** An executor stopped at the end of the test `t` (passed or failed), so it never runs the next test's tasks. */
 function startExecutor(t: TestContext, name: string, extra: string[] = [], dir = makeTempDir(t, `kv2-${name}-`)): Executor {
-  const args = executorArgs(name, judicator.clientUrl, ['--main-report-interval', '1', ...extra]);
+  const args = executorArgs(name, judicator, ['--main-report-interval', '1', ...extra]);
   return { name, dir, node: startNode(t, dir, args) };
 }
 
@@ -116,7 +120,7 @@ test('a task is assigned, compiled, executed and completed over the real RPC', a
 
 /** Report calls the judicator answered so far (its metrics). */
 async function reportCalls(): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${judicator.ports.rpc}/metrics`)).text();
+  const text = await judicatorMetrics(judicator, gatewayFiles);
   return text
     .split('\n')
     .filter((line) => line.startsWith('kv2_rpc_calls_total{') && line.includes('method="report"'))

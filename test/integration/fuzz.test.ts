@@ -3,14 +3,18 @@
 // seeded generator (the same requests every run; KV2_FUZZ_SEED picks others). Prints the status
 // histogram; fails on any 5xx, on a "the gateway failed" answer (a body the gateway could not tell was
 // bad), on a crash and on a module restart (the supervisors' boot logs count the starts).
-// The RPC is fuzzed over whatever transport main has (plain HTTP today; with the cluster PKI, requests
-// without a certificate and with a certificate of the wrong role belong here too).
+// The RPC is fuzzed over its HTTPS with no certificate and with an executor's, a gateway's and an
+// operator's certificate of the cluster: refusals (401, 403) are answers, a 5xx is a failure.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { zipSync } from 'fflate';
+import type { NodeFiles } from '../../src/pki/identity-files';
+import { issueIdentity } from '../helpers/cluster';
 import { startSystem, type System } from '../helpers/system';
 import { fileHooks } from '../helpers/file-hooks';
 
@@ -153,9 +157,38 @@ async function send(url: string, init: RequestInit, what: string): Promise<void>
   record(what, outcome);
 }
 
-function raw(port: number, request: string, what: string): Promise<void> {
+/** TLS options presenting `files`' certificate to a judicator (none: no certificate at all). */
+function rpcTls(files: NodeFiles | undefined): tls.ConnectionOptions {
+  return { ...(files ? { ca: files.caPem, cert: files.certPem, key: files.keyPem } : { rejectUnauthorized: false }), checkServerIdentity: () => undefined };
+}
+
+/** One request to a judicator's RPC (HTTPS) as the holder of `files`, recorded like send's. */
+function sendRpc(port: number, pathname: string, init: { method: string; contentType: string; body?: string }, files: NodeFiles | undefined, what: string): Promise<void> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const request = https.request(
+      { host: '127.0.0.1', port, path: pathname, method: init.method, agent: false, headers: { 'content-type': init.contentType }, timeout: 60_000, ...rpcTls(files) },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => {
+          record(what, { status: response.statusCode ?? 0, body });
+          resolve();
+        });
+      },
+    );
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      // A refused oversize upload may end with a reset once the answer is sent: the answer is what counts.
+      if (error.code === 'EPIPE' || error.code === 'ECONNRESET') record(what, { status: 413, body: '(connection closed after the refusal)' });
+      else record(what, { status: 0, body: String(error) });
+      resolve();
+    });
+    request.end(init.body);
+  });
+}
+
+function raw(port: number, request: string, what: string, files?: NodeFiles | 'no certificate'): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = files ? tls.connect({ host: '127.0.0.1', port, ...rpcTls(files === 'no certificate' ? undefined : files) }) : net.connect(port, '127.0.0.1');
     let data = '';
     socket.setTimeout(20_000, () => socket.destroy());
     socket.on('data', (chunk) => (data += chunk.toString('latin1')));
@@ -183,14 +216,12 @@ function moduleStarts(dir: string): number {
 describe('hostile input', () => {
   let system: System;
   let base: string;
-  let rpc: string;
   let taskId: string;
   let startsBefore: Map<string, number>;
 
   before(async () => {
     system = await startSystem(hooks, { judicators: 1, executors: 1, slots: 2 });
     base = system.gateways[0]!.url;
-    rpc = `http://127.0.0.1:${system.judicators[0]!.ports.rpc}`;
     const added = await fetch(`${base}/api/task`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -287,8 +318,17 @@ describe('hostile input', () => {
     assert.deepEqual(failures, []);
   });
 
-  it('every RPC method of a judicator: malformed methods, fields and bodies', async () => {
-    const methods = ['ping', 'add', 'cancel', 'search', 'get', 'wait', 'report', 'executors', 'nothing', '..%2fping', '%00', 'constructor', '__proto__', 'a'.repeat(300)];
+  it('every RPC method of a judicator, with no certificate and with each role\'s: malformed methods, fields and bodies', async () => {
+    const methods = ['ping', 'add', 'cancel', 'search', 'get', 'wait', 'report', 'executors', 'events', 'judicators', 'join_token_create', 'revoke', 'nothing', '..%2fping', '%00', 'constructor', '__proto__', 'a'.repeat(300)];
+    const judicator = system.judicators[0]!;
+    // Callers: nobody (no certificate), and certificates of this cluster's CA for each role that is not the judicators' own.
+    const callers: (NodeFiles | undefined)[] = [
+      undefined,
+      (await issueIdentity(hooks, judicator, 'executor', 'fuzz-executor')).files,
+      (await issueIdentity(hooks, judicator, 'gateway', 'fuzz-gateway')).files,
+      (await issueIdentity(hooks, judicator, 'admin', 'fuzz-admin')).files,
+    ];
+    const port = judicator.ports.rpc;
     for (let i = 0; i < ROUNDS * 4; i++) {
       const method = pick(methods);
       const body = pick([
@@ -300,10 +340,16 @@ describe('hostile input', () => {
         JSON.stringify({ task: { user: pick(VALUES), compile: pick([{}, null, { source: '!!', command: '', timeout: 1 }]), execute: pick(VALUES) }, id: pick(IDS) }),
       ]);
       const verb = pick(['POST', 'POST', 'POST', 'GET', 'PUT']);
-      await send(`${rpc}/rpc/${method}`, { method: verb, headers: { 'content-type': pick(['application/json', 'text/plain', 'application/x-www-form-urlencoded']) }, body: verb === 'GET' ? undefined : body }, `RPC ${verb} ${method}`);
+      const caller = pick(callers);
+      const contentType = pick(['application/json', 'text/plain', 'application/x-www-form-urlencoded']);
+      await sendRpc(port, `/rpc/${method}`, { method: verb, contentType, body: verb === 'GET' ? undefined : body }, caller, `RPC ${verb} ${method} as ${caller?.identity.role ?? 'nobody'}`);
     }
-    await send(`${rpc}/rpc/add`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"task":"${'x'.repeat(40 * MiB)}"}` }, 'RPC body over the limit');
-    await raw(system.judicators[0]!.ports.rpc, 'POST /rpc/%61dd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 'RPC encoded method');
+    for (const caller of callers) {
+      await sendRpc(port, '/rpc/add', { method: 'POST', contentType: 'application/json', body: `{"task":"${'x'.repeat(40 * MiB)}"}` }, caller, `RPC body over the limit as ${caller?.identity.role ?? 'nobody'}`);
+      await raw(port, 'POST /rpc/%61dd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 'RPC encoded method', caller ?? 'no certificate');
+    }
+    // Plain HTTP to the HTTPS port is no request at all.
+    await raw(port, 'POST /rpc/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}', 'RPC over plain HTTP');
     assert.deepEqual(failures, []);
   });
 

@@ -35,12 +35,9 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
   let gateway: GatewayNode;
   let base: string;
   let pendingId: string;
-  let endpoints: string;
-
   before(async () => {
     judicator = (await startJudicators(hooks, 1))[0]!;
-    endpoints = judicator!.clientUrl;
-    gateway = await startGateway(hooks, endpoints);
+    gateway = await startGateway(hooks, judicator);
     base = gateway.url;
   });
 
@@ -107,7 +104,7 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
     const judicators = await call(`${base}/api/judicators`);
     assert.deepEqual(judicators.body, { result: 0, judicators: [{ name: '/judicator/service/j1', address: `127.0.0.1:${judicator.ports.rpc}`, leader: true }] });
     assert.deepEqual((await call(`${base}/api/executors`)).body, { result: 0, executors: [] });
-    startExecutor(hooks, 'e1', endpoints, ['--main-task-vacant', '3']);
+    startExecutor(hooks, 'e1', judicator, ['--main-task-vacant', '3']);
     const executors = await waitFor(
       async () => {
         const answer = await call(`${base}/api/executors`);
@@ -317,32 +314,38 @@ describe('gateway API (the original system test and the [BUG] fixes)', () => {
   });
 
   it('a gateway that finds no judicator answers JSON errors (result 1), and health says why', async () => {
-    // Same etcd, another prefix: no judicator is registered there.
-    const lonely = await startGatewayWithoutJudicators(endpoints);
+    const lonely = await startGatewayWithoutJudicators(judicator);
     const list = await call(`${lonely}/api/task/list`);
     assert.equal(list.status, 503);
     assert.equal(list.body.result, 1);
     assert.deepEqual(list.body.tasks, []);
-    assert.match(list.body.message, /no judicator/);
+    assert.match(list.body.message, /failed on every judicator tried .*ECONNREFUSED/);
     const add = await call(`${lonely}/api/task`, { method: 'POST', body: form({}) });
     assert.equal(add.body.result, 1);
     assert.equal(add.body.id, null);
-    assert.deepEqual((await call(`${lonely}/api/judicators`)).body, { result: 0, judicators: [] });
+    const judicators = await call(`${lonely}/api/judicators`);
+    assert.equal(judicators.body.result, 1);
+    assert.deepEqual(judicators.body.judicators, []);
     const health = await call(`${lonely}/api/health`);
     assert.equal(health.status, 503);
     assert.equal(health.body.healthy, false);
-    assert.match(health.body.reason, /no judicator/);
+    assert.match(health.body.reason, /failed on every judicator tried/);
   });
 });
 
-/** A gateway on another etcd prefix (so it sees no judicator); health is not waited for. */
-async function startGatewayWithoutJudicators(endpoints: string): Promise<string> {
+/**
+ * A gateway of the cluster (its certificate issued from the cluster's CA beforehand) pointed at a port
+ * where no judicator answers; health is not waited for.
+ */
+async function startGatewayWithoutJudicators(cluster: ClusterNode): Promise<string> {
   const { freePort } = await import('../helpers/ports');
   const { makeTempDir } = await import('../helpers/temp');
   const { startNode } = await import('../helpers/kv2');
-  const port = await freePort();
+  const { issueIdentity } = await import('../helpers/cluster');
+  const [port, nobody] = [await freePort(), await freePort()];
   const dir = makeTempDir(hooks, 'kv2-gw-lonely-');
-  const node = startNode(hooks, dir, ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', endpoints, '--etcd-prefix', 'nobody/', '--boot-check-interval', '0.5']);
+  await issueIdentity(hooks, cluster, 'gateway', 'lonely', { dir: `${dir}/gateway/data/pki` });
+  const node = startNode(hooks, dir, ['gateway', '--server-name', 'lonely', '--server-port', String(port), '--server-host', '127.0.0.1', '--join', `127.0.0.1:${nobody}`, '--boot-check-interval', '0.5']);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {

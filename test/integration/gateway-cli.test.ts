@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { startJudicators } from '../helpers/cluster';
+import { startJudicators, type ClusterNode } from '../helpers/cluster';
 import { judicatorPortFlags, judicatorPorts, kv2Binary, runKv2, startNode } from '../helpers/kv2';
 import { freePort } from '../helpers/ports';
-import { startExecutor, startGateway, type GatewayNode } from '../helpers/system';
+import { joinFlags, startExecutor, startGateway, type GatewayNode } from '../helpers/system';
 import { makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 import { fileHooks } from '../helpers/file-hooks';
@@ -26,23 +26,23 @@ const TOKENS_FILE = '# API tokens\nfrom-file\n\n  spaced  # comment\n0123\nboss 
 
 before(async () => {
   const judicator = (await startJudicators(hooks, 1))[0]!;
-  startExecutor(hooks, 'e1', judicator.clientUrl, ['--main-task-vacant', '3']);
+  startExecutor(hooks, 'e1', judicator, ['--main-task-vacant', '3']);
   work = makeTempDir(hooks, 'kv2-cli-');
   tokensFile = path.join(work, 'tokens');
   fs.writeFileSync(tokensFile, TOKENS_FILE);
   [gateway, secured] = await Promise.all([
-    startGateway(hooks, judicator.clientUrl),
+    startGateway(hooks, judicator),
     // The secured gateway's /api/health needs a token too, so it is waited for with one.
-    startSecuredGateway(judicator.clientUrl, tokensFile),
+    startSecuredGateway(judicator, tokensFile),
   ]);
 });
 
-async function startSecuredGateway(endpoints: string, tokensFile: string): Promise<GatewayNode> {
+async function startSecuredGateway(judicator: ClusterNode, tokensFile: string): Promise<GatewayNode> {
   const { freePort } = await import('../helpers/ports');
   const { startNode } = await import('../helpers/kv2');
   const dir = makeTempDir(hooks, 'kv2-gw-secured-');
   const port = await freePort();
-  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', '--etcd-endpoints', endpoints, '--server-token', 'alpha', '--server-token', 'beta', '--server-tokens-file', tokensFile, '--boot-check-interval', '0.5'];
+  const args = ['gateway', '--server-port', String(port), '--server-host', '127.0.0.1', ...joinFlags(judicator, dir), '--server-token', 'alpha', '--server-token', 'beta', '--server-tokens-file', tokensFile, '--boot-check-interval', '0.5'];
   const node = startNode(hooks, dir, args);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '../../src/common/logging';
 import { JudicatorLink as GatewayCluster } from '../../src/gateway/judicator-link';
 import { createGatewayServer } from '../../src/gateway/server';
-import { startJudicators, type ClusterNode } from '../helpers/cluster';
+import { issueIdentity, startJudicators, type ClusterNode } from '../helpers/cluster';
 import { readPid } from '../helpers/kv2';
 import { killNode } from '../helpers/system';
 import { waitFor } from '../helpers/wait';
@@ -26,7 +26,9 @@ let app: FastifyInstance;
 before(async () => {
   judicators = await startJudicators(hooks, 3);
   const logger = createLogger('gateway-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-  cluster = new GatewayCluster({ endpoints: judicators.map((j) => j.clientUrl), prefix: 'kv2/', rpc: { timeout_ms: RPC_TIMEOUT_MS, attempts: 3, avoid_ms: 60_000 } }, logger);
+  // The gateway in this process joined already: a gateway certificate made from the cluster's CA.
+  const { dir } = await issueIdentity(hooks, judicators[0]!, 'gateway', 'test-gateway');
+  cluster = new GatewayCluster({ join: judicators.map((j) => j.rpcAddress), identityDir: dir, rpc: { timeout_ms: RPC_TIMEOUT_MS, attempts: 3, avoid_ms: 60_000 } }, logger);
   const controller = new AbortController();
   const running = cluster.run(controller.signal);
   hooks.after(async () => {

@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { currentLeader } from '../../src/etcd/leader';
-import { etcdClient, restartJudicator, startJudicators, waitForMembers } from '../helpers/cluster';
+import { copyToken, etcdClient, issueIdentity, restartJudicator, rpcCall, startJudicators, tokenFile, waitForMembers } from '../helpers/cluster';
 import { kv2Binary, readPid, startNode, waitForJudicator } from '../helpers/kv2';
 import { GatewayClient, executorArgs, killNode, startExecutor, startGateway, startSystem } from '../helpers/system';
+import { httpsJson } from '../helpers/pki';
 import { makeTaskSharedDir, makeTempDir } from '../helpers/temp';
 import { waitFor } from '../helpers/wait';
 
@@ -29,7 +30,7 @@ test('the leader killed with SIGKILL while 300 tasks flow through two executors:
   const system = await startSystem(t, { judicators: 3, executors: 2, slots: 4, executorFlags: NO_SANDBOX, judicatorFlags: ['--task-expiration', '10'] });
   const api = new GatewayClient(system.gateways[0]!.url);
   const markers = markerDir(t);
-  const client = etcdClient(t, system.judicators.map((j) => j.clientUrl));
+  const client = await etcdClient(t, system.judicators.map((j) => j.clientUrl), system.judicators[0]!);
   const ids = new Map<string, number>();
   let gatewayErrors = 0;
   let killedAt = 0;
@@ -100,18 +101,18 @@ test('an executor killed with SIGKILL: its tasks finish on the other executor wi
 
 test('a poison task (it kills its executor) ends as Unknown error after the retry limit and does not cycle', async (t) => {
   const judicators = await startJudicators(t, 1, ['--task-max-retries', '2', '--task-expiration', '5']);
-  const endpoints = judicators[0]!.clientUrl;
   // Tasks may not kill a root executor (they run as another user); an executor that is not root runs
-  // tasks as itself, and such a task can kill it. So this executor runs as nobody.
+  // tasks as itself, and such a task can kill it. So this executor runs as nobody, and gets its join
+  // token in its environment (the judicator's token file is root's).
   const dir = makeTempDir(t, 'kv2-poison-');
   const cache = makeTempDir(t, 'kv2-poison-cache-');
   fs.chmodSync(dir, 0o777);
   fs.chmodSync(cache, 0o777);
-  const node = startNode(t, dir, ['--reuid=65534', '--regid=65534', '--clear-groups', '--', kv2Binary(), ...executorArgs('e1', endpoints, [...NO_SANDBOX, '--boot-restart-backoff-max', '1'])], {
+  const node = startNode(t, dir, ['--reuid=65534', '--regid=65534', '--clear-groups', '--', kv2Binary(), ...executorArgs('e1', judicators, [...NO_SANDBOX, '--boot-restart-backoff-max', '1'])], {
     binary: '/usr/bin/setpriv',
-    env: { KV2_CACHE_DIR: cache, HOME: cache },
+    env: { KV2_CACHE_DIR: cache, HOME: cache, KV2_JOIN_TOKEN: fs.readFileSync(tokenFile(judicators[0]!), 'utf8').trim() },
   });
-  const gateway = await startGateway(t, endpoints);
+  const gateway = await startGateway(t, judicators);
   const api = new GatewayClient(gateway.url);
   const pidFile = path.join(dir, 'executor', 'data', 'main.pid');
   await waitFor(() => !node.exited && readPid(pidFile), { what: `the executor module (log: ${node.tail()})` });
@@ -127,9 +128,8 @@ test('a poison task (it kills its executor) ends as Unknown error after the retr
 
 test('disaster recovery as the maintenance page describes it, scripted with kv2 maintain', async (t) => {
   const nodes = await startJudicators(t, 3);
-  const endpoints = nodes.map((n) => n.clientUrl).join(',');
-  const gateway = await startGateway(t, endpoints);
-  const executor = startExecutor(t, 'e1', endpoints, NO_SANDBOX);
+  const gateway = await startGateway(t, nodes);
+  const executor = startExecutor(t, 'e1', nodes, NO_SANDBOX);
   const api = new GatewayClient(gateway.url);
   const before = await api.submit({ user: 3, execute_command: 'echo before-the-disaster', execute_timeout: 10 });
   await api.waitDone(before.id!, 60_000);
@@ -144,13 +144,14 @@ test('disaster recovery as the maintenance page describes it, scripted with kv2 
   // Alone, it has no etcd quorum: it stops serving and says so (clients go elsewhere).
   const refusal = await waitFor(
     async () => {
-      const response = await fetch(`http://127.0.0.1:${survivor.ports.rpc}/health`);
-      return response.status === 503 ? ((await response.json()) as { reason: string }) : undefined;
+      const response = await httpsJson(survivor.rpcAddress, '/health', { rejectUnauthorized: false });
+      return response.status === 503 ? (response.json as { reason: string }) : undefined;
     },
     { what: 'the lone judicator to report that it lost quorum', timeoutMs: 30_000 },
   );
   assert.match(refusal.reason, /quorum|etcd does not answer|not registered/);
-  const add = await fetch(`http://127.0.0.1:${survivor.ports.rpc}/rpc/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const gatewayCert = await issueIdentity(t, survivor, 'gateway', 'test-gateway');
+  const add = await rpcCall(survivor, 'search', {}, gatewayCert.files);
   assert.equal(add.status, 503);
 
   // Lock all pid files, stop the modules, set the cluster to init, exit the shell.
@@ -176,19 +177,21 @@ test('disaster recovery as the maintenance page describes it, scripted with kv2 
 
   // The survivor comes back as a one-member cluster holding the old tasks.
   await waitForJudicator(survivor.node, survivor.ports.rpc, 90_000);
-  const client = etcdClient(t, [survivor.clientUrl]);
+  const client = await etcdClient(t, [survivor.clientUrl], survivor);
   await waitForMembers(client, ['j1']);
   fs.writeFileSync(etcdConfig, backup); // "use the backup Etcd config file to overwrite the current one"
-  const gateway2 = await startGateway(t, survivor.clientUrl);
+  const gateway2 = await startGateway(t, survivor);
   const api2 = new GatewayClient(gateway2.url);
   const old = await api2.get(before.id!);
   assert.equal(old.task?.result?.execute_output, 'before-the-disaster\n');
 
-  // "Reconfig the system to a proper size": a new judicator joins.
+  // "Reconfig the system to a proper size": a new judicator joins (a new machine: a new work dir, the
+  // survivor's join token).
   const lost = nodes[1]!;
   fs.rmSync(lost.dir, { recursive: true, force: true });
   fs.mkdirSync(lost.dir);
-  const rejoined = restartJudicator(t, { ...lost, args: lost.args.map((a) => (a.includes(',http') ? survivor.clientUrl : a)) });
+  copyToken(survivor, lost.dir);
+  const rejoined = restartJudicator(t, lost);
   await waitForJudicator(rejoined.node, rejoined.ports.rpc, 120_000);
   await waitForMembers(client, ['j1', 'j2']);
 });

@@ -5,7 +5,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Etcd3 } from 'etcd3';
+import { initClusterIdentity } from '../../src/pki/init-identity';
+import { etcdClient } from '../helpers/cluster';
 import {
   isRunning,
   judicatorPortFlags,
@@ -88,8 +89,7 @@ test('a module killed with SIGKILL is restarted and its pid file holds the new p
   const etcdModule = readPid(etcdPidFile)!;
   process.kill(etcdModule, 'SIGKILL');
   await waitNewPid(etcdPidFile, etcdModule);
-  const client = new Etcd3({ hosts: `127.0.0.1:${ports.client}` });
-  t.after(() => client.close());
+  const client = await etcdClient(t, [`https://127.0.0.1:${ports.client}`], { dir });
   await waitFor(async () => (await client.put('kv2-test/after-restart').value('ok'), true), { what: 'etcd answering after its module was killed' });
   const etcds = processesMentioning(path.join(dir, 'judicator/data/etcd')).filter((p) => p.cmdline.includes('--data-dir'));
   assert.equal(etcds.length, 1, `exactly one etcd should run, found:\n${etcds.map((p) => p.cmdline).join('\n')}`);
@@ -181,7 +181,10 @@ test('--store mongodb with no mongod anywhere ends the role with exit 2 and one 
 
 test('an executor whose task sandbox does not work does not start: exit 2 and one line saying what to do', async (t) => {
   const dir = makeTempDir(t);
-  const node = startNode(t, dir, ['executor', '--etcd-endpoints', 'http://127.0.0.1:1', ...FAST], { env: { KV2_BWRAP_BINARY: '/bin/false' } });
+  // A cluster CA in the work dir (as a judicator there would have made it): the executor takes its
+  // certificate from it, so the sandbox is the only thing in its way.
+  await initClusterIdentity(path.join(dir, 'judicator', 'data', 'pki'), { name: 'j' });
+  const node = startNode(t, dir, ['executor', '--join', '127.0.0.1:1', ...FAST], { env: { KV2_BWRAP_BINARY: '/bin/false' } });
   assert.equal(await node.waitExit(60_000), 2, node.tail());
   const said = node.log.trim().split('\n').filter((line) => line.startsWith('kv2 executor:'));
   assert.equal(said.length, 1, node.tail());
@@ -193,7 +196,7 @@ test('a work dir that cannot be used ends the role with exit 2 and one line', (t
   const dir = makeTempDir(t);
   const file = path.join(dir, 'a-file');
   fs.writeFileSync(file, '');
-  const run = spawnSync(kv2Binary(), ['gateway', '--etcd-endpoints', 'http://127.0.0.1:1', '--work-dir', path.join(file, 'work')], { encoding: 'utf8', timeout: 30_000 });
+  const run = spawnSync(kv2Binary(), ['gateway', '--join', '127.0.0.1:1', '--work-dir', path.join(file, 'work')], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(run.status, 2, run.stderr);
   assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
   assert.match(run.stderr, /cannot use the work dir .*ENOTDIR/);
@@ -213,8 +216,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 test('a key written to etcd survives a restart of the etcd module', async (t) => {
   const { dir, ports } = await startJudicator(t);
-  const client = new Etcd3({ hosts: `127.0.0.1:${ports.client}` });
-  t.after(() => client.close());
+  const client = await etcdClient(t, [`https://127.0.0.1:${ports.client}`], { dir });
   await client.put('kv2-test/durable').value('still here');
   const etcdPidFile = path.join(dir, 'judicator/data/etcd.pid');
   const pid = readPid(etcdPidFile)!;

@@ -38,10 +38,11 @@ test('the languages of the live executors, with their versions and how many exec
   fs.symlinkSync(python, path.join(onlyPython, 'python3'));
   const e1Dir = makeTempDir(t, 'kv2-e1-');
   const e2Dir = makeTempDir(t, 'kv2-e2-');
-  const e1 = { name: 'e1', dir: e1Dir, args: executorArgs('e1', judicator!.clientUrl), node: startNode(t, e1Dir, executorArgs('e1', judicator!.clientUrl)) };
-  const e2Args = executorArgs('e2', judicator!.clientUrl, ['--main-task-sandbox', 'none']);
+  const e1Args = executorArgs('e1', judicator!, [], e1Dir);
+  const e1 = { name: 'e1', dir: e1Dir, args: e1Args, node: startNode(t, e1Dir, e1Args) };
+  const e2Args = executorArgs('e2', judicator!, ['--main-task-sandbox', 'none'], e2Dir);
   const e2 = { name: 'e2', dir: e2Dir, args: e2Args, node: startNode(t, e2Dir, e2Args, { env: { PATH: onlyPython } }) };
-  const gateway = await startGateway(t, judicator!.clientUrl);
+  const gateway = await startGateway(t, judicator!);
   await waitForExecutors(gateway.url, [e1, e2]);
 
   const languages = async () => ((await (await fetch(`${gateway.url}/api/languages`)).json()) as { result: number; languages: Language[] });

@@ -41,8 +41,8 @@ describe('the OpenAPI document', () => {
 
   before(async () => {
     const judicator = (await startJudicators(hooks, 1))[0]!;
-    const executor = startExecutor(hooks, 'e1', judicator.clientUrl, ['--main-task-sandbox', 'none']);
-    gateway = await startGateway(hooks, judicator.clientUrl);
+    const executor = startExecutor(hooks, 'e1', judicator, ['--main-task-sandbox', 'none']);
+    gateway = await startGateway(hooks, judicator);
     await waitForExecutors(gateway.url, [executor]);
     const response = await fetch(`${gateway.url}/api/openapi.json`, { signal: AbortSignal.timeout(10_000) });
     assert.equal(response.status, 200);
@@ -64,7 +64,7 @@ describe('the OpenAPI document', () => {
   it('names every route the gateway registers, and no other', async () => {
     const logger = createLogger('openapi-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
     // A gateway with no judicator to call: its routes are what matter here, and none is called.
-    const rpc = new JudicatorRpcClient({ source: { addresses: async () => [] } });
+    const rpc = new JudicatorRpcClient({ source: { addresses: async () => [] }, identity: { current: undefined as never, onChange: () => () => undefined } });
     const { app } = await createGatewayServer({
       rpc,
       judicators: async () => [],

@@ -2,13 +2,15 @@
 // command sequences of the original start.bash, stop.bash and reconfig_tasks.bash (with their [WEAK]s
 // fixed), the pauses between steps, the scale-down guard, and the errors when docker is missing or fails.
 // Intervals are fractions of a second (with --force where shrinking), or shown by --dry-run: no test
-// waits the real 25 s.
+// waits the real 25 s. swarm up makes the cluster's identity first, as docker secrets (the CA for the
+// judicators, a join token for executors and gateways), and swarm down removes them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { caFingerprint } from '../../src/pki/fingerprint';
 import { FakeDocker, type FakeSwarm } from '../helpers/fake-docker';
 import { judicatorPorts, runKv2, startNode, type RunResult } from '../helpers/kv2';
 import { makeTempDir } from '../helpers/temp';
@@ -26,10 +28,14 @@ const ROLE_FLAGS: Record<string, string[]> = {
     '--etcd-name=ENV',
     '--mongodb-name=ENV',
     '--main-name=ENV',
+    '--cluster-ca-file=/run/secrets/kv2_cluster_ca',
+    '--accept-join-token-file=/run/secrets/kv2_join_token',
   ],
-  gateway: ['--etcd-endpoints=http://tasks.judicator:2001', '--server-advertise-address=DOCKER', '--server-name=ENV'],
-  executor: ['--etcd-endpoints=http://tasks.judicator:2001', '--main-name=ENV', '--main-task-user-group=kv2-task:kv2-task', '--drain-timeout=20'],
+  gateway: ['--join=tasks.judicator', '--join-token-file=/run/secrets/kv2_join_token', '--server-advertise-address=DOCKER', '--server-name=ENV'],
+  executor: ['--join=tasks.judicator', '--join-token-file=/run/secrets/kv2_join_token', '--main-name=ENV', '--main-task-user-group=kv2-task:kv2-task', '--drain-timeout=20'],
 };
+/** The docker secrets each role's service gets: the CA is the judicators' alone. */
+const ROLE_SECRETS: Record<string, string[]> = { judicator: ['kv2_cluster_ca', 'kv2_join_token'], gateway: ['kv2_join_token'], executor: ['kv2_join_token'] };
 const PRINT_LOG_FLAGS = ['--boot-print-log', '--module-print-log'];
 
 /**
@@ -53,6 +59,7 @@ function createCommand(role: string, replicas: number, options: { outputLog?: bo
     `--replicas ${replicas}`,
     `--network ${options.network ?? 'kv2'}`,
     `--env ${NAME_ENV}`,
+    ...ROLE_SECRETS[role]!.map((name) => `--secret ${name}`),
     ...(role === 'gateway' ? [`--publish ${options.port ?? 7000}:7000`] : []),
     `--name ${role}`,
     options.image ?? 'kv2:latest',
@@ -64,6 +71,10 @@ function createCommand(role: string, replicas: number, options: { outputLog?: bo
 const LS = 'service ls --format {{.Name}}';
 const NET_INSPECT = 'network inspect --format {{.Driver}} kv2';
 const NET_CREATE = 'network create --driver overlay --attachable kv2';
+const SECRET_LS = 'secret ls --format {{.Name}}';
+const SECRETS_CREATE = ['secret create kv2_cluster_ca -', 'secret create kv2_join_token -'];
+/** The secrets a swarm of kv2 has (their content does not matter to scale). */
+const SECRETS = { kv2_cluster_ca: 'ca', kv2_join_token: 'token' };
 const inspect = (service: string) =>
   `service inspect --format {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}global{{end}} ${service}`;
 
@@ -90,6 +101,7 @@ function assertUsage(result: RunResult, message: RegExp, status = 2): void {
 const up = (counts: Record<string, number>): FakeSwarm => ({
   services: Object.fromEntries(Object.entries(counts).map(([name, replicas]) => [name, { replicas }])),
   networks: { kv2: 'overlay' },
+  secrets: SECRETS,
 });
 
 test('swarm up 3 1 2 --output-log: network, one judicator grown one at a time with the interval, gateways, executors, cool-down', (t) => {
@@ -101,6 +113,8 @@ test('swarm up 3 1 2 --output-log: network, one judicator grown one at a time wi
     LS,
     NET_INSPECT,
     NET_CREATE,
+    SECRET_LS,
+    ...SECRETS_CREATE,
     createCommand('judicator', 1, { outputLog: true }),
     'service scale judicator=2',
     'service scale judicator=3',
@@ -108,9 +122,16 @@ test('swarm up 3 1 2 --output-log: network, one judicator grown one at a time wi
     createCommand('executor', 2, { outputLog: true }),
   ]);
   const calls = docker.calls();
-  assert.ok(calls[4]!.at - calls[3]!.at >= 300, `the 2nd judicator came ${calls[4]!.at - calls[3]!.at} ms after the 1st`);
-  assert.ok(calls[5]!.at - calls[4]!.at >= 300, `the 3rd judicator came ${calls[5]!.at - calls[4]!.at} ms after the 2nd`);
-  assert.ok(ended - calls[7]!.at >= 400, `the cool-down lasted ${ended - calls[7]!.at} ms`);
+  assert.ok(calls[7]!.at - calls[6]!.at >= 300, `the 2nd judicator came ${calls[7]!.at - calls[6]!.at} ms after the 1st`);
+  assert.ok(calls[8]!.at - calls[7]!.at >= 300, `the 3rd judicator came ${calls[8]!.at - calls[7]!.at} ms after the 2nd`);
+  assert.ok(ended - calls[10]!.at >= 400, `the cool-down lasted ${ended - calls[10]!.at} ms`);
+  // The secrets: the CA (certificate and key) and a join token pinned to it, given to docker on stdin only.
+  const { secrets } = docker.swarm();
+  assert.match(secrets.kv2_cluster_ca!, /-----BEGIN CERTIFICATE-----[^]*-----BEGIN PRIVATE KEY-----/);
+  const fingerprint = /kv2j1\.[a-z2-7]{6}\.[a-z2-7]{26}\.([0-9a-f]{64})\./.exec(secrets.kv2_join_token!)?.[1];
+  assert.ok(fingerprint, `a join token: ${secrets.kv2_join_token}`);
+  assert.equal(caFingerprint(secrets.kv2_cluster_ca!), `sha256:${fingerprint}`, 'the token pins that CA');
+  for (const call of docker.calls()) assert.ok(!call.argv.some((arg) => arg.includes('PRIVATE KEY') || arg.startsWith('kv2j1.')), 'no secret on a command line');
   assert.deepEqual(
     Object.fromEntries(Object.entries(docker.swarm().services).map(([name, s]) => [name, s.replicas])),
     { judicator: 3, gateway: 1, executor: 2 },
@@ -120,19 +141,21 @@ test('swarm up 3 1 2 --output-log: network, one judicator grown one at a time wi
   assert.match(result.stdout, /port 7000 of every swarm node/);
 });
 
-test('swarm up with a custom image, network, port and grace period; an existing overlay network is reused', (t) => {
-  const docker = new FakeDocker(t, { networks: { lab: 'overlay' } });
+test('swarm up with a custom image, network, port and grace period; an existing overlay network and the secrets are reused', (t) => {
+  const docker = new FakeDocker(t, { networks: { lab: 'overlay' }, secrets: SECRETS });
   const result = kv2(docker, ['swarm', 'up', '1', '2', '1', '--image', 'registry.local/kv2:0.2', '--network', 'lab', '--gateway-port', '8080', '--stop-grace-period', '45', '--cool-down', '0']);
   assertOk(result);
   const options = { image: 'registry.local/kv2:0.2', network: 'lab', port: 8080, grace: 45 };
   assert.deepEqual(docker.commands(), [
     LS,
     'network inspect --format {{.Driver}} lab',
+    SECRET_LS,
     createCommand('judicator', 1, options),
     createCommand('gateway', 2, options),
     createCommand('executor', 1, options),
   ]);
-  assert.match(docker.commands()[4]!, /--drain-timeout=35\b/, 'executors drain for the grace period less 10 s');
+  assert.match(docker.commands()[5]!, /--drain-timeout=35\b/, 'executors drain for the grace period less 10 s');
+  assert.deepEqual(docker.swarm().secrets, SECRETS, 'the cluster keeps its identity');
 });
 
 test('swarm up refuses, before changing anything, when a service exists already', (t) => {
@@ -153,12 +176,13 @@ test('swarm up --dry-run prints the commands and the default waits (25 s between
   const docker = new FakeDocker(t);
   const result = kv2(docker, ['swarm', 'up', '3', '0', '1', '--dry-run']);
   assertOk(result);
-  assert.deepEqual(docker.commands(), [LS, NET_INSPECT], 'only queries run');
+  assert.deepEqual(docker.commands(), [LS, NET_INSPECT, SECRET_LS], 'only queries run');
   const shown = result.stdout.split('\n').filter((line) => line.startsWith('>') || line.includes('would wait'));
   assert.deepEqual(
     shown.map((line) => line.replace(/\s+\(dry run: not run\)$/, '').trim()),
     [
       `> docker ${NET_CREATE}`,
+      ...SECRETS_CREATE.map((command) => `> docker ${command}`),
       `> docker ${createCommand('judicator', 1).replace(NAME_ENV, `'${NAME_ENV}'`)}`,
       '(dry run: would wait 25 s)',
       '> docker service scale judicator=2',
@@ -174,14 +198,15 @@ test('swarm up --dry-run prints the commands and the default waits (25 s between
 test('swarm down removes executors, then gateways, then judicators; missing services are skipped', (t) => {
   const docker = new FakeDocker(t, up({ judicator: 3, gateway: 1, executor: 2, other: 1 }));
   assertOk(kv2(docker, ['swarm', 'down']));
-  assert.deepEqual(docker.commands(), [LS, 'service rm executor', 'service rm gateway', 'service rm judicator']);
+  assert.deepEqual(docker.commands(), [LS, 'service rm executor', 'service rm gateway', 'service rm judicator', SECRET_LS, 'secret rm kv2_cluster_ca kv2_join_token']);
   assert.deepEqual(Object.keys(docker.swarm().services), ['other'], 'services that are not kv2 roles are left alone');
+  assert.deepEqual(docker.swarm().secrets, {});
 
   docker.clearCalls();
-  docker.setSwarm(up({ judicator: 1 }));
+  docker.setSwarm({ ...up({ judicator: 1 }), secrets: {} });
   const partial = kv2(docker, ['swarm', 'down']);
   assertOk(partial);
-  assert.deepEqual(docker.commands(), [LS, 'service rm judicator']);
+  assert.deepEqual(docker.commands(), [LS, 'service rm judicator', SECRET_LS]);
   assert.match(partial.stdout, /There is no service executor; nothing to remove/);
 });
 
@@ -234,7 +259,7 @@ test('scale to 0 steps down to one task, then removes the service; with interval
 });
 
 test('scale brings back a removed service (created as swarm up would) and grows one at a service at 0 tasks', (t) => {
-  const docker = new FakeDocker(t, { services: { gateway: { replicas: 0 } }, networks: { kv2: 'overlay' } });
+  const docker = new FakeDocker(t, { services: { gateway: { replicas: 0 } }, networks: { kv2: 'overlay' }, secrets: SECRETS });
   assertOk(kv2(docker, ['scale', 'executor', '2', '0.1', '--output-log']));
   assert.deepEqual(docker.commands(), [inspect('executor'), NET_INSPECT, createCommand('executor', 1, { outputLog: true }), 'service scale executor=2']);
 
@@ -294,12 +319,13 @@ test('the real docker CLI accepts every command line the tests above made kv2 ru
   const socket = path.join(makeTempDir(t), 'no-daemon.sock');
   const commands = [...everyCommand.values()];
   const kinds = new Set(commands.map((argv) => argv.slice(0, 2).join(' ')));
-  for (const kind of ['service ls', 'service inspect', 'service create', 'service scale', 'service rm', 'network inspect', 'network create']) {
+  for (const kind of ['service ls', 'service inspect', 'service create', 'service scale', 'service rm', 'network inspect', 'network create', 'secret ls', 'secret create', 'secret rm']) {
     assert.ok(kinds.has(kind), `the tests ran docker ${kind}`);
   }
   for (const argv of commands) {
     // With no daemon, docker parses the command line first: a bad flag exits 125 with its usage.
-    const result = spawnSync(realDocker, argv, { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: `unix://${socket}` }, timeout: 20_000 });
+    // (`secret create NAME -` reads the secret from stdin before it dials the daemon: give it one.)
+    const result = spawnSync(realDocker, argv, { encoding: 'utf8', input: 'a secret\n', env: { ...process.env, DOCKER_HOST: `unix://${socket}` }, timeout: 20_000 });
     assert.notEqual(result.status, 125, `docker ${argv.join(' ')} was refused by the real docker CLI:\n${result.stderr}`);
     assert.match(result.stderr, /Cannot connect to the Docker daemon|connect: no such file/, `docker ${argv.join(' ')}: ${result.stderr}`);
   }

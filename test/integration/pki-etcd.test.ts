@@ -1,8 +1,9 @@
 // A real etcd 3.4 on mutual TLS with the cluster PKI (src/pki/etcd-tls.ts), the basis of issue 14's
-// wiring: the project's etcd client connects with a certificate of the cluster CA; etcdctl without a
-// certificate, or with one of another CA, is refused; a revoked certificate is refused through the CRL
-// with no restart; only judicators reach the peer port; the PKI records live in etcd under leases; and
-// a node that joined reaches etcd with the certificate it got.
+// wiring: the project's etcd client connects with a judicator certificate of the cluster CA; etcdctl
+// without a certificate, with one of another CA, or with an executor's or a gateway's certificate of the
+// same CA, is refused (only judicators talk to etcd); a revoked certificate is refused through the CRL
+// with no restart; only judicators reach the peer port; the PKI records live in etcd under leases; and a
+// judicator that joined reaches etcd with the certificate it got (a gateway that joined does not).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -94,25 +95,36 @@ function peerMembers(dir: string): Promise<number> {
   });
 }
 
-test('the project etcd client connects with a certificate of the cluster CA; etcdctl needs one too', { skip: missing }, async (t) => {
-  const executorDir = await issueIdentity(t, ca, 'executor', 'e1');
-  const executor = client(readNodeFiles(executorDir)!, t);
-  await executor.put('kv2/probe').value('hello');
-  assert.equal(await executor.get('kv2/probe').string(), 'hello');
+test('the project etcd client connects with a judicator certificate of the cluster CA; etcdctl needs one too', { skip: missing }, async (t) => {
+  const otherJudicator = await issueIdentity(t, ca, 'judicator', 'j2');
+  const judicator2 = client(readNodeFiles(otherJudicator)!, t);
+  await judicator2.put('kv2/probe').value('hello');
+  assert.equal(await judicator2.get('kv2/probe').string(), 'hello');
   // An endpoint written without a scheme is https when the client has TLS.
-  const bare = client(readNodeFiles(executorDir)!, t, `127.0.0.1:${etcd.clientPort}`);
+  const bare = client(readNodeFiles(otherJudicator)!, t, `127.0.0.1:${etcd.clientPort}`);
   assert.equal(await bare.get('kv2/probe').string(), 'hello');
 
   // etcdctl with the same certificate reads it; without one it is refused.
-  const withCert = etcdctlGet('kv2/probe', certFlags(executorDir));
+  const withCert = etcdctlGet('kv2/probe', certFlags(otherJudicator));
   assert.equal(withCert.status, 0, withCert.output);
   assert.equal(withCert.output.trim(), 'hello');
-  const noCert = etcdctlGet('kv2/probe', ['--cacert', identityPaths(executorDir).caCert]);
+  const noCert = etcdctlGet('kv2/probe', ['--cacert', identityPaths(otherJudicator).caCert]);
   assert.notEqual(noCert.status, 0);
   assert.doesNotMatch(noCert.output, /hello/);
   await etcdLogged(/rejected connection.*client didn't provide a certificate/);
   // Plain HTTP to the client port gets nothing either.
   await assert.rejects(fetch(`http://127.0.0.1:${etcd.clientPort}/v3/kv/range`, { method: 'POST', body: '{"key":"a3YyL3Byb2Jl"}', signal: AbortSignal.timeout(4_000) }));
+});
+
+test("an executor's, a gateway's or an operator's certificate of the same CA is refused: only judicators talk to etcd", { skip: missing }, async (t) => {
+  for (const role of ['executor', 'gateway', 'admin'] as const) {
+    const dir = await issueIdentity(t, ca, role, `${role}-1`);
+    const refused = etcdctlGet('kv2/probe', certFlags(dir));
+    assert.notEqual(refused.status, 0, `etcdctl with a ${role} certificate: ${refused.output}`);
+    assert.doesNotMatch(refused.output, /hello/);
+    await assert.rejects(client(readNodeFiles(dir)!, t).put(`kv2/from-${role}`).value('x').exec(), `the etcd client with a ${role} certificate`);
+  }
+  assert.equal(await judicator.get('kv2/from-executor').string(), null, 'nothing was written');
 });
 
 test('a client certificate of another CA is refused, by etcdctl and by the etcd client', { skip: missing }, async (t) => {
@@ -130,8 +142,8 @@ test('a client certificate of another CA is refused, by etcdctl and by the etcd 
 });
 
 test('a revoked certificate is refused by etcd as soon as the CRL is rewritten, without a restart', { skip: missing }, async (t) => {
-  const e2 = await issueIdentity(t, ca, 'executor', 'e2');
-  const e3 = await issueIdentity(t, ca, 'executor', 'e3');
+  const e2 = await issueIdentity(t, ca, 'judicator', 'j-e2');
+  const e3 = await issueIdentity(t, ca, 'judicator', 'j-e3');
   assert.equal(etcdctlGet('kv2/probe', certFlags(e2)).status, 0);
   const pid = etcd.pid;
   writeCrl(judicatorDir, await ca.signCrl([{ serial: readNodeFiles(e2)!.identity.serial, revokedAt: new Date() }]));
@@ -194,24 +206,29 @@ test('a revocation made on one judicator reaches etcd through the revocation fee
   void feed.run(stop.signal);
   t.after(async () => writeCrl(judicatorDir, await ca.signCrl([])));
 
-  const e5 = await issueIdentity(t, ca, 'executor', 'e5');
+  const e5 = await issueIdentity(t, ca, 'judicator', 'j5');
   const { identity } = readNodeFiles(e5)!;
-  await store.recordIssued({ serial: identity.serial, name: 'e5', role: 'executor', notBefore: identity.notBefore.toISOString(), notAfter: identity.notAfter.toISOString(), via: 'join' });
+  await store.recordIssued({ serial: identity.serial, name: 'j5', role: 'judicator', notBefore: identity.notBefore.toISOString(), notAfter: identity.notAfter.toISOString(), via: 'join' });
   assert.equal(etcdctlGet('kv2/probe', certFlags(e5)).status, 0);
-  await revokeNode(store, { name: 'e5', reason: 'gone' });
+  await revokeNode(store, { name: 'j5', role: 'judicator', reason: 'gone' });
   await waitFor(() => feed.current().check(identity).revoked, { what: 'the feed to see the revocation', timeoutMs: 5_000 });
   await waitFor(() => etcdctlGet('kv2/probe', certFlags(e5)).status !== 0, { what: 'etcd to refuse the revoked certificate', timeoutMs: 10_000 });
 });
 
-test('a node joins through a judicator that keeps its records in etcd, then reaches etcd with what it got', { skip: missing }, async (t) => {
+test('a judicator joins through one that keeps its records in etcd, then reaches etcd with what it got; a gateway that joined does not', { skip: missing }, async (t) => {
   const store = new EtcdPkiStore(() => judicator, 'join-test/');
   const pki = await startPkiServer(t, { dir: judicatorDir, store });
   assert.equal(pki.ca.fingerprint, ca.fingerprint);
-  const { token } = await createJoinToken(store, { caFingerprint: ca.fingerprint, roles: ['gateway'] });
+  const { token } = await createJoinToken(store, { caFingerprint: ca.fingerprint, roles: ['judicator', 'gateway'] });
   const dir = path.join(makeTempDir(t), 'pki');
-  const { identity } = await join({ address: pki.address, token, role: 'gateway', name: 'g1', dir });
-  assert.deepEqual((await store.issued()).map((r) => [r.serial, r.name]), [[identity.serial, 'g1']]);
-  const gateway = client(readNodeFiles(dir)!, t);
-  await gateway.put('kv2/from-gateway').value('joined');
-  assert.equal(await judicator.get('kv2/from-gateway').string(), 'joined');
+  const { identity } = await join({ address: pki.address, token, role: 'judicator', name: 'j9', dir, hosts: ['127.0.0.1'] });
+  assert.deepEqual((await store.issued()).map((r) => [r.serial, r.name]), [[identity.serial, 'j9']]);
+  const joined = client(readNodeFiles(dir)!, t);
+  await joined.put('kv2/from-joined').value('joined');
+  assert.equal(await judicator.get('kv2/from-joined').string(), 'joined');
+
+  const gatewayDir = path.join(makeTempDir(t), 'pki');
+  await join({ address: pki.address, token, role: 'gateway', name: 'g1', dir: gatewayDir });
+  await assert.rejects(client(readNodeFiles(gatewayDir)!, t).put('kv2/from-gateway').value('joined').exec());
+  assert.equal(await judicator.get('kv2/from-gateway').string(), null);
 });

@@ -737,6 +737,20 @@ for (const factory of factories) {
       await b!.removeExecutor('exec/1');
       assert.deepEqual((await a!.listExecutors()).map((e) => e.id), ['e2']);
       await b!.removeExecutor('never-seen');
+
+      // What an executor says of itself in its reports is kept; its process key is kept apart, never listed.
+      const SANDBOX = { kind: 'bwrap' as const, how: 'bubblewrap', network: 'none', limits: { memory: 'cgroup' } };
+      await a!.recordHeartbeat('e3', { vacant: 2, slots: 2, host: 'box', started: '2030-01-01T00:00:00.000Z', key: 'k1', languages: [{ name: 'C', version: '12.2.0' }], sandbox: SANDBOX });
+      const e3 = (await b!.listExecutors()).find((e) => e.id === 'e3')!;
+      assert.equal(e3.started, '2030-01-01T00:00:00.000Z');
+      assert.deepEqual(e3.languages, [{ name: 'C', version: '12.2.0' }]);
+      assert.deepEqual(e3.sandbox, SANDBOX);
+      assert.ok(!JSON.stringify(e3).includes('k1'), 'the key is not listed');
+      assert.equal(await b!.executorKey('e3'), 'k1');
+      assert.equal(await b!.executorKey('never-seen'), undefined);
+      // A new process of the name (a new key) is written at once, whatever the heartbeat refresh.
+      await a!.recordHeartbeat('e3', { vacant: 2, slots: 2, host: 'box', started: '2030-01-01T00:00:01.000Z', key: 'k2', sandbox: SANDBOX });
+      assert.equal(await b!.executorKey('e3'), 'k2');
     });
 
     test('leader duties: holders, and requeueHeldBy by age or for a gone executor, announced and idempotent', async (t) => {

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
 import { before, describe, it } from 'node:test';
-import { createLogger } from '../../src/common/logging';
+import { createLogger, type Logger } from '../../src/common/logging';
 import { JudicatorLink } from '../../src/gateway/judicator-link';
 import { TokenCheck } from '../../src/gateway/api/auth';
 import { createGatewayServer } from '../../src/gateway/server';
-import { startJudicators, type ClusterNode } from '../helpers/cluster';
+import { issueIdentity, startJudicators, type ClusterNode } from '../helpers/cluster';
 import { fileHooks } from '../helpers/file-hooks';
 import { EventStreamReader } from '../helpers/sse';
 import { startExecutor, startGateway, waitForExecutors, type GatewayNode } from '../helpers/system';
@@ -45,16 +45,22 @@ async function waitDone(base: string, id: string): Promise<any> {
   return answer.task;
 }
 
+/** A JudicatorLink of this process to the test's judicators, with a gateway certificate of their CA. */
+async function inProcessLink(logger: Logger): Promise<JudicatorLink> {
+  const { dir } = await issueIdentity(hooks, judicators[0]!, 'gateway', 'events-test-gateway');
+  return new JudicatorLink({ join: judicators.map((j) => j.rpcAddress), identityDir: dir, rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+}
+
+let judicators: ClusterNode[];
+
 describe('task events: GET /api/task/events', () => {
-  let judicators: ClusterNode[];
   let gateway: GatewayNode;
   let base: string;
 
   before(async () => {
     judicators = await startJudicators(hooks, 2);
-    const endpoints = judicators.map((j) => j.clientUrl).join(',');
-    const executor = startExecutor(hooks, 'e1', endpoints, ['--main-task-vacant', '3', '--main-task-sandbox', 'none']);
-    gateway = await startGateway(hooks, endpoints);
+    const executor = startExecutor(hooks, 'e1', judicators, ['--main-task-vacant', '3', '--main-task-sandbox', 'none']);
+    gateway = await startGateway(hooks, judicators);
     base = gateway.url;
     await waitForExecutors(base, [executor]);
   });
@@ -190,7 +196,7 @@ describe('task events: GET /api/task/events', () => {
 
   it('in-process: a user token streams only its own user\'s tasks; an admin token sees every task', async () => {
     const logger = createLogger('events-scope-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-    const link = new JudicatorLink({ endpoints: judicators.map((j) => j.clientUrl), prefix: 'kv2/', rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+    const link = await inProcessLink(logger);
     const controller = new AbortController();
     const running = link.run(controller.signal);
     hooks.after(async () => {
@@ -249,7 +255,7 @@ describe('task events: GET /api/task/events', () => {
 
   it('in-process: at most events_max_streams streams, and the API token applies', async () => {
     const logger = createLogger('events-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-    const link = new JudicatorLink({ endpoints: judicators.map((j) => j.clientUrl), prefix: 'kv2/', rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+    const link = await inProcessLink(logger);
     const controller = new AbortController();
     const running = link.run(controller.signal);
     hooks.after(async () => {

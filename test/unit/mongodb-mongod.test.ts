@@ -81,7 +81,7 @@ test('config/mongodb.json from the original flags: port 3000 also advertised, se
   assert.ok(mongodbModule.schema.safeParse(config).success);
   assert.equal(memberHost(config), 'host1:3100');
   assert.equal(config.store, 'mongodb');
-  assert.deepEqual(config.etcd.endpoints, ['http://127.0.0.1:2101']);
+  assert.deepEqual(config.etcd.endpoints, ['https://127.0.0.1:2101']); // etcd speaks only mutual TLS
   assert.equal(config.data_dir, 'data/mongodb');
   assert.equal(config.data_init_dir, 'data/mongodb_init');
   assert.equal(replicaSetUri(config), 'mongodb://127.0.0.1:3100/?replicaSet=rs');

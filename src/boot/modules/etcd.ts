@@ -1,18 +1,26 @@
 // The etcd module as the command line sees it: its flags (the original's names) and how they render
-// config/etcd.json (the config itself is etcd's: etcd/config.ts). Also the flags of the nodes that are
-// etcd clients, not members (executor, gateway), and where each node's modules find the cluster's etcd.
+// config/etcd.json (the config itself is etcd's: etcd/config.ts), and where this node's other modules
+// find its etcd member.
 import path from 'node:path';
 import { UsageError } from '../../common/errors';
 import { etcdConfigSchema, localClientUrl, type ClusterMode, type EtcdConfig } from '../../etcd/config';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
 import { PORT, checkNodeName, hostnameDefault, optionalNumber, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
-import { defineModule, type RenderContext } from '../module-definition';
+import { IDENTITY_DIR, joinAddresses } from '../join-flags';
+import { defineModule } from '../module-definition';
+import { listenAddress } from '../listen-address';
 
 export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-exe', type: 'string', description: 'etcd binary to run instead of the one embedded in kv2', placeholder: 'path' },
   { name: 'etcd-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this member's name (ENV: read $NAME)", placeholder: 'name' },
-  { name: 'etcd-listen-address', type: 'string', default: '0.0.0.0', description: 'address etcd listens on (ALL, or an interface name in capitals)', placeholder: 'address' },
+  {
+    name: 'etcd-listen-address',
+    type: 'string',
+    defaultText: '127.0.0.1 while --etcd-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
+    description: 'address etcd listens on (ALL, or an interface name in capitals)',
+    placeholder: 'address',
+  },
   { name: 'etcd-listen-peer-port', ...PORT, default: 2000, description: 'peer port etcd listens on (also the advertised one unless given)' },
   { name: 'etcd-listen-client-port', ...PORT, default: 2001, description: 'client port etcd listens on (also the advertised one unless given)' },
   { name: 'etcd-advertise-address', type: 'string', default: 'localhost', description: 'address other members and clients use to reach this member', placeholder: 'address' },
@@ -20,7 +28,7 @@ export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-advertise-client-port', ...PORT, description: 'advertised client port', defaultText: 'the listen client port' },
   { name: 'etcd-cluster-init-independent', type: 'boolean', description: 'found a new one-member cluster (the default when no other cluster flag is given)' },
   { name: 'etcd-cluster-init-member', type: 'string', description: 'static bootstrap: all members as "n1=http://h1:2000,n2=http://h2:2000"', placeholder: 'members' },
-  { name: 'etcd-cluster-join-member-client', type: 'string', description: 'join the running cluster reachable at these client URLs (comma-separated)', placeholder: 'urls' },
+  { name: 'etcd-cluster-join-member-client', type: 'string', description: 'join the running cluster reachable at these etcd client URLs (comma-separated https://host:2001); --join alone finds them', placeholder: 'urls' },
   { name: 'etcd-cluster-service', type: 'string', description: 'docker swarm: find the other members through DNS tasks.<service>', placeholder: 'service' },
   { name: 'etcd-cluster-service-port', ...PORT, default: 2001, description: "the swarm members' client port" },
   { name: 'etcd-strict-reconfig', type: 'boolean', default: true, description: 'refuse membership changes that could lose quorum' },
@@ -46,6 +54,9 @@ export function renderCluster(flags: Record<string, unknown>): ClusterMode {
   if (flags['etcd-cluster-service']) {
     return { type: 'service', service: String(flags['etcd-cluster-service']), client_port: Number(flags['etcd-cluster-service-port']) };
   }
+  // A judicator joining through another's RPC (--join) asks it where the etcd members are.
+  const join = joinAddresses(flags as FlagValues);
+  if (join.length && !flags['etcd-cluster-init-independent']) return { type: 'judicators', addresses: join };
   return { type: 'independent' };
 }
 
@@ -57,15 +68,17 @@ export const etcdModule = defineModule<EtcdConfig>({
   render({ flags }) {
     const listenPeer = Number(flags['etcd-listen-peer-port']);
     const listenClient = Number(flags['etcd-listen-client-port']);
+    const advertise = resolveAddress(String(flags['etcd-advertise-address']));
     return {
       exe: flags['etcd-exe'] ? path.resolve(String(flags['etcd-exe'])) : null,
       etcdctl: null,
       name: resolveNodeName(String(flags['etcd-name'])),
       data_dir: 'data/etcd',
       data_init_dir: 'data/etcd_init',
-      listen: { address: resolveAddress(String(flags['etcd-listen-address'])), peer_port: listenPeer, client_port: listenClient },
+      identity_dir: IDENTITY_DIR,
+      listen: { address: listenAddress(flags['etcd-listen-address'], advertise), peer_port: listenPeer, client_port: listenClient },
       advertise: {
-        address: resolveAddress(String(flags['etcd-advertise-address'])),
+        address: advertise,
         peer_port: optionalNumber(flags['etcd-advertise-peer-port']) ?? listenPeer,
         client_port: optionalNumber(flags['etcd-advertise-client-port']) ?? listenClient,
       },
@@ -88,46 +101,18 @@ export const etcdModule = defineModule<EtcdConfig>({
 });
 
 
-/**
- * The local judicator's etcd, as the modules of this node reach it: the judicator's main and mongodb
- * modules, and the executor and gateway of `kv2 standalone`.
- */
+/** The local judicator's etcd, as the modules of this node reach it: the judicator's main and mongodb modules. */
 export function localEtcdEndpoint(flags: FlagValues): string {
   return localClientUrl({
     listen: {
-      address: resolveAddress(String(flags['etcd-listen-address'] ?? '127.0.0.1')),
+      address: listenAddress(flags['etcd-listen-address'], resolveAddress(String(flags['etcd-advertise-address'] ?? 'localhost'))),
       client_port: Number(flags['etcd-listen-client-port'] ?? 2001),
     },
   });
 }
 
-/** The original's flag name; `--etcd-endpoints` is the clearer alias. */
-export const ENDPOINTS_FLAG = 'etcd-cluster-join-member-client';
-
-export const clusterClientFlags: FlagSpec[] = [
-  {
-    name: ENDPOINTS_FLAG,
-    aliases: ['etcd-endpoints'],
-    type: 'string',
-    description: "client URLs of the judicators' etcd, comma-separated (http://judicator:2001); required",
-    placeholder: 'urls',
-  },
-  { name: 'etcd-prefix', type: 'string', default: DEFAULT_PREFIX, description: 'prefix of every kv2 key in etcd', placeholder: 'prefix' },
-  { name: 'cluster-token', type: 'string', env: 'KV2_CLUSTER_TOKEN', description: 'token every RPC call carries (the judicators must have the same)', placeholder: 'token' },
-];
-
-/** The etcd endpoints an executor or gateway starts from. */
-export function clientEndpoints(context: Pick<RenderContext, 'command' | 'flags'>, role: string): string[] {
-  const { flags } = context;
-  if (context.command === 'standalone') {
-    return [localEtcdEndpoint(flags)];
-  }
-  const endpoints = String(flags[ENDPOINTS_FLAG] ?? '')
-    .split(',')
-    .map((e) => e.trim())
-    .filter(Boolean);
-  if (endpoints.length === 0) {
-    throw new UsageError(`kv2 ${role} needs the judicators' etcd: give --etcd-endpoints http://<judicator host>:2001 (alias --${ENDPOINTS_FLAG})`);
-  }
-  return endpoints;
+/** This judicator's etcd member as the other judicators reach it (its advertised client URL). */
+export function advertisedEtcdUrl(flags: FlagValues): string {
+  const port = optionalNumber(flags['etcd-advertise-client-port']) ?? Number(flags['etcd-listen-client-port'] ?? 2001);
+  return `https://${resolveAddress(String(flags['etcd-advertise-address'] ?? 'localhost'))}:${port}`;
 }

@@ -3,7 +3,7 @@
 import { DEFAULT_STATUS_DELAY, executorConfigSchema, type ExecutorConfig } from '../../executor/config';
 import { checkNodeName, hostnameDefault, optionalText, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
-import { clientEndpoints, clusterClientFlags } from './etcd';
+import { bootstrapJudicators, IDENTITY_DIR, joinFlags, removedClusterTokenFlags, removedEtcdClientFlags } from '../join-flags';
 import { DEFAULT_LIVE_REPORT_EVERY_MS } from '../../task/events';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 
@@ -20,7 +20,9 @@ export const executorMainFlags: FlagSpec[] = [
   { name: 'main-task-output-limit', type: 'int', min: 1, default: MiB, description: 'bytes kept of each step\'s stdout and stderr; beyond it the step is stopped' },
   { name: 'main-task-max-unpacked-size', type: 'int', min: 1, default: 256 * MiB, description: "bytes a task's zips may unpack to" },
   { name: 'main-task-max-files', type: 'int', min: 1, default: 10_000, description: "files and directories a task's zips may hold" },
-  ...clusterClientFlags,
+  ...joinFlags,
+  ...removedClusterTokenFlags,
+  ...removedEtcdClientFlags('executor'),
   { name: 'task-max-size', type: 'int', min: MIN_TASK_MAX_SIZE, max: MAX_TASK_MAX_SIZE, default: DEFAULT_TASK_MAX_SIZE, description: 'largest stored task (sources, data, input, commands, outputs, compressed), bytes' },
   { name: 'drain-timeout', type: 'number', min: 0, default: 30, description: 'seconds running tasks get to finish after SIGTERM before they are handed back' },
   { name: 'main-task-sandbox', type: 'string', default: 'auto', choices: ['auto', 'none', 'bwrap'], description: 'run each step in a bubblewrap sandbox (auto, bwrap: whichever way works here, else the executor does not start; none: no sandbox, said explicitly)' },
@@ -57,9 +59,8 @@ export const executorMainModule = defineModule<ExecutorConfig>({
         max_files: Number(flags['main-task-max-files']),
         max_size: Number(flags['task-max-size'] ?? DEFAULT_TASK_MAX_SIZE),
       },
-      etcd: { endpoints: clientEndpoints(context, 'executor'), prefix: String(flags['etcd-prefix']), refresh_interval: 10 },
-      cluster_token: optionalText(flags['cluster-token']),
-      register: { ttl: 10 },
+      judicators: { join: bootstrapJudicators(context, 'executor'), refresh_interval: 10 },
+      identity_dir: IDENTITY_DIR,
       rpc: { timeout: 10, retry_initial: 0.5, retry_max: 5, final_report_timeout: 5 },
       drain_timeout: Number(flags['drain-timeout']),
       sandbox: String(flags['main-task-sandbox'] ?? 'auto') as 'auto' | 'none' | 'bwrap',

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/config';
 import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
-import { clientEndpoints, clusterClientFlags } from './etcd';
+import { bootstrapJudicators, IDENTITY_DIR, joinFlags, removedClusterTokenFlags, removedEtcdClientFlags } from '../join-flags';
 import { taskCallbackAllowFlag } from './judicator';
 import { DEFAULT_TASK_MAX_SIZE } from '../../task/limits';
 import { DEFAULT_WAIT_MAX_HELD, DEFAULT_WAIT_MAX_S } from '../../gateway/api/wait';
@@ -13,9 +13,11 @@ import { DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_EVENTS_MAX_STREAMS } from '../../g
 export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-port', aliases: ['uwsgi-port'], ...PORT, default: 7000, description: 'port the HTTP API and web UI listen on' },
   { name: 'server-host', aliases: ['uwsgi-host'], type: 'string', default: '0.0.0.0', description: 'address the HTTP API and web UI listen on (ALL, or an interface name in capitals)', placeholder: 'address' },
-  { name: 'server-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this gateway's name in etcd (ENV: read $NAME)", placeholder: 'name' },
-  { name: 'server-advertise-address', type: 'string', default: 'localhost', description: 'address clients use to reach this gateway (registered in etcd)', placeholder: 'address' },
-  ...clusterClientFlags,
+  { name: 'server-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this gateway's name (in its cluster certificate; ENV: read $NAME)", placeholder: 'name' },
+  { name: 'server-advertise-address', type: 'string', default: 'localhost', description: 'address clients use to reach this gateway', placeholder: 'address' },
+  ...joinFlags,
+  ...removedClusterTokenFlags,
+  ...removedEtcdClientFlags('gateway'),
   { name: 'server-token', type: 'strings', secret: true, description: 'admin API token (repeatable); with any token set, every /api call needs Authorization: Bearer <token> (a tokens file keeps it off the command line)', placeholder: 'token' },
   { name: 'server-tokens-file', type: 'string', description: 'file of API tokens, "<token>", "<token> admin" or "<token> <user id>" a line (# starts a comment); read again on SIGHUP and when it changes', placeholder: 'file' },
   taskCallbackAllowFlag,
@@ -26,15 +28,16 @@ export const gatewayServerModule = defineModule<GatewayConfig>({
   role: 'gateway',
   flags: gatewayServerFlags,
   schema: gatewayConfigSchema,
-  render({ command, flags }) {
+  render(context) {
+    const { flags } = context;
     const listenPort = Number(flags['server-port']);
     const tokensFile = flags['server-tokens-file'];
     return {
       name: resolveNodeName(String(flags['server-name'])),
       listen: { address: resolveAddress(String(flags['server-host'])), port: listenPort },
       advertise: { address: resolveAddress(String(flags['server-advertise-address'])), port: listenPort },
-      etcd: { endpoints: clientEndpoints({ command, flags }, 'gateway'), prefix: String(flags['etcd-prefix']), refresh_ms: 10_000 },
-      cluster_token: optionalText(flags['cluster-token']),
+      judicators: { join: bootstrapJudicators(context, 'gateway'), refresh_ms: 10_000 },
+      identity_dir: IDENTITY_DIR,
       tokens: Array.isArray(flags['server-token']) ? flags['server-token'] : [],
       // Resolved against the directory kv2 was started from: the module runs in its role dir.
       tokens_file: typeof tokensFile === 'string' && tokensFile ? path.resolve(tokensFile) : null,
@@ -49,7 +52,6 @@ export const gatewayServerModule = defineModule<GatewayConfig>({
         events_max_streams: DEFAULT_EVENTS_MAX_STREAMS,
         events_buffer_bytes: DEFAULT_EVENTS_BUFFER_BYTES,
       },
-      register: { ttl: 10 },
       callback_allow: Array.isArray(flags['task-callback-allow']) ? flags['task-callback-allow'] : [],
       ui_dir: null,
     };

@@ -6,12 +6,20 @@ import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { mongodbConfigSchema, type MongodbConfig } from '../../mongodb/config';
 import { PORT, checkNodeName, hostnameDefault, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
 import { defineModule } from '../module-definition';
+import { IDENTITY_DIR } from '../join-flags';
+import { listenAddress } from '../listen-address';
 import { localEtcdEndpoint } from './etcd';
 
 export const mongodbFlags: FlagSpec[] = [
   { name: 'mongodb-exe', type: 'string', description: 'mongod binary to run instead of the embedded / PATH / cached one', placeholder: 'path' },
   { name: 'mongodb-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this member's name (ENV: read $NAME)", placeholder: 'name' },
-  { name: 'mongodb-listen-address', type: 'string', default: '0.0.0.0', description: 'address mongod listens on (ALL, or an interface name in capitals)', placeholder: 'address' },
+  {
+    name: 'mongodb-listen-address',
+    type: 'string',
+    defaultText: '127.0.0.1 while --mongodb-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
+    description: 'address mongod listens on (ALL, or an interface name in capitals)',
+    placeholder: 'address',
+  },
   { name: 'mongodb-listen-port', ...PORT, default: 3000, description: 'port mongod listens on (also the advertised one unless given)' },
   { name: 'mongodb-advertise-address', type: 'string', default: 'localhost', description: 'address the other members and the judicators use to reach this mongod', placeholder: 'address' },
   { name: 'mongodb-advertise-port', ...PORT, description: 'advertised mongod port', defaultText: 'the listen port' },
@@ -34,15 +42,16 @@ export const mongodbModule = defineModule<MongodbConfig>({
   schema: mongodbConfigSchema,
   render({ flags }) {
     const listenPort = Number(flags['mongodb-listen-port']);
+    const advertise = resolveAddress(String(flags['mongodb-advertise-address']));
     const store = flags['store'] === undefined ? 'auto' : String(flags['store']);
     return {
       ...mongodBinary(flags),
       name: resolveNodeName(String(flags['mongodb-name'])),
       data_dir: 'data/mongodb',
       data_init_dir: 'data/mongodb_init',
-      listen: { address: resolveAddress(String(flags['mongodb-listen-address'])), port: listenPort },
+      listen: { address: listenAddress(flags['mongodb-listen-address'], advertise), port: listenPort },
       advertise: {
-        address: resolveAddress(String(flags['mongodb-advertise-address'])),
+        address: advertise,
         port: optionalNumber(flags['mongodb-advertise-port']) ?? listenPort,
       },
       replica_set: String(flags['mongodb-replica-set']),
@@ -51,6 +60,7 @@ export const mongodbModule = defineModule<MongodbConfig>({
         endpoints: [localEtcdEndpoint(flags)],
         prefix: String(flags['etcd-prefix'] ?? DEFAULT_PREFIX),
       },
+      identity_dir: IDENTITY_DIR,
       store: store as MongodbConfig['store'],
       register: { ttl: 10 },
       reconcile: {

@@ -55,10 +55,10 @@ export class JudicatorCalls {
       }
       outcome = outcomeName(response.result);
       if (response.result === ReturnCode.UNAUTHORIZED) {
-        // The judicators want a cluster token this gateway does not have: an operator's problem, not the client's.
+        // The judicators refused this gateway's certificate (revoked, say): an operator's problem, not the client's.
         throw new JudicatorAnswerError(
           ReturnCode.ERROR,
-          `the judicators refused this gateway's cluster token (${response.message ?? 'unauthorized'}); start the gateway with the cluster's --cluster-token`,
+          `the judicators refused this gateway's cluster certificate (${response.message ?? 'unauthorized'}); it may have been revoked: join the gateway again with a new join token`,
         );
       }
       return response;

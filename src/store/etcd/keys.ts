@@ -12,7 +12,7 @@
 //   desc/<inv id>                 all tasks, newest first (`task/` is the oldest-first order)
 //   status/<status>/<id>          tasks by status, for counting
 //   finished/<ms>/<id>            done tasks by finish time, for retention; value {user, status}
-//   executor/<executor>           an executor's last report {name, report_ms, vacant, slots, host}
+//   executor/<executor>           an executor's record {name, report_ms, vacant, slots, host, started, key, languages, sandbox}
 //   callback/<id>                 a finished task's callback waiting to be delivered {url, attempts, due_ms}
 //                                 (issue 17's outbox: written by the transaction that ends the task)
 //   live/<id>                     a running task's live state (task-events.ts), while its executor holds it

@@ -9,11 +9,12 @@ import type { Etcd3 } from 'etcd3';
 import { highestIdAt, idTime, lowestIdAt } from '../../common/ids';
 import type { Logger } from '../../common/logging';
 import { isoTime } from '../../common/time';
-import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../task/types';
+import { TaskStatus, type ExecutorInfo, type ExecutorLanguage, type ExecutorSandbox, type Task, type TaskBrief } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
 import type { LiveTask } from '../../task/events';
 import type {
   LiveRecord,
+  ExecutorHeartbeat,
   PendingCallback,
   ReportInput,
   ReportOutcome,
@@ -26,6 +27,7 @@ import type {
   TaskStore,
   WriteFence,
 } from '../task-store';
+import { heartbeatSignature } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS, isUnacknowledged } from '../transition-rules';
 import { DEFAULT_HELD_VIEW_MS, TaskChanges } from './changes';
 import { joinChunks, readChunks } from './chunks';
@@ -69,7 +71,7 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   private readonly feed: StoreFeed;
   private readonly logger: Logger;
   private readonly heartbeatRefreshMs: number;
-  private readonly heartbeats = new Map<string, { ms: number; slots?: number; host?: string; started?: string }>();
+  private readonly heartbeats = new Map<string, { ms: number; signature: string }>();
   protected readonly context: EtcdTransitionContext;
   private lastClient: Etcd3 | undefined;
 
@@ -248,17 +250,18 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   // ---------------------------------------------------------------------------------------------
   // executors
 
-  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void> {
+  async recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void> {
     const now = this.now();
     const last = this.heartbeats.get(executor);
+    const signature = heartbeatSignature(info);
     // The record serves `executors` and executor expiry, both measured in seconds: under load an executor
     // reports many times a second, and rewriting the record each time would be much of etcd's work.
-    if (last && now - last.ms < this.heartbeatRefreshMs && last.slots === info.slots && last.host === info.host && last.started === info.started) return;
-    const record = { name: executor, report_ms: now, vacant: info.vacant, slots: info.slots, host: info.host, started: info.started };
+    if (last && now - last.ms < this.heartbeatRefreshMs && last.signature === signature) return;
+    const record: ExecutorRecord = { name: executor, report_ms: now, vacant: info.vacant, slots: info.slots, host: info.host, started: info.started, key: info.key, languages: info.languages, sandbox: info.sandbox };
     await etcdCall('record the executor report', () =>
       this.client().kv.put({ key: Buffer.from(this.keys.executor(executor)), value: Buffer.from(JSON.stringify(record)) }),
     );
-    this.heartbeats.set(executor, { ms: now, slots: info.slots, host: info.host, started: info.started });
+    this.heartbeats.set(executor, { ms: now, signature });
   }
 
   async listExecutors(): Promise<ExecutorInfo[]> {
@@ -267,7 +270,7 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
     );
     const out: ExecutorInfo[] = [];
     for (const kv of response.kvs) {
-      const record = parseJson<{ name: string; report_ms: number; vacant?: number; slots?: number; host?: string; started?: string }>(kv.value);
+      const record = parseJson<ExecutorRecord>(kv.value);
       if (!record || typeof record.name !== 'string' || typeof record.report_ms !== 'number') continue;
       // The original's `hostname` field held the executor's name too.
       const info: ExecutorInfo = { id: record.name, hostname: record.name, report_time: isoTime(record.report_ms) };
@@ -275,9 +278,18 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
       if (typeof record.slots === 'number') info.slots = record.slots;
       if (typeof record.vacant === 'number') info.vacant = record.vacant;
       if (typeof record.started === 'string') info.started = record.started;
+      if (record.languages) info.languages = record.languages;
+      if (record.sandbox) info.sandbox = record.sandbox;
       out.push(info);
     }
     return out;
+  }
+
+  async executorKey(name: string): Promise<string | undefined> {
+    const response = await etcdCall('read the executor record', () => this.client().kv.range({ key: Buffer.from(this.keys.executor(name)) }));
+    const value = response.kvs[0]?.value;
+    const record = value ? parseJson<ExecutorRecord>(value) : undefined;
+    return typeof record?.key === 'string' ? record.key : undefined;
   }
 
   async removeExecutor(name: string, fence?: WriteFence): Promise<void> {
@@ -352,6 +364,19 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
   async close(): Promise<void> {
     await this.feed.close();
   }
+}
+
+/** An executor's record (key executor/<name>). */
+interface ExecutorRecord {
+  name: string;
+  report_ms: number;
+  vacant?: number;
+  slots?: number;
+  host?: string;
+  started?: string;
+  key?: string;
+  languages?: ExecutorLanguage[];
+  sandbox?: ExecutorSandbox;
 }
 
 /** The index ranges a search walks: the count over the ascending one, the page over the ordered one. */

@@ -11,6 +11,8 @@ import { inputSize } from '../../task/codec';
 import {
   TaskStatus,
   type Checker,
+  type ExecutorLanguage,
+  type ExecutorSandbox,
   type JudgeSpec,
   type StepLimits,
   type StepReport,
@@ -114,6 +116,11 @@ export interface ExecutorDoc {
   host?: string;
   /** Issue 17: when the executor process started (ISO time), as it says in its reports. */
   started?: string;
+  /** The key of the executor process that registered last (never shown). */
+  key?: string;
+  /** What it runs (its reports say). */
+  languages?: ExecutorLanguage[];
+  sandbox?: ExecutorSandbox;
 }
 
 /** One index per query shape; names are fixed so a changed definition is noticed, not duplicated. */

@@ -12,6 +12,7 @@ import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
 import type { LiveTask } from '../../task/events';
 import type {
+  ExecutorHeartbeat,
   LiveRecord,
   PendingCallback,
   ReportInput,
@@ -197,12 +198,15 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   // ---- executors ----
 
-  async recordHeartbeat(executor: string, info: { vacant: number; slots?: number; host?: string; started?: string }): Promise<void> {
+  async recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void> {
     const now = new Date(this.now());
     const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, vacant: info.vacant };
     if (info.slots !== undefined) set.slots = info.slots;
     if (info.host !== undefined) set.host = info.host;
     if (info.started !== undefined) set.started = info.started;
+    if (info.key !== undefined) set.key = info.key;
+    if (info.languages !== undefined) set.languages = info.languages;
+    if (info.sandbox !== undefined) set.sandbox = info.sandbox;
     for (let attempt = 0; ; attempt++) {
       try {
         await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
@@ -224,10 +228,21 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
         if (doc.slots !== undefined) info.slots = doc.slots;
         if (doc.vacant !== undefined) info.vacant = doc.vacant;
         if (doc.started !== undefined) info.started = doc.started;
+        if (doc.languages !== undefined) info.languages = doc.languages;
+        if (doc.sandbox !== undefined) info.sandbox = doc.sandbox;
         return info;
       });
     } catch (error) {
       throw translate(error, 'listing executors');
+    }
+  }
+
+  async executorKey(name: string): Promise<string | undefined> {
+    try {
+      const doc = await this.executors.findOne({ _id: name }, { projection: { key: 1 } });
+      return typeof doc?.key === 'string' ? doc.key : undefined;
+    } catch (error) {
+      throw translate(error, 'reading an executor record');
     }
   }
 

@@ -10,7 +10,7 @@ import { liveCard } from '../poll';
 export const executorsPage: Page = (context) =>
   liveCard(context, 'Executors', 2_000, async () => {
     const { executors } = await api<{ executors: ExecutorView[] }>('GET', 'api/executors');
-    if (executors.length === 0) return h('p', { class: 'empty' }, 'No executor has reported yet. Start one with ', h('code', null, 'kv2 executor --etcd-endpoints …'), '.');
+    if (executors.length === 0) return h('p', { class: 'empty' }, 'No executor has reported yet. Start one with ', h('code', null, 'kv2 executor --join <judicator> --join-token-file <file>'), '.');
     const head = h('thead', null, h('tr', null, ['Name', 'Host', 'Slots', 'Free', 'Started', 'Last report', 'State', 'Sandbox'].map((t) => h('th', null, t))));
     const rows = executors.map((e) =>
       h(
