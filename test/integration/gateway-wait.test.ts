@@ -188,15 +188,21 @@ describe('waiting for a result: GET /api/task?wait=', () => {
     const waits = ids.map((id) => call(`${base}/api/task?id=${id}&wait=30`));
     // The 32 waits beyond the 48 held calls are polled: twice each means every wait is under way.
     await waitFor(async () => (await gets()) - before >= 64, { what: 'the waits beyond the held ones to be polled', timeoutMs: 10_000 });
+    // Not stuck behind the waits (which last 30 s): a bound far from both, so load does not matter.
     const submitted = Date.now();
     const id = await submit(base, 'true');
-    assert.ok(Date.now() - submitted < 3_000, `a submit took ${Date.now() - submitted} ms while 80 clients waited`);
+    assert.ok(Date.now() - submitted < 10_000, `a submit took ${Date.now() - submitted} ms while 80 clients waited`);
     ids.push(id);
-    const cancelled = Date.now();
-    for (const each of ids.slice(0, 80)) await call(`${base}/api/task?id=${each}`, { method: 'DELETE' });
+    const cancelledAt: number[] = [];
+    for (const each of ids.slice(0, 80)) {
+      await call(`${base}/api/task?id=${each}`, { method: 'DELETE' });
+      cancelledAt.push(Date.now());
+    }
     const answers = await Promise.all(waits);
     assert.deepEqual(new Set(answers.map((a) => a.body.task?.status)), new Set([7]));
-    assert.ok(Math.max(...answers.map((a) => a.at)) - cancelled < 10_000, 'every wait ended soon after the cancels');
+    // Each wait ends once its task is cancelled, not when its 30 s are up.
+    const slowest = Math.max(...answers.map((a, i) => a.at - cancelledAt[i]!));
+    assert.ok(slowest < 10_000, `every wait ended soon after its task's cancel (slowest: ${slowest} ms after)`);
   });
 
   it('kv2 task submit --wait and kv2 task wait hold one request instead of polling', async () => {
