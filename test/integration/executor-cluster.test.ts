@@ -43,7 +43,7 @@ interface Executor {
 
 /** An executor stopped at the end of the test `t` (passed or failed), so it never runs the next test's tasks. */
 function startExecutor(t: TestContext, name: string, extra: string[] = [], dir = makeTempDir(t, `kv2-${name}-`)): Executor {
-  const args = executorArgs(name, judicator, ['--main-report-interval', '1', ...extra]);
+  const args = executorArgs(name, judicator, ['--main-report-interval', '1', ...extra], dir);
   return { name, dir, node: startNode(t, dir, args) };
 }
 
