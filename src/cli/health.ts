@@ -2,6 +2,8 @@
 // operator's quick look: each supervisor alive, each of its modules running (or held by `kv2 maintain`),
 // and the gateway's and judicator's own health routes answering. Exit 0 when all is well, else 1.
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import type { CAC } from 'cac';
 import { z } from 'zod';
@@ -17,13 +19,20 @@ export const DEFAULT_HEALTH_TIMEOUT_S = 5;
 /** The directories a supervisor keeps its boot files in (standalone's modules live in the others). */
 const SUPERVISOR_DIRS = ['standalone', 'judicator', 'executor', 'gateway'];
 
-/** The HTTP health route of a module, by role and module name, and the config file it listens by. */
-const HEALTH_ROUTES: Record<string, { config: string; route: string }> = {
+/**
+ * The health route of a module, by role and module name, and the config file it listens by. The
+ * judicator's RPC port speaks HTTPS only: its route is checked against the cluster CA in its identity dir.
+ */
+const HEALTH_ROUTES: Record<string, { config: string; route: string; tls?: true }> = {
   'gateway/server': { config: 'server.json', route: '/api/health' },
-  'judicator/main': { config: 'main.json', route: '/health' },
+  'judicator/main': { config: 'main.json', route: '/health', tls: true },
 };
 
-const listenSchema = z.object({ listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }) });
+const listenSchema = z.object({
+  listen: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }),
+  /** The judicator's: where its certificate and the cluster CA's are (relative to its role dir). */
+  pki: z.object({ identity_dir: z.string() }).optional(),
+});
 
 export function registerHealthCommand(cli: CAC, run: Run): void {
   cli
@@ -74,7 +83,7 @@ export async function health(workDir: string, timeoutS: number): Promise<number>
         continue;
       }
       const route = HEALTH_ROUTES[label];
-      const answer = route && (await askHealth(path.join(module.role_dir, 'config', route.config), route.route, timeoutS));
+      const answer = route && (await askHealth(module.role_dir, route, timeoutS));
       if (answer && !answer.ok) problems.push(`${label}: running (pid ${pid}) but ${answer.text}`);
       else say(`ok: ${label}: running (pid ${pid})${answer ? `, ${answer.text}` : ''}`);
     }
@@ -99,21 +108,37 @@ function readJson(file: string): unknown {
   }
 }
 
-/** GETs a module's health route on the address its config listens on. */
-async function askHealth(configFile: string, route: string, timeoutS: number): Promise<{ ok: boolean; text: string } | undefined> {
-  const config = listenSchema.safeParse(readJson(configFile));
+/** GETs a module's health route on the address its config listens on (HTTPS, trusting the cluster CA, for `tls`). */
+async function askHealth(roleDir: string, route: { config: string; route: string; tls?: true }, timeoutS: number): Promise<{ ok: boolean; text: string } | undefined> {
+  const config = listenSchema.safeParse(readJson(path.join(roleDir, 'config', route.config)));
   if (!config.success) return undefined;
   const { address, port } = config.data.listen;
   const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '[::1]' : address.includes(':') ? `[${address}]` : address;
-  const url = `http://${host}:${port}${route}`;
+  const url = `${route.tls ? 'https' : 'http'}://${host}:${port}${route.route}`;
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutS * 1000) });
-    const body = (await response.text()).trim().slice(0, 300);
-    if (response.ok) return { ok: true, text: `${url} answers ${response.status}` };
+    const ca = route.tls ? fs.readFileSync(path.resolve(roleDir, config.data.pki?.identity_dir ?? 'data/pki', 'ca.crt')) : undefined;
+    const response = await get(url, ca, timeoutS * 1000);
+    if (response.status >= 200 && response.status < 300) return { ok: true, text: `${url} answers ${response.status}` };
     // A gateway with API tokens answers, but tells nothing more without one: it is up.
     if (response.status === 401) return { ok: true, text: `${url} answers 401 (it needs an API token: its judicators were not checked)` };
-    return { ok: false, text: `${url} answers ${response.status}: ${body}` };
+    return { ok: false, text: `${url} answers ${response.status}: ${response.body.trim().slice(0, 300)}` };
   } catch (error) {
     return { ok: false, text: `${url} does not answer: ${describeError(error)}` };
   }
+}
+
+/** One GET: its status and body; over HTTPS the server must prove itself with a certificate of `ca`. */
+function get(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const options = { timeout: timeoutMs, agent: false as const, ...(ca ? { ca } : {}) };
+    const request = (url.startsWith('https:') ? https : http).get(url, options, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk.length + body.length <= 4096 ? chunk : ''));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on('error', reject);
+  });
 }

@@ -32,7 +32,7 @@ test('kv2 health: a running standalone is all well, every module listed; stopped
   for (const module of ['judicator/etcd', 'judicator/main', 'executor/main', 'gateway/server']) {
     assert.match(healthy.stdout, new RegExp(`^ok: ${module}: running \\(pid \\d+\\)`, 'm'), healthy.stdout);
   }
-  assert.match(healthy.stdout, new RegExp(`ok: judicator/main: .*http://127\\.0\\.0\\.1:${ports.rpc}/health answers 200`));
+  assert.match(healthy.stdout, new RegExp(`ok: judicator/main: .*https://127\\.0\\.0\\.1:${ports.rpc}/health answers 200`));
   assert.match(healthy.stdout, new RegExp(`ok: gateway/server: .*http://127\\.0\\.0\\.1:${gatewayPort}/api/health answers 200`));
   assert.match(healthy.stdout, /kv2 health: all well in /);
 

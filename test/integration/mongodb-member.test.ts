@@ -1,15 +1,19 @@
 // The mongodb module's process (src/mongodb/member.ts) up to the point where it needs a mongod, against a
 // real etcd: it records or follows the cluster's store, idles harmlessly when that store is etcd (and
 // stops at once when asked), refuses with a clear message when the cluster needs a mongod it does not
-// have; and data/mongodb_init is restored once, the previous data kept aside.
+// have; and data/mongodb_init is restored once, the previous data kept aside. etcd runs on mutual TLS, as
+// a judicator's does: the module reaches it with the judicator identity in its role dir.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Etcd3 } from 'etcd3';
 import { ConfigError } from '../../src/common/errors';
 import { createLogger } from '../../src/common/logging';
+import { createEtcdClient } from '../../src/etcd/client';
 import { clusterKeys } from '../../src/etcd/keys';
+import { etcdClientTls } from '../../src/pki/etcd-tls';
+import { readNodeFiles, writeCrl } from '../../src/pki/identity-files';
+import { initClusterIdentity } from '../../src/pki/init-identity';
 import { restoreFromInitDir, runMongodbMember } from '../../src/mongodb/member';
 import { mongodbModule } from '../../src/boot/modules/mongodb';
 import type { MongodbConfig } from '../../src/mongodb/config';
@@ -66,14 +70,26 @@ function setting(t: Hooks) {
   return { dir, logger, messages };
 }
 
+/**
+ * An etcd on mutual TLS whose CA is the one of a judicator identity made in `dir`'s data/pki (where the
+ * module looks for its own), and a client of it with that identity.
+ */
+async function tlsEtcd(t: Hooks, dir: string) {
+  const pki = path.join(dir, 'data', 'pki');
+  const { ca } = await initClusterIdentity(pki, { name: 'j1' });
+  writeCrl(pki, await ca.signCrl([]));
+  const etcd = await EtcdServer.start(t, { tls: { dir: pki, crl: true } });
+  const client = createEtcdClient([etcd.endpoint], { tls: etcdClientTls(readNodeFiles(pki)!) });
+  t.after(() => client.close());
+  return { etcd, client };
+}
+
 const systemMongod = ['/usr/bin/mongod', '/usr/local/bin/mongod'].some((f) => fs.existsSync(f));
 const skip = skipEtcd ?? (systemMongod ? 'this machine has a mongod in /usr/bin or /usr/local/bin' : undefined);
 
 test('on a cluster with the etcd store the module idles, harmlessly, until it is stopped', { skip }, async (t) => {
-  const etcd = await EtcdServer.start(t);
-  const client = new Etcd3({ hosts: [etcd.endpoint] });
-  t.after(() => client.close());
   const { dir, logger, messages } = setting(t);
+  const { etcd, client } = await tlsEtcd(t, dir);
   // --store auto and no mongod anywhere: this first judicator records etcd.
   const controller = new AbortController();
   const running = runMongodbMember({ config: moduleConfig(etcd, 'auto', 'x/'), logger, roleDir: dir, signal: controller.signal });
@@ -86,11 +102,9 @@ test('on a cluster with the etcd store the module idles, harmlessly, until it is
 });
 
 test('a judicator without a mongod stops with a clear message on a MongoDB cluster', { skip }, async (t) => {
-  const etcd = await EtcdServer.start(t);
-  const client = new Etcd3({ hosts: [etcd.endpoint] });
-  t.after(() => client.close());
-  await client.put(clusterKeys('y/').clusterStore).value('mongodb');
   const { dir, logger } = setting(t);
+  const { etcd, client } = await tlsEtcd(t, dir);
+  await client.put(clusterKeys('y/').clusterStore).value('mongodb');
   await assert.rejects(
     runMongodbMember({ config: moduleConfig(etcd, 'auto', 'y/'), logger, roleDir: dir, signal: new AbortController().signal }),
     (error: unknown) => error instanceof ConfigError && /keeps its tasks in MongoDB/.test(error.message) && /kv2 fetch mongod/.test(error.message),
@@ -104,8 +118,8 @@ test('a judicator without a mongod stops with a clear message on a MongoDB clust
 });
 
 test('while etcd does not answer yet the module waits, and a stop ends the wait', { skip: skipEtcd }, async (t) => {
-  const etcd = await EtcdServer.start(t);
   const { dir, logger, messages } = setting(t);
+  const { etcd } = await tlsEtcd(t, dir);
   await etcd.stop();
   const controller = new AbortController();
   const running = runMongodbMember({ config: moduleConfig(etcd, 'auto', 'w/'), logger, roleDir: dir, signal: controller.signal });
