@@ -11,9 +11,7 @@ import { isoTime } from '../../common/time';
 import { inputSize } from '../../task/codec';
 import {
   TaskStatus,
-  type Checker,
   type JudgeSpec,
-  type StepLimits,
   type Task,
   type TaskBrief,
   type TaskInput,
@@ -39,13 +37,6 @@ export interface ResultDoc extends Pick<TaskResult, (typeof RESULT_FACTS)[number
 /** The fields of a result that the document keeps as they are (each only when present). */
 const RESULT_FACTS = ['accepted', 'compile', 'execute', 'verdict', 'tests'] as const;
 
-/** Issue 17: a task's tests, test mode and checker, as a subdocument (binaries as BSON binary). */
-export interface JudgeDoc {
-  mode: JudgeSpec['mode'];
-  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string; source: Uint8Array };
-  tests: { name: string; input: Uint8Array; output: Uint8Array }[];
-}
-
 /**
  * Issue 17: the outbox entry of a finished task's callback, set by the update that ends the task (so a
  * crash between the two cannot lose it), and removed once the callback is delivered or given up.
@@ -58,16 +49,9 @@ export interface CallbackDoc {
   due: Date;
 }
 
-export interface TaskDoc {
+/** A task: what was submitted (binaries as BSON binary; judge a subdocument), and its state. */
+export interface TaskDoc extends TaskInput<Uint8Array> {
   _id: ObjectId;
-  user: number;
-  compile: { source: Uint8Array; command: Uint8Array; timeout: number; limits?: StepLimits };
-  execute: { input: Uint8Array; data: Uint8Array; command: Uint8Array; timeout: number; standard: Uint8Array; limits?: StepLimits };
-  network?: boolean;
-  /** Issue 17: tests, test mode and checker. */
-  judge?: JudgeDoc;
-  /** Issue 17: where the finished task is POSTed. */
-  callback_url?: string;
   /** Issue 17: the pending callback (the outbox). */
   callback?: CallbackDoc;
   add_time: Date;
@@ -169,7 +153,7 @@ function toResult(doc: ResultDoc | null | undefined): TaskResult | null {
   };
 }
 
-function judgeDoc(judge: JudgeSpec): JudgeDoc {
+function judgeDoc(judge: JudgeSpec): JudgeSpec<Uint8Array> {
   const checker = judge.checker;
   return {
     mode: judge.mode,
@@ -178,7 +162,7 @@ function judgeDoc(judge: JudgeSpec): JudgeDoc {
   };
 }
 
-function toJudge(doc: JudgeDoc): JudgeSpec {
+function toJudge(doc: JudgeSpec<Uint8Array>): JudgeSpec {
   const checker = doc.checker;
   return {
     mode: doc.mode,
