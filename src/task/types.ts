@@ -13,6 +13,26 @@ export const ReturnCode = {
 } as const;
 export type ReturnCode = (typeof ReturnCode)[keyof typeof ReturnCode];
 
+/** Each result code's name (metrics labels, logs) and its words for people (the UI's error titles). */
+const RETURN_CODE_WORDS: Record<ReturnCode, readonly [name: string, text: string]> = {
+  [ReturnCode.OK]: ['ok', 'OK'],
+  [ReturnCode.ERROR]: ['error', 'Error'],
+  [ReturnCode.NOT_EXIST]: ['not_exist', 'Does not exist'],
+  [ReturnCode.TOO_LARGE]: ['too_large', 'Too large'],
+  [ReturnCode.INVALID_INPUT]: ['invalid_input', 'Invalid input'],
+  [ReturnCode.UNAUTHORIZED]: ['unauthorized', 'Unauthorized'],
+};
+
+/** A result code's name, as metrics and logs label it; `unknown` for a code kv2 does not know. */
+export function returnCodeName(code: number): string {
+  return RETURN_CODE_WORDS[code as ReturnCode]?.[0] ?? 'unknown';
+}
+
+/** A result code in words, as the UI titles an error with it. */
+export function returnCodeText(code: number): string {
+  return RETURN_CODE_WORDS[code as ReturnCode]?.[1] ?? `Result ${code}`;
+}
+
 /** Task status codes (the original's). `done` tasks are in a final status. */
 export const TaskStatus = {
   PENDING: 0,
