@@ -4,13 +4,13 @@
 import path from 'node:path';
 import { DEFAULT_CALLBACK_TIMINGS, judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
-import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import { PORT, nodeNameFlag, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule, type RenderContext } from '../module-definition';
 import { checkAllowEntry } from '../../task/callback-allow';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 import { LEAF_LIFETIME_MS } from '../../pki/certificate-authority';
 import { IDENTITY_DIR, JOIN_TOKEN_FILE, joinFlags, removedClusterTokenFlags } from '../join-flags';
-import { listenAddress } from '../listen-address';
+import { listenAddress, listenAddressFlag } from '../listen-address';
 import { advertisedEtcdUrl, localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
 
@@ -29,14 +29,8 @@ export const taskCallbackAllowFlag: FlagSpec = {
 export const DEFAULT_EXECUTOR_TTL = 10;
 
 export const judicatorMainFlags: FlagSpec[] = [
-  { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
-  {
-    name: 'main-listen-address',
-    type: 'string',
-    defaultText: '127.0.0.1 while --main-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
-    description: 'address the judicator RPC listens on',
-    placeholder: 'address',
-  },
+  nodeNameFlag('main-name', "this node's name (ENV: read $NAME)"),
+  listenAddressFlag('main', 'address the judicator RPC listens on'),
   { name: 'main-listen-port', ...PORT, default: 4000, description: 'port the judicator RPC listens on (also the advertised one unless given)' },
   { name: 'main-advertise-address', type: 'string', default: 'localhost', description: 'address executors and gateways use to reach this judicator', placeholder: 'address' },
   { name: 'main-advertise-port', ...PORT, description: 'advertised RPC port', defaultText: 'the listen port' },

@@ -4,22 +4,16 @@
 import path from 'node:path';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { mongodbConfigSchema, type MongodbConfig } from '../../mongodb/config';
-import { PORT, checkNodeName, hostnameDefault, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import { PORT, nodeNameFlag, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
 import { defineModule } from '../module-definition';
 import { IDENTITY_DIR } from '../join-flags';
-import { listenAddress } from '../listen-address';
+import { listenAddress, listenAddressFlag } from '../listen-address';
 import { localEtcdEndpoint } from './etcd';
 
 export const mongodbFlags: FlagSpec[] = [
   { name: 'mongodb-exe', type: 'string', description: 'mongod binary to run instead of the embedded / PATH / cached one', placeholder: 'path' },
-  { name: 'mongodb-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this member's name (ENV: read $NAME)", placeholder: 'name' },
-  {
-    name: 'mongodb-listen-address',
-    type: 'string',
-    defaultText: '127.0.0.1 while --mongodb-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
-    description: 'address mongod listens on (ALL, or an interface name in capitals)',
-    placeholder: 'address',
-  },
+  nodeNameFlag('mongodb-name', "this member's name (ENV: read $NAME)"),
+  listenAddressFlag('mongodb', 'address mongod listens on (ALL, or an interface name in capitals)'),
   { name: 'mongodb-listen-port', ...PORT, default: 3000, description: 'port mongod listens on (also the advertised one unless given)' },
   { name: 'mongodb-advertise-address', type: 'string', default: 'localhost', description: 'address the other members and the judicators use to reach this mongod', placeholder: 'address' },
   { name: 'mongodb-advertise-port', ...PORT, description: 'advertised mongod port', defaultText: 'the listen port' },
