@@ -4,14 +4,14 @@
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
-import { nodeNameField, portField } from '../common/config-fields';
+import { hostPortField, nodeNameField } from '../common/config-fields';
 
 export const gatewayConfigSchema = z.object({
   /** This gateway's name (its certificate's). */
   name: nodeNameField,
-  listen: z.object({ address: z.string().min(1), port: portField }),
+  listen: hostPortField,
   /** Address clients use to reach this gateway. */
-  advertise: z.object({ address: z.string().min(1), port: portField }),
+  advertise: hostPortField,
   judicators: z.object({
     /** Judicator RPC addresses to start from (host[:port]); the list follows the cluster. */
     join: z.array(z.string().min(1)).min(1),

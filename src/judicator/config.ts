@@ -4,7 +4,7 @@
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
-import { nodeNameField, portField } from '../common/config-fields';
+import { hostPortField, nodeNameField } from '../common/config-fields';
 
 
 /**
@@ -23,8 +23,8 @@ export const DEFAULT_CALLBACK_TIMINGS = {
 
 export const judicatorConfigSchema = z.object({
   name: nodeNameField,
-  listen: z.object({ address: z.string().min(1), port: portField }),
-  advertise: z.object({ address: z.string().min(1), port: portField }),
+  listen: hostPortField,
+  advertise: hostPortField,
   etcd: z.object({
     endpoints: z.array(z.string().min(1)).min(1),
     prefix: z.string().min(1),
