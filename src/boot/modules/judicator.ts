@@ -10,7 +10,7 @@ import { checkAllowEntry } from '../../task/callback-allow';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 import { LEAF_LIFETIME_MS } from '../../pki/certificate-authority';
 import { IDENTITY_DIR, JOIN_TOKEN_FILE, joinFlags, removedClusterTokenFlags } from '../join-flags';
-import { listenAddress, listenAddressFlag } from '../listen-address';
+import { listenAddress, listenAddressFlag, listenAndAdvertise } from '../listen-address';
 import { advertisedEtcdUrl, localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
 
@@ -77,17 +77,12 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
   schema: judicatorConfigSchema,
   render(context) {
     const { flags } = context;
-    const listenPort = Number(flags['main-listen-port']);
     const secretFile = flags['task-callback-secret-file'];
-    const advertise = resolveAddress(String(flags['main-advertise-address']));
-    const listen = listenAddress(flags['main-listen-address'], advertise);
+    const { listen, advertise } = listenAndAdvertise(flags, 'main');
     return {
       name: resolveNodeName(String(flags['main-name'])),
-      listen: { address: listen, port: listenPort },
-      advertise: {
-        address: advertise,
-        port: flags['main-advertise-port'] === undefined ? listenPort : Number(flags['main-advertise-port']),
-      },
+      listen,
+      advertise,
       etcd: {
         endpoints: [localEtcdEndpoint(flags)],
         prefix: String(flags['etcd-prefix']),
@@ -95,7 +90,7 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
       },
       pki: {
         identity_dir: IDENTITY_DIR,
-        hosts: certificateHosts(flags, [advertise, listen]),
+        hosts: certificateHosts(flags, [advertise.address, listen.address]),
         cert_lifetime: Number(flags['cert-lifetime'] ?? LEAF_LIFETIME_MS / 1000),
         join_token_file: JOIN_TOKEN_FILE,
         // Resolved against the directory kv2 was started from: the module runs in its role dir.

@@ -4,10 +4,10 @@
 import path from 'node:path';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { mongodbConfigSchema, type MongodbConfig } from '../../mongodb/config';
-import { PORT, nodeNameFlag, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import { PORT, nodeNameFlag, optionalText, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
 import { defineModule } from '../module-definition';
 import { IDENTITY_DIR } from '../join-flags';
-import { listenAddress, listenAddressFlag } from '../listen-address';
+import { listenAddressFlag, listenAndAdvertise } from '../listen-address';
 import { localEtcdEndpoint } from './etcd';
 
 export const mongodbFlags: FlagSpec[] = [
@@ -35,19 +35,15 @@ export const mongodbModule = defineModule<MongodbConfig>({
   flags: mongodbFlags,
   schema: mongodbConfigSchema,
   render({ flags }) {
-    const listenPort = Number(flags['mongodb-listen-port']);
-    const advertise = resolveAddress(String(flags['mongodb-advertise-address']));
+    const { listen, advertise } = listenAndAdvertise(flags, 'mongodb');
     const store = flags['store'] === undefined ? 'auto' : String(flags['store']);
     return {
       ...mongodBinary(flags),
       name: resolveNodeName(String(flags['mongodb-name'])),
       data_dir: 'data/mongodb',
       data_init_dir: 'data/mongodb_init',
-      listen: { address: listenAddress(flags['mongodb-listen-address'], advertise), port: listenPort },
-      advertise: {
-        address: advertise,
-        port: optionalNumber(flags['mongodb-advertise-port']) ?? listenPort,
-      },
+      listen,
+      advertise,
       replica_set: String(flags['mongodb-replica-set']),
       cache_size_gb: null,
       etcd: {
