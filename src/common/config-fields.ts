@@ -10,3 +10,6 @@ export const nodeNameField = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'l
 
 /** An address and a port: where a module listens, or where others reach it. */
 export const hostPortField = z.object({ address: z.string().min(1), port: portField });
+
+/** A node's name (its certificate's) and addresses: where its module listens, and where others reach it. */
+export const nodeAddressFields = { name: nodeNameField, listen: hostPortField, advertise: hostPortField };
