@@ -22,35 +22,17 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send(TEST_TEXT),
   );
 
-  const executorsList = listRoute(
-    'executors',
-    executorSchema,
-    'List the executors',
-    'Every executor the judicators know: what it says of itself in its reports (host, slots, start), its free slots and last report.',
-  );
-  app.get('/api/executors', executorsList, async () => {
+  app.get('/api/executors', listRoute('executors', executorSchema, 'List the executors', 'Every executor the judicators know: what it says of itself in its reports (host, slots, start), its free slots and last report.'), async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, executors: answer.executors };
   });
 
-  const languagesList = listRoute(
-    'languages',
-    languageCountSchema,
-    'List the languages the live executors can run',
-    'Each toolchain the live executors found at start (C, C++, Python 3, Java, ...), with its version and how many executors have it; another version makes an entry of its own.',
-  );
-  app.get('/api/languages', languagesList, async () => {
+  app.get('/api/languages', listRoute('languages', languageCountSchema, 'List the languages the live executors can run', 'Each toolchain the live executors found at start (C, C++, Python 3, Java, ...), with its version and how many executors have it; another version makes an entry of its own.'), async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, languages: languagesOf(answer.executors) };
   });
 
-  const judicatorsList = listRoute(
-    'judicators',
-    judicatorSchema,
-    'List the judicators',
-    "The judicators registered, which one leads; `name` is the original's key path /judicator/service/<name>.",
-  );
-  app.get('/api/judicators', judicatorsList, async () => {
+  app.get('/api/judicators', listRoute('judicators', judicatorSchema, 'List the judicators', "The judicators registered, which one leads; `name` is the original's key path /judicator/service/<name>."), async () => {
     const judicators = await context.judicators();
     return {
       result: ReturnCode.OK,
