@@ -237,6 +237,11 @@ export function hostnameDefault(): string {
   return os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-') || 'kv2';
 }
 
+/** A module's `--<x>-name` flag: a node name, the hostname unless given, ENV for $NAME (resolveNodeName). */
+export function nodeNameFlag(name: string, description: string): FlagSpec {
+  return { name, type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description, placeholder: 'name' };
+}
+
 /**
  * The original's address words: ALL is 0.0.0.0, DOCKER is this container's own address, other all-caps
  * words name a network interface (its first IPv4 address), anything else is used as written.

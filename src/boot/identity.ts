@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, InvalidInputError, UnavailableError, UsageError, describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
+import { readOptionalText } from '../common/optional-file';
 import { sleep } from '../common/processes';
 import type { ExecutorConfig } from '../executor/config';
 import type { GatewayConfig } from '../gateway/config';
@@ -62,7 +63,7 @@ export function identityWork(modules: readonly RenderedModule[], context: Pick<I
       const paths = identityPaths(dir);
       const caFile = context.flags['cluster-ca-file'];
       // A CA given as a file (swarm, compose) is the one there already when its certificate is.
-      const caFromFile = typeof caFile === 'string' && caFile ? splitPem(readIfExists(path.resolve(caFile)) ?? '').certificates[0]?.trim() : undefined;
+      const caFromFile = typeof caFile === 'string' && caFile ? splitPem(readOptionalText(path.resolve(caFile)) ?? '').certificates[0]?.trim() : undefined;
       const files = quietReadNodeFiles(dir);
       return !(
         files &&
@@ -78,7 +79,7 @@ export function identityWork(modules: readonly RenderedModule[], context: Pick<I
     if (module.role === 'executor' || module.role === 'gateway') {
       const config = module.config as { name: string; identity_dir: string };
       const files = quietReadNodeFiles(path.resolve(module.roleDir, config.identity_dir));
-      const localCaCert = readIfExists(identityPaths(path.join(context.workDir, 'judicator', IDENTITY_DIR)).caCert);
+      const localCaCert = readOptionalText(identityPaths(path.join(context.workDir, 'judicator', IDENTITY_DIR)).caCert);
       return !(
         files &&
         files.identity.role === module.role &&
@@ -184,7 +185,7 @@ async function installClusterCa(file: string, dir: string, logger: Logger): Prom
     throw new ConfigError(`--cluster-ca-file ${file}: ${describeError(error)}`);
   }
   const paths = identityPaths(dir);
-  const present = readIfExists(paths.caCert);
+  const present = readOptionalText(paths.caCert);
   if (present !== undefined && fs.existsSync(paths.caKey)) {
     if (caFingerprint(present) !== ca.fingerprint) {
       throw new ConfigError(`${dir} holds another cluster CA (${caFingerprint(present)}) than --cluster-ca-file ${file} (${ca.fingerprint}): a judicator never changes its cluster; move ${dir} aside to start over`);
@@ -208,7 +209,7 @@ async function memberIdentity(
   const { logger } = context;
   const dir = path.resolve(roleDir, config.identity_dir);
   const localCaDir = path.join(context.workDir, 'judicator', IDENTITY_DIR);
-  const localCaCert = readIfExists(identityPaths(localCaDir).caCert);
+  const localCaCert = readOptionalText(identityPaths(localCaDir).caCert);
   const current = tryReadNodeFiles(dir, logger);
   const usable =
     current &&
@@ -237,14 +238,6 @@ async function memberIdentity(
   const token = await joinToken(context, role);
   const joined = await joinWithRetry({ addresses, token, role, name: config.name, dir }, context);
   logger.info({ serial: joined.identity.serial, ca: joined.caFingerprint, notAfter: joined.identity.notAfter.toISOString() }, `joined the cluster as ${role} ${config.name}`);
-}
-
-function readIfExists(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 /** The certificate lifetime of the judicator in `workDir` (its config), for certificates issued from its CA. */

@@ -3,8 +3,8 @@
 // single-machine cluster is not reachable from the network at all; one advertised at a network address
 // (`--etcd-advertise-address host1`, swarm's DOCKER) listens on every interface. TLS is on either way.
 import net from 'node:net';
-import type { FlagValue } from './flags';
-import { resolveAddress } from './flags';
+import type { FlagSpec, FlagValue, FlagValues } from './flags';
+import { optionalNumber, resolveAddress } from './flags';
 
 /** Whether `address` names this machine's loopback (localhost, 127.0.0.0/8, ::1). */
 export function isLoopback(address: string): boolean {
@@ -18,4 +18,33 @@ export function listenAddress(flag: FlagValue, advertised: string): string {
   if (flag !== undefined && flag !== '') return resolveAddress(String(flag));
   if (!isLoopback(advertised)) return '0.0.0.0';
   return advertised === 'localhost' ? '127.0.0.1' : advertised;
+}
+
+/** The `--<prefix>-listen-address` flag of a judicator's module, its default (listenAddress) said in its help. */
+export function listenAddressFlag(prefix: string, description: string): FlagSpec {
+  return {
+    name: `${prefix}-listen-address`,
+    type: 'string',
+    defaultText: `127.0.0.1 while --${prefix}-advertise-address is local (localhost, a loopback address), else 0.0.0.0`,
+    description,
+    placeholder: 'address',
+  };
+}
+
+/**
+ * Where a judicator's module (`main`, `mongodb`) listens and is reached, from its
+ * `--<prefix>-{listen,advertise}-{address,port}` flags: the advertised port is the listen port unless given.
+ */
+export function listenAndAdvertise(flags: FlagValues, prefix: string): { listen: HostPort; advertise: HostPort } {
+  const port = Number(flags[`${prefix}-listen-port`]);
+  const advertise = resolveAddress(String(flags[`${prefix}-advertise-address`]));
+  return {
+    listen: { address: listenAddress(flags[`${prefix}-listen-address`], advertise), port },
+    advertise: { address: advertise, port: optionalNumber(flags[`${prefix}-advertise-port`]) ?? port },
+  };
+}
+
+export interface HostPort {
+  address: string;
+  port: number;
 }

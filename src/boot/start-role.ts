@@ -7,7 +7,7 @@ import path from 'node:path';
 import { selfCommand } from '../common/assets';
 import { hideSecretFlags } from '../common/hide-argv';
 import { BusyError, ConfigError, UsageError, describeError } from '../common/errors';
-import { createLogger } from '../common/logging';
+import { createLogger, type Logger } from '../common/logging';
 import { signalGroup } from '../common/processes';
 import { configPath, renderLog, writeConfigFile } from './config-files';
 import { readFlagFile, resolveFlags, type FlagValues } from './flags';
@@ -135,14 +135,7 @@ export async function runRole(command: CommandName, given: Record<string, unknow
   try {
     workDirUsable(() => prepared.write(), prepared.bootDir);
     writePidFile(bootPidFile, process.pid);
-    const logger = createLogger('boot', {
-      dir: prepared.bootConfig.log.dir,
-      file: 'boot.log',
-      maxBytes: prepared.bootConfig.log.max_bytes,
-      keep: prepared.bootConfig.log.keep,
-      printToStdout: prepared.bootConfig.log.print,
-      level: prepared.bootConfig.log.level,
-    });
+    const logger = bootLogger(prepared);
     const supervisor = new Supervisor(prepared.bootConfig, logger);
     for (const line of prepared.announcements) process.stdout.write(`${line}\n`);
     const controller = new AbortController();
@@ -231,16 +224,15 @@ function prepareIdentityInChild(signal: AbortSignal): Promise<number> {
   });
 }
 
+/** The role's boot log (boot.log in its boot dir's log settings): the supervisor's, and its identity child's. */
+function bootLogger(prepared: PreparedRole): Logger {
+  const log = prepared.bootConfig.log;
+  return createLogger('boot', { dir: log.dir, file: 'boot.log', maxBytes: log.max_bytes, keep: log.keep, printToStdout: log.print, level: log.level });
+}
+
 /** The child's part: the role's identity made ready, logged to the boot log, then exit (0, or the error's code). */
 async function runIdentityChild(prepared: PreparedRole): Promise<number> {
-  const logger = createLogger('boot', {
-    dir: prepared.bootConfig.log.dir,
-    file: 'boot.log',
-    maxBytes: prepared.bootConfig.log.max_bytes,
-    keep: prepared.bootConfig.log.keep,
-    printToStdout: prepared.bootConfig.log.print,
-    level: prepared.bootConfig.log.level,
-  });
+  const logger = bootLogger(prepared);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.on('SIGINT', onSignal);

@@ -8,7 +8,7 @@ import type { FlagSpec, FlagValues } from '../boot/flags';
 import { DEFAULT_JOIN_TOKEN_TTL_MS, MAX_JOIN_TOKEN_TTL_MS } from '../pki/join-token';
 import { ROLES, type Role } from '../pki/identity';
 import { ReturnCode } from '../task/types';
-import { registerFlagCommand, type Run } from './shared';
+import { adminClientFrom, adminFlags, registerFlagCommand, type Run } from './shared';
 
 /** Roles a token allows when --role is not given: the nodes that run tasks and serve the API. */
 export const DEFAULT_TOKEN_ROLES: readonly Role[] = ['executor', 'gateway'];
@@ -35,8 +35,7 @@ export const joinTokenFlags: FlagSpec[] = [
     placeholder: 'roles',
   },
   { name: 'description', type: 'string', description: 'a note kept with the token (who it is for)', placeholder: 'text' },
-  { name: 'work-dir', type: 'string', default: '.', description: "work dir of the judicator on this machine (its CA key makes the operator's certificate)", placeholder: 'dir' },
-  { name: 'judicator', type: 'string', description: 'RPC address of the judicator to ask (default: the one in --work-dir)', placeholder: 'host:port' },
+  ...adminFlags,
 ];
 
 export function registerJoinTokenCommand(cli: CAC, run: Run): void {
@@ -55,8 +54,7 @@ async function joinTokenCommand(flags: FlagValues, action: string): Promise<numb
   const ttlMs = parseDuration(String(flags.ttl ?? '24h'), '--ttl');
   if (ttlMs <= 0 || ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new UsageError(`--ttl must be more than 0 and at most ${MAX_JOIN_TOKEN_TTL_MS / 86_400_000}d (default ${DEFAULT_JOIN_TOKEN_TTL_MS / 3_600_000}h)`);
   const roles = [...new Set(flags.role as Role[])];
-  const { localAdminClient } = await import('../ops/admin');
-  const admin = await localAdminClient({ workDir: String(flags['work-dir']), judicator: flags.judicator === undefined ? undefined : String(flags.judicator) });
+  const admin = await adminClientFrom(flags);
   try {
     const answer = await admin.rpc.call('join_token_create', { roles, ttl_ms: ttlMs, ...(flags.description ? { description: String(flags.description) } : {}) }, { retryForMs: 0 });
     if (answer.result !== ReturnCode.OK || !answer.token) {

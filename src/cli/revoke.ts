@@ -6,13 +6,12 @@ import { UsageError } from '../common/errors';
 import type { FlagSpec, FlagValues } from '../boot/flags';
 import { checkNodeName, ROLES, type Role } from '../pki/identity';
 import { ReturnCode } from '../task/types';
-import { registerFlagCommand, type Run } from './shared';
+import { adminClientFrom, adminFlags, registerFlagCommand, type Run } from './shared';
 
 export const revokeFlags: FlagSpec[] = [
   { name: 'role', type: 'string', choices: ROLES, description: "only this role's certificates of that name (default: every role's)", placeholder: 'role' },
   { name: 'reason', type: 'string', description: 'why, kept with the revocation and in the judicators\' log', placeholder: 'text' },
-  { name: 'work-dir', type: 'string', default: '.', description: "work dir of the judicator on this machine (its CA key makes the operator's certificate)", placeholder: 'dir' },
-  { name: 'judicator', type: 'string', description: 'RPC address of the judicator to ask (default: the one in --work-dir)', placeholder: 'host:port' },
+  ...adminFlags,
 ];
 
 export function registerRevokeCommand(cli: CAC, run: Run): void {
@@ -32,8 +31,7 @@ async function revoke(flags: FlagValues, name: string): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const { localAdminClient } = await import('../ops/admin');
-  const admin = await localAdminClient({ workDir: String(flags['work-dir']), judicator: flags.judicator === undefined ? undefined : String(flags.judicator) });
+  const admin = await adminClientFrom(flags);
   try {
     const role = flags.role === undefined ? undefined : (String(flags.role) as Role);
     const answer = await admin.rpc.call('revoke', { name, ...(role ? { role } : {}), ...(flags.reason ? { reason: String(flags.reason) } : {}) }, { retryForMs: 0 });

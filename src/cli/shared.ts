@@ -1,6 +1,7 @@
 // What several commands share: commands whose flags are declared as FlagSpecs (boot/flags.ts), the
-// options and output of the gateway's clients (`kv2 task`, `kv2 status`), and the docker swarm settings
-// (`kv2 swarm`, `kv2 scale`). Each command itself has its own file in this folder.
+// options and output of the gateway's clients (`kv2 task`, `kv2 status`), the docker swarm settings
+// (`kv2 swarm`, `kv2 scale`), and how an operator's command reaches the local judicator (`kv2 join-token`,
+// `kv2 revoke`). Each command itself has its own file in this folder.
 import { hideSecretFlags } from '../common/hide-argv';
 import type { CAC, Command } from 'cac';
 import { UsageError } from '../common/errors';
@@ -9,6 +10,7 @@ import { PORT, cacOptionName, helpText, rawValues, resolveFlags, type FlagSpec, 
 import { ROLE_COMMANDS, roleFlags } from '../boot/roles';
 import { DEFAULT_GATEWAY, GatewayClient } from '../gateway/client';
 import { DockerCli, formatCommand } from '../ops/docker';
+import type { AdminClient } from '../ops/admin';
 import type { OpsContext, SwarmRole, SwarmSettings } from '../ops/swarm';
 import { STATUS_NAMES, type TaskStatus } from '../task/types';
 
@@ -171,6 +173,19 @@ export function opsContext(flags: FlagValues): OpsContext {
       if (!dryRun) await sleep(seconds * 1000);
     },
   };
+}
+
+/** Flags of the commands an operator runs on a judicator's machine, as an operator of its cluster. */
+export const adminFlags: FlagSpec[] = [
+  { name: 'work-dir', type: 'string', default: '.', description: "work dir of the judicator on this machine (its CA key makes the operator's certificate)", placeholder: 'dir' },
+  { name: 'judicator', type: 'string', description: 'RPC address of the judicator to ask (default: the one in --work-dir)', placeholder: 'host:port' },
+];
+
+/** The RPC client of the judicator adminFlags name, with an operator's certificate made from its CA key. */
+export async function adminClientFrom(flags: FlagValues): Promise<AdminClient> {
+  // Loaded only when used: the X.509 library stays out of every other command's start.
+  const { localAdminClient } = await import('../ops/admin');
+  return localAdminClient({ workDir: String(flags['work-dir']), judicator: flags.judicator === undefined ? undefined : String(flags.judicator) });
 }
 
 /** A replica count typed by the operator. */

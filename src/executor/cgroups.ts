@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
+import { readOptionalText } from '../common/optional-file';
 import { sleep } from '../common/processes';
 
 /** How often a cgroup is re-checked while its processes are being killed. */
@@ -53,21 +54,12 @@ export interface StepCgroup {
   killNow(): void;
 }
 
-/**
- * Reads a small cgroup file. Synchronously: the kernel answers from memory in microseconds, while an
- * asynchronous read costs four thread-pool round trips (open, stat, read, close) and more CPU than the
- * read itself. (Making and removing cgroups, which can wait on the kernel, is asynchronous.)
- */
-function readSync(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
+// Small cgroup files are read synchronously (readOptionalText): the kernel answers from memory in
+// microseconds, while an asynchronous read costs four thread-pool round trips (open, stat, read, close) and
+// more CPU than the read itself. (Making and removing cgroups, which can wait on the kernel, is asynchronous.)
 
 function readNumber(file: string): number | undefined {
-  const text = readSync(file)?.trim();
+  const text = readOptionalText(file)?.trim();
   if (text === undefined || text === '' || text === 'max') return undefined;
   const value = Number(text);
   return Number.isFinite(value) ? value : undefined;
@@ -75,7 +67,7 @@ function readNumber(file: string): number | undefined {
 
 /** A `key value` line of a flat-keyed file (memory.events, cpu.stat, memory.oom_control, pids.events). */
 function readKey(file: string, key: string): number | undefined {
-  const line = readSync(file)
+  const line = readOptionalText(file)
     ?.split('\n')
     .find((l) => l.startsWith(`${key} `));
   return line ? Number(line.slice(key.length + 1)) : undefined;
@@ -103,7 +95,7 @@ function killPids(pids: number[]): void {
 async function emptyCgroups(dirs: string[]): Promise<void> {
   const deadline = Date.now() + KILL_DEADLINE_MS;
   for (;;) {
-    const pids = [...new Set(dirs.flatMap((dir) => parsePids(readSync(path.join(dir, 'cgroup.procs')))))];
+    const pids = [...new Set(dirs.flatMap((dir) => parsePids(readOptionalText(path.join(dir, 'cgroup.procs')))))];
     if (pids.length === 0 || Date.now() > deadline) return;
     // v2 (kernel 5.14+) kills the whole subtree atomically; v1, or an older kernel: by pid.
     for (const dir of dirs) writeOptional(path.join(dir, 'cgroup.kill'), '1');
@@ -167,7 +159,7 @@ function dirOf(mount: Mount, own: string): string {
 
 function cgroupMounts(): Mount[] {
   const mounts: Mount[] = [];
-  for (const line of (readSync('/proc/self/mountinfo') ?? '').split('\n')) {
+  for (const line of (readOptionalText('/proc/self/mountinfo') ?? '').split('\n')) {
     const [left, right] = line.split(' - ');
     if (!left || !right) continue;
     const [type, , superOptions] = right.split(' ');
@@ -181,7 +173,7 @@ function cgroupMounts(): Mount[] {
 /** This process's cgroup path in each v1 hierarchy (by controller) and in v2 (key ''). */
 function ownCgroups(): Map<string, string> {
   const own = new Map<string, string>();
-  for (const line of (readSync('/proc/self/cgroup') ?? '').split('\n')) {
+  for (const line of (readOptionalText('/proc/self/cgroup') ?? '').split('\n')) {
     const match = /^\d+:([^:]*):(.*)$/.exec(line);
     if (!match) continue;
     const [, controllers, where] = match;
@@ -276,7 +268,7 @@ export class Cgroups {
    * its cgroup (not a delegated one), cgroups are not used.
    */
   private static delegateV2(own: string, leaf: string, refused: string[]): string | undefined {
-    const available = (readSync(path.join(own, 'cgroup.controllers')) ?? '').split(/\s+/);
+    const available = (readOptionalText(path.join(own, 'cgroup.controllers')) ?? '').split(/\s+/);
     if (!available.includes('memory') || !available.includes('pids')) {
       refused.push(`cgroup v2: the memory and pids controllers are not available in ${own} (they are not delegated to it)`);
       return undefined;
@@ -449,7 +441,7 @@ export class Cgroups {
         };
       },
       killAll: () => emptyCgroups(all),
-      killNow: () => killPids([...new Set(all.flatMap((dir) => parsePids(readSync(path.join(dir, 'cgroup.procs')))))]),
+      killNow: () => killPids([...new Set(all.flatMap((dir) => parsePids(readOptionalText(path.join(dir, 'cgroup.procs')))))]),
     };
   }
 }

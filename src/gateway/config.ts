@@ -4,14 +4,11 @@
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
-import { nodeNameField, portField } from '../common/config-fields';
+import { nodeAddressFields } from '../common/config-fields';
 
 export const gatewayConfigSchema = z.object({
-  /** This gateway's name (its certificate's). */
-  name: nodeNameField,
-  listen: z.object({ address: z.string().min(1), port: portField }),
-  /** Address clients use to reach this gateway. */
-  advertise: z.object({ address: z.string().min(1), port: portField }),
+  /** This gateway's name, where it listens, and the address clients use to reach it. */
+  ...nodeAddressFields,
   judicators: z.object({
     /** Judicator RPC addresses to start from (host[:port]); the list follows the cluster. */
     join: z.array(z.string().min(1)).min(1),

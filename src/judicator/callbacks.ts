@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { describeError } from '../common/errors';
 import type { Logger } from '../common/logging';
+import { Wakeup } from '../common/wakeup';
 import type { LeaderFence } from '../etcd/election';
 import type { PendingCallback, TaskStore, WriteFence } from '../store/task-store';
 import { CallbackAllowList } from '../task/callback-allow';
@@ -67,12 +68,12 @@ export class CallbackSender {
   /** Delivers due callbacks while this judicator leads (until `signal` aborts). */
   async run(leader: LeaderFence, signal: AbortSignal, stillLeading: () => Promise<boolean>): Promise<void> {
     const fence: WriteFence = { etcdKey: leader.key, holds: stillLeading };
-    let wake: (() => void) | undefined;
+    const wakeup = new Wakeup();
     let woken = false;
     const unsubscribe = this.store.subscribe((event) => {
       if (event.type !== 'done') return;
       woken = true;
-      wake?.();
+      wakeup.wake();
     });
     try {
       while (!signal.aborted) {
@@ -85,17 +86,7 @@ export class CallbackSender {
         }
         if (signal.aborted || woken) continue;
         const waitMs = Math.max(0, Math.min(this.settings.pollMs, next === undefined ? Infinity : next - Date.now()));
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            wake = undefined;
-            resolve();
-          };
-          const timer = setTimeout(done, waitMs);
-          signal.addEventListener('abort', done, { once: true });
-          wake = done;
-        });
+        await wakeup.sleep(waitMs, signal);
       }
     } finally {
       unsubscribe();

@@ -4,7 +4,7 @@
 import { MIN_TASK_MAX_SIZE } from '../task/limits';
 import { callbackAllowSchema } from '../task/schema';
 import { z } from 'zod';
-import { nodeNameField, portField } from '../common/config-fields';
+import { nodeAddressFields } from '../common/config-fields';
 
 
 /**
@@ -22,9 +22,8 @@ export const DEFAULT_CALLBACK_TIMINGS = {
 } as const;
 
 export const judicatorConfigSchema = z.object({
-  name: nodeNameField,
-  listen: z.object({ address: z.string().min(1), port: portField }),
-  advertise: z.object({ address: z.string().min(1), port: portField }),
+  /** This judicator's name, where its RPC listens, and the address executors and gateways reach it at. */
+  ...nodeAddressFields,
   etcd: z.object({
     endpoints: z.array(z.string().min(1)).min(1),
     prefix: z.string().min(1),

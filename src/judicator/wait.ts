@@ -6,6 +6,7 @@
 // One subscription per store serves every waiting call, found by task id, so an event costs a map
 // lookup however many clients wait. The feed does not repeat a 'done' it may have missed while it was
 // reconnecting: a waiting call also reads its task again every DEFAULT_WAIT_RECHECK_MS.
+import { Wakeup } from '../common/wakeup';
 import type { StoreEvent, TaskStore } from '../store/task-store';
 import type { Task } from '../task/types';
 
@@ -60,10 +61,10 @@ export async function waitForTask(
   if (!waitersFor) waitersOf.set(store, (waitersFor = new DoneWaiters(store)));
   // Listening before the first read: a task that ends while it is being read is not missed.
   let announced = false;
-  let interrupt: (() => void) | undefined;
+  const wakeup = new Wakeup();
   const stop = waitersFor.add(id, () => {
     announced = true;
-    interrupt?.();
+    wakeup.wake();
   });
   try {
     let task = await store.get(id);
@@ -71,17 +72,7 @@ export async function waitForTask(
       const left = deadline - Date.now();
       if (left <= 0) break;
       if (!announced) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', done);
-            interrupt = undefined;
-            resolve();
-          };
-          const timer = setTimeout(done, Math.min(left, recheckMs));
-          signal.addEventListener('abort', done, { once: true });
-          interrupt = done;
-        });
+        await wakeup.sleep(Math.min(left, recheckMs), signal);
       }
       if (signal.aborted) break;
       // Cleared before the read: an announcement that comes while it is under way makes another one.

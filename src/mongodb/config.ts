@@ -3,7 +3,7 @@
 // from the flags by boot/modules/mongodb.ts; validated by this schema every time the module starts. Also
 // the addresses derived from it.
 import { z } from 'zod';
-import { nodeNameField, portField } from '../common/config-fields';
+import { hostPortField, nodeNameField } from '../common/config-fields';
 
 export const mongodbConfigSchema = z.object({
   /** Path of the mongod binary; null means: embedded, PATH, cache (and a download if `download`). */
@@ -16,9 +16,9 @@ export const mongodbConfigSchema = z.object({
   name: nodeNameField,
   data_dir: z.string().min(1),
   data_init_dir: z.string().min(1),
-  listen: z.object({ address: z.string().min(1), port: portField }),
+  listen: hostPortField,
   /** host:port the other members and the judicators use to reach this mongod (its replica-set identity). */
-  advertise: z.object({ address: z.string().min(1), port: portField }),
+  advertise: hostPortField,
   replica_set: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-" only'),
   /** WiredTiger cache in GB (mongod's --wiredTigerCacheSizeGB); null: mongod's default (half the RAM). */
   cache_size_gb: z.number().min(0.25).nullable(),

@@ -1,5 +1,5 @@
 // Conversions between tasks as kv2 holds them (bytes in Buffers) and as the RPC carries them (base64).
-import { briefOf, type Checker, type CompletedTask, type JudgeSpec, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
+import { briefOf, type CompletedTask, type JudgeSpec, type StepLimits, type Task, type TaskInput, type TaskResult, type TaskStatus } from '../task/types';
 import type { LiveTask } from '../task/events';
 import type { WireLive, WireResult, WireTask, WireTaskInput } from './contract';
 
@@ -10,24 +10,7 @@ function withLimits<T extends object>(target: T, limits: StepLimits | undefined)
   return limits && Object.keys(limits).length ? { ...target, limits } : target;
 }
 
-/** A judge with its binary fields as `B`. */
-type JudgeOf<B> = {
-  tests: { name: string; input: B; output: B }[];
-  mode: JudgeSpec['mode'];
-  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string; source: B };
-};
-
-/** A task's input with its binary fields as `B`: bytes in kv2, base64 text on the wire. */
-type InputOf<B> = {
-  user: number;
-  compile: { source: B; command: B; timeout: number; limits?: StepLimits };
-  execute: { input: B; data: B; command: B; timeout: number; standard: B; limits?: StepLimits };
-  network?: boolean;
-  judge?: JudgeOf<B>;
-  callback_url?: string;
-};
-
-function mapJudge<A, B>(judge: JudgeOf<A>, convert: (value: A) => B): JudgeOf<B> {
+function mapJudge<A, B>(judge: JudgeSpec<A>, convert: (value: A) => B): JudgeSpec<B> {
   const checker = judge.checker;
   return {
     tests: judge.tests.map((test) => ({ name: test.name, input: convert(test.input), output: convert(test.output) })),
@@ -40,6 +23,12 @@ function mapJudge<A, B>(judge: JudgeOf<A>, convert: (value: A) => B): JudgeOf<B>
           : { kind: checker.kind },
   };
 }
+
+/**
+ * A task's input with its binary fields as `B`: bytes in kv2, base64 text on the wire. A mapped copy of
+ * TaskInput<B>, as a type rather than an interface, so that it fits the wire schema's open object.
+ */
+type InputOf<B> = { [K in keyof TaskInput<B>]: TaskInput<B>[K] };
 
 /** `task` with each binary field converted by `convert`; only the fields a client may choose are kept. */
 function mapInput<A, B>(task: InputOf<A>, convert: (value: A) => B): InputOf<B> {

@@ -13,6 +13,26 @@ export const ReturnCode = {
 } as const;
 export type ReturnCode = (typeof ReturnCode)[keyof typeof ReturnCode];
 
+/** Each result code's name (metrics labels, logs) and its words for people (the UI's error titles). */
+const RETURN_CODE_WORDS: Record<ReturnCode, readonly [name: string, text: string]> = {
+  [ReturnCode.OK]: ['ok', 'OK'],
+  [ReturnCode.ERROR]: ['error', 'Error'],
+  [ReturnCode.NOT_EXIST]: ['not_exist', 'Does not exist'],
+  [ReturnCode.TOO_LARGE]: ['too_large', 'Too large'],
+  [ReturnCode.INVALID_INPUT]: ['invalid_input', 'Invalid input'],
+  [ReturnCode.UNAUTHORIZED]: ['unauthorized', 'Unauthorized'],
+};
+
+/** A result code's name, as metrics and logs label it; `unknown` for a code kv2 does not know. */
+export function returnCodeName(code: number): string {
+  return RETURN_CODE_WORDS[code as ReturnCode]?.[0] ?? 'unknown';
+}
+
+/** A result code in words, as the UI titles an error with it. */
+export function returnCodeText(code: number): string {
+  return RETURN_CODE_WORDS[code as ReturnCode]?.[1] ?? `Result ${code}`;
+}
+
 /** Task status codes (the original's). `done` tasks are in a final status. */
 export const TaskStatus = {
   PENDING: 0,
@@ -86,8 +106,11 @@ export interface StepLimits {
   stack_kb?: number;
 }
 
-/** How a test's output is compared with its expected output (issue 17). */
-export type Checker =
+/**
+ * How a test's output is compared with its expected output (issue 17). `Bytes`, here and in the types
+ * below: how binary fields are held (Buffers in kv2, base64 text on the wire, BSON binaries in MongoDB).
+ */
+export type Checker<Bytes = Buffer> =
   /** Today's comparison: trailing whitespace on each line and trailing empty lines ignored. */
   | { kind: 'exact' }
   /** Whitespace-insensitive: the same tokens in the same order. */
@@ -99,15 +122,15 @@ export type Checker =
    * 2 presentation error, 3 fail; its message is the first line of its stderr. `source` is its text,
    * zlib-compressed like the other text fields; `source_name`'s extension says how it is built.
    */
-  | { kind: 'program'; source_name: string; source: Buffer };
+  | { kind: 'program'; source_name: string; source: Bytes };
 
 export const CHECKER_KINDS = ['exact', 'tokens', 'float', 'program'] as const;
 
 /** One test of a task: its input and expected output, zlib-compressed text like execute_input/standard. */
-export interface JudgeTest {
+export interface JudgeTest<Bytes = Buffer> {
   name: string;
-  input: Buffer;
-  output: Buffer;
+  input: Bytes;
+  output: Bytes;
 }
 
 export const TEST_MODES = ['first_fail', 'all'] as const;
@@ -118,24 +141,24 @@ export type TestMode = (typeof TEST_MODES)[number];
  * compile left it), whether to stop at the first failure, and the checker. An empty `tests` list judges
  * the one test the original's fields make (execute_input against execute_standard).
  */
-export interface JudgeSpec {
-  tests: JudgeTest[];
+export interface JudgeSpec<Bytes = Buffer> {
+  tests: JudgeTest<Bytes>[];
   mode: TestMode;
-  checker: Checker;
+  checker: Checker<Bytes>;
 }
 
 /**
  * A task as submitted: binary fields are raw bytes. `source` and `data` are zip archives (may be empty);
  * `command`, `input` and `standard` are zlib-compressed UTF-8 text, as in the original.
  */
-export interface TaskInput {
+export interface TaskInput<Bytes = Buffer> {
   user: number;
-  compile: { source: Buffer; command: Buffer; timeout: number; limits?: StepLimits };
-  execute: { input: Buffer; data: Buffer; command: Buffer; timeout: number; standard: Buffer; limits?: StepLimits };
+  compile: { source: Bytes; command: Bytes; timeout: number; limits?: StepLimits };
+  execute: { input: Bytes; data: Bytes; command: Bytes; timeout: number; standard: Bytes; limits?: StepLimits };
   /** Addition: the task asks for network access inside the sandbox (the executor may refuse). */
   network?: boolean;
   /** Issue 17: tests, test mode and checker; absent: the original's one execute checked against its standard. */
-  judge?: JudgeSpec;
+  judge?: JudgeSpec<Bytes>;
   /** Issue 17: where the finished task is POSTed (only to hosts the operator allows). */
   callback_url?: string;
 }

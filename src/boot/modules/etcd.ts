@@ -6,21 +6,15 @@ import { UsageError } from '../../common/errors';
 import { etcdConfigSchema, localClientUrl, type ClusterMode, type EtcdConfig } from '../../etcd/config';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUOTA_BACKEND_BYTES } from '../../etcd/server-settings';
-import { PORT, checkNodeName, hostnameDefault, optionalNumber, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import { PORT, nodeNameFlag, optionalNumber, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
 import { IDENTITY_DIR, joinAddresses } from '../join-flags';
 import { defineModule } from '../module-definition';
-import { listenAddress } from '../listen-address';
+import { listenAddress, listenAddressFlag } from '../listen-address';
 
 export const etcdFlags: FlagSpec[] = [
   { name: 'etcd-exe', type: 'string', description: 'etcd binary to run instead of the one embedded in kv2', placeholder: 'path' },
-  { name: 'etcd-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this member's name (ENV: read $NAME)", placeholder: 'name' },
-  {
-    name: 'etcd-listen-address',
-    type: 'string',
-    defaultText: '127.0.0.1 while --etcd-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
-    description: 'address etcd listens on (ALL, or an interface name in capitals)',
-    placeholder: 'address',
-  },
+  nodeNameFlag('etcd-name', "this member's name (ENV: read $NAME)"),
+  listenAddressFlag('etcd', 'address etcd listens on (ALL, or an interface name in capitals)'),
   { name: 'etcd-listen-peer-port', ...PORT, default: 2000, description: 'peer port etcd listens on (also the advertised one unless given)' },
   { name: 'etcd-listen-client-port', ...PORT, default: 2001, description: 'client port etcd listens on (also the advertised one unless given)' },
   { name: 'etcd-advertise-address', type: 'string', default: 'localhost', description: 'address other members and clients use to reach this member', placeholder: 'address' },

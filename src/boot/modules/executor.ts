@@ -1,7 +1,7 @@
 // The executor's main module as the command line sees it: its flags (the original's names where it had
 // them) and how they render config/main.json (the config itself is the executor's: executor/config.ts).
 import { DEFAULT_STATUS_DELAY, executorConfigSchema, type ExecutorConfig } from '../../executor/config';
-import { checkNodeName, hostnameDefault, optionalText, resolveNodeName, type FlagSpec } from '../flags';
+import { nodeNameFlag, optionalText, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { bootstrapJudicators, IDENTITY_DIR, joinFlags, removedClusterTokenFlags, removedEtcdClientFlags } from '../join-flags';
 import { DEFAULT_LIVE_REPORT_EVERY_MS } from '../../task/events';
@@ -11,7 +11,7 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
 export const executorMainFlags: FlagSpec[] = [
-  { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
+  nodeNameFlag('main-name', "this node's name (ENV: read $NAME)"),
   { name: 'main-task-vacant', type: 'int', min: 1, max: 1024, default: 3, description: 'tasks this executor runs at once (its slots)' },
   { name: 'main-report-interval', type: 'number', min: 0.1, max: 60, default: 5, description: 'seconds a report waits for work when there is nothing to say (long poll), and so the heartbeat' },
   { name: 'main-report-status-delay', type: 'number', min: 0, max: 60, default: DEFAULT_STATUS_DELAY, description: "seconds a running task's status change must last before it is reported on its own (results are reported at once)" },

@@ -2,7 +2,7 @@
 // aliases) and how they render config/server.json (the config itself is the gateway's: gateway/config.ts).
 import path from 'node:path';
 import { gatewayConfigSchema, type GatewayConfig } from '../../gateway/config';
-import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import { PORT, nodeNameFlag, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule } from '../module-definition';
 import { bootstrapJudicators, IDENTITY_DIR, joinFlags, removedClusterTokenFlags, removedEtcdClientFlags } from '../join-flags';
 import { taskCallbackAllowFlag } from './judicator';
@@ -13,7 +13,7 @@ import { DEFAULT_EVENTS_BUFFER_BYTES, DEFAULT_EVENTS_MAX_STREAMS } from '../../g
 export const gatewayServerFlags: FlagSpec[] = [
   { name: 'server-port', aliases: ['uwsgi-port'], ...PORT, default: 7000, description: 'port the HTTP API and web UI listen on' },
   { name: 'server-host', aliases: ['uwsgi-host'], type: 'string', default: '0.0.0.0', description: 'address the HTTP API and web UI listen on (ALL, or an interface name in capitals)', placeholder: 'address' },
-  { name: 'server-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this gateway's name (in its cluster certificate; ENV: read $NAME)", placeholder: 'name' },
+  nodeNameFlag('server-name', "this gateway's name (in its cluster certificate; ENV: read $NAME)"),
   { name: 'server-advertise-address', type: 'string', default: 'localhost', description: 'address clients use to reach this gateway', placeholder: 'address' },
   ...joinFlags,
   ...removedClusterTokenFlags,

@@ -4,13 +4,13 @@
 import path from 'node:path';
 import { DEFAULT_CALLBACK_TIMINGS, judicatorConfigSchema, type JudicatorConfig } from '../../judicator/config';
 import { replicaSetUri } from '../../mongodb/config';
-import { PORT, checkNodeName, hostnameDefault, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
+import { PORT, nodeNameFlag, optionalText, resolveAddress, resolveNodeName, type FlagSpec } from '../flags';
 import { defineModule, type RenderContext } from '../module-definition';
 import { checkAllowEntry } from '../../task/callback-allow';
 import { DEFAULT_TASK_MAX_SIZE, MAX_TASK_MAX_SIZE, MIN_TASK_MAX_SIZE } from '../../task/limits';
 import { LEAF_LIFETIME_MS } from '../../pki/certificate-authority';
 import { IDENTITY_DIR, JOIN_TOKEN_FILE, joinFlags, removedClusterTokenFlags } from '../join-flags';
-import { listenAddress } from '../listen-address';
+import { listenAddress, listenAddressFlag, listenAndAdvertise } from '../listen-address';
 import { advertisedEtcdUrl, localEtcdEndpoint } from './etcd';
 import { mongodbModule } from './mongodb';
 
@@ -29,14 +29,8 @@ export const taskCallbackAllowFlag: FlagSpec = {
 export const DEFAULT_EXECUTOR_TTL = 10;
 
 export const judicatorMainFlags: FlagSpec[] = [
-  { name: 'main-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this node's name (ENV: read $NAME)", placeholder: 'name' },
-  {
-    name: 'main-listen-address',
-    type: 'string',
-    defaultText: '127.0.0.1 while --main-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
-    description: 'address the judicator RPC listens on',
-    placeholder: 'address',
-  },
+  nodeNameFlag('main-name', "this node's name (ENV: read $NAME)"),
+  listenAddressFlag('main', 'address the judicator RPC listens on'),
   { name: 'main-listen-port', ...PORT, default: 4000, description: 'port the judicator RPC listens on (also the advertised one unless given)' },
   { name: 'main-advertise-address', type: 'string', default: 'localhost', description: 'address executors and gateways use to reach this judicator', placeholder: 'address' },
   { name: 'main-advertise-port', ...PORT, description: 'advertised RPC port', defaultText: 'the listen port' },
@@ -83,17 +77,12 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
   schema: judicatorConfigSchema,
   render(context) {
     const { flags } = context;
-    const listenPort = Number(flags['main-listen-port']);
     const secretFile = flags['task-callback-secret-file'];
-    const advertise = resolveAddress(String(flags['main-advertise-address']));
-    const listen = listenAddress(flags['main-listen-address'], advertise);
+    const { listen, advertise } = listenAndAdvertise(flags, 'main');
     return {
       name: resolveNodeName(String(flags['main-name'])),
-      listen: { address: listen, port: listenPort },
-      advertise: {
-        address: advertise,
-        port: flags['main-advertise-port'] === undefined ? listenPort : Number(flags['main-advertise-port']),
-      },
+      listen,
+      advertise,
       etcd: {
         endpoints: [localEtcdEndpoint(flags)],
         prefix: String(flags['etcd-prefix']),
@@ -101,7 +90,7 @@ export const judicatorMainModule = defineModule<JudicatorConfig>({
       },
       pki: {
         identity_dir: IDENTITY_DIR,
-        hosts: certificateHosts(flags, [advertise, listen]),
+        hosts: certificateHosts(flags, [advertise.address, listen.address]),
         cert_lifetime: Number(flags['cert-lifetime'] ?? LEAF_LIFETIME_MS / 1000),
         join_token_file: JOIN_TOKEN_FILE,
         // Resolved against the directory kv2 was started from: the module runs in its role dir.

@@ -4,22 +4,16 @@
 import path from 'node:path';
 import { DEFAULT_PREFIX } from '../../etcd/keys';
 import { mongodbConfigSchema, type MongodbConfig } from '../../mongodb/config';
-import { PORT, checkNodeName, hostnameDefault, optionalNumber, optionalText, resolveAddress, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
+import { PORT, nodeNameFlag, optionalText, resolveNodeName, type FlagSpec, type FlagValues } from '../flags';
 import { defineModule } from '../module-definition';
 import { IDENTITY_DIR } from '../join-flags';
-import { listenAddress } from '../listen-address';
+import { listenAddressFlag, listenAndAdvertise } from '../listen-address';
 import { localEtcdEndpoint } from './etcd';
 
 export const mongodbFlags: FlagSpec[] = [
   { name: 'mongodb-exe', type: 'string', description: 'mongod binary to run instead of the embedded / PATH / cached one', placeholder: 'path' },
-  { name: 'mongodb-name', type: 'string', default: hostnameDefault, defaultText: 'the hostname', check: checkNodeName, description: "this member's name (ENV: read $NAME)", placeholder: 'name' },
-  {
-    name: 'mongodb-listen-address',
-    type: 'string',
-    defaultText: '127.0.0.1 while --mongodb-advertise-address is local (localhost, a loopback address), else 0.0.0.0',
-    description: 'address mongod listens on (ALL, or an interface name in capitals)',
-    placeholder: 'address',
-  },
+  nodeNameFlag('mongodb-name', "this member's name (ENV: read $NAME)"),
+  listenAddressFlag('mongodb', 'address mongod listens on (ALL, or an interface name in capitals)'),
   { name: 'mongodb-listen-port', ...PORT, default: 3000, description: 'port mongod listens on (also the advertised one unless given)' },
   { name: 'mongodb-advertise-address', type: 'string', default: 'localhost', description: 'address the other members and the judicators use to reach this mongod', placeholder: 'address' },
   { name: 'mongodb-advertise-port', ...PORT, description: 'advertised mongod port', defaultText: 'the listen port' },
@@ -41,19 +35,15 @@ export const mongodbModule = defineModule<MongodbConfig>({
   flags: mongodbFlags,
   schema: mongodbConfigSchema,
   render({ flags }) {
-    const listenPort = Number(flags['mongodb-listen-port']);
-    const advertise = resolveAddress(String(flags['mongodb-advertise-address']));
+    const { listen, advertise } = listenAndAdvertise(flags, 'mongodb');
     const store = flags['store'] === undefined ? 'auto' : String(flags['store']);
     return {
       ...mongodBinary(flags),
       name: resolveNodeName(String(flags['mongodb-name'])),
       data_dir: 'data/mongodb',
       data_init_dir: 'data/mongodb_init',
-      listen: { address: listenAddress(flags['mongodb-listen-address'], advertise), port: listenPort },
-      advertise: {
-        address: advertise,
-        port: optionalNumber(flags['mongodb-advertise-port']) ?? listenPort,
-      },
+      listen,
+      advertise,
       replica_set: String(flags['mongodb-replica-set']),
       cache_size_gb: null,
       etcd: {

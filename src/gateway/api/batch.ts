@@ -4,14 +4,13 @@
 // field of that task, issue 17). A batch that is not one, or whose every task has bad fields, is HTTP 400.
 import type { FastifyInstance } from 'fastify';
 import { InvalidFieldsError, type FieldError } from '../../common/errors';
-import { ReturnCode } from '../../task/types';
+import { ReturnCode, returnCodeName } from '../../task/types';
 import { z } from 'zod';
 import { parseSubmission, submissionSchemas } from '../forms';
 import { answerSchema, errorAnswerSchema } from './answers';
 import type { RouteDoc } from './openapi';
 import type { ApiContext } from './context';
 import { errorAnswer } from './errors';
-import { outcomeName } from './judicator';
 import { callerOf, claimSubmission } from './ownership';
 import { addTask } from './tasks';
 
@@ -80,7 +79,7 @@ export function registerBatchRoute(app: FastifyInstance, context: ApiContext): v
         return { result: ReturnCode.OK, id };
       } catch (error) {
         const answer = errorAnswer(error);
-        context.metrics.tasksSubmitted.inc({ outcome: outcomeName(answer.result) });
+        context.metrics.tasksSubmitted.inc({ outcome: returnCodeName(answer.result) });
         return { result: answer.result, id: null, message: answer.message, ...(answer.errors ? { errors: answer.errors } : {}) };
       }
     });

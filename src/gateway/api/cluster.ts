@@ -22,38 +22,17 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
     async (_request, reply) => reply.type('text/plain; charset=utf-8').send(TEST_TEXT),
   );
 
-  const executorsDoc: RouteDoc = {
-    summary: 'List the executors',
-    description: 'Every executor the judicators know: what it says of itself in its reports (host, slots, start), its free slots and last report.',
-    tag: 'Cluster',
-    api: true,
-    responses: { '200': { description: 'The executors.', content: { 'application/json': answerSchema.extend({ executors: z.array(executorSchema) }) } } },
-  };
-  app.get('/api/executors', { config: { failure: { executors: [] }, openapi: executorsDoc } }, async () => {
+  app.get('/api/executors', listRoute('executors', executorSchema, 'List the executors', 'Every executor the judicators know: what it says of itself in its reports (host, slots, start), its free slots and last report.'), async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, executors: answer.executors };
   });
 
-  const languagesDoc: RouteDoc = {
-    summary: 'List the languages the live executors can run',
-    description: 'Each toolchain the live executors found at start (C, C++, Python 3, Java, ...), with its version and how many executors have it; another version makes an entry of its own.',
-    tag: 'Cluster',
-    api: true,
-    responses: { '200': { description: 'The languages.', content: { 'application/json': answerSchema.extend({ languages: z.array(languageCountSchema) }) } } },
-  };
-  app.get('/api/languages', { config: { failure: { languages: [] }, openapi: languagesDoc } }, async () => {
+  app.get('/api/languages', listRoute('languages', languageCountSchema, 'List the languages the live executors can run', 'Each toolchain the live executors found at start (C, C++, Python 3, Java, ...), with its version and how many executors have it; another version makes an entry of its own.'), async () => {
     const answer = await context.calls.ok('executors', {});
     return { result: ReturnCode.OK, languages: languagesOf(answer.executors) };
   });
 
-  const judicatorsDoc: RouteDoc = {
-    summary: 'List the judicators',
-    description: "The judicators registered, which one leads; `name` is the original's key path /judicator/service/<name>.",
-    tag: 'Cluster',
-    api: true,
-    responses: { '200': { description: 'The judicators.', content: { 'application/json': answerSchema.extend({ judicators: z.array(judicatorSchema) }) } } },
-  };
-  app.get('/api/judicators', { config: { failure: { judicators: [] }, openapi: judicatorsDoc } }, async () => {
+  app.get('/api/judicators', listRoute('judicators', judicatorSchema, 'List the judicators', "The judicators registered, which one leads; `name` is the original's key path /judicator/service/<name>."), async () => {
     const judicators = await context.judicators();
     return {
       result: ReturnCode.OK,
@@ -85,6 +64,21 @@ export function registerClusterRoutes(app: FastifyInstance, context: ApiContext)
       return reply.code(503).send({ result: ReturnCode.ERROR, healthy: false, reason: describeError(error) });
     }
   });
+}
+
+/**
+ * The options of a cluster route that answers a list under `key`: its OpenAPI document, and the answer a
+ * failure carries (an empty list, as the original's clients expect).
+ */
+function listRoute(key: string, item: z.ZodType, summary: string, description: string): { config: { failure: Record<string, unknown>; openapi: RouteDoc } } {
+  const openapi: RouteDoc = {
+    summary,
+    description,
+    tag: 'Cluster',
+    api: true,
+    responses: { '200': { description: `The ${key}.`, content: { 'application/json': answerSchema.extend({ [key]: z.array(item) }) } } },
+  };
+  return { config: { failure: { [key]: [] }, openapi } };
 }
 
 export interface LanguageCount {

@@ -2,7 +2,7 @@
 // other answer thrown as a JudicatorAnswerError that the error handler turns into the route's JSON.
 import { UnavailableError } from '../../common/errors';
 import type { RpcMethod, RpcRequest, RpcResponse } from '../../rpc/contract';
-import { ReturnCode } from '../../task/types';
+import { ReturnCode, returnCodeName } from '../../task/types';
 import type { GatewayMetrics } from '../metrics';
 import { JudicatorAnswerError } from './errors';
 
@@ -18,25 +18,12 @@ export interface RpcCaller {
   call<M extends RpcMethod>(method: M, body: RpcRequest<M>, options?: CallOptions): Promise<RpcResponse<M>>;
 }
 
-const OUTCOMES: Record<number, string> = {
-  [ReturnCode.OK]: 'ok',
-  [ReturnCode.ERROR]: 'error',
-  [ReturnCode.NOT_EXIST]: 'not_exist',
-  [ReturnCode.TOO_LARGE]: 'too_large',
-  [ReturnCode.INVALID_INPUT]: 'invalid_input',
-  [ReturnCode.UNAUTHORIZED]: 'unauthorized',
-};
-
 const DEFAULT_MESSAGES: Record<number, string> = {
   [ReturnCode.ERROR]: 'the judicator could not do it',
   [ReturnCode.NOT_EXIST]: 'no such task (or it is already done)',
   [ReturnCode.TOO_LARGE]: 'the task is too large',
   [ReturnCode.INVALID_INPUT]: 'the judicator refused the input',
 };
-
-export function outcomeName(result: number): string {
-  return OUTCOMES[result] ?? 'unknown';
-}
 
 export class JudicatorCalls {
   constructor(
@@ -53,7 +40,7 @@ export class JudicatorCalls {
       if (!response || typeof response.result !== 'number') {
         throw new UnavailableError(`the judicator's answer to ${method} has no result code`);
       }
-      outcome = outcomeName(response.result);
+      outcome = returnCodeName(response.result);
       if (response.result === ReturnCode.UNAUTHORIZED) {
         // The judicators refused this gateway's certificate (revoked, say): an operator's problem, not the client's.
         throw new JudicatorAnswerError(

@@ -6,13 +6,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InvalidFieldsError, InvalidInputError, NotFoundError, describeError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { inputToWire, taskFromWire } from '../../rpc/wire';
-import { ReturnCode, type TaskInput } from '../../task/types';
+import { ReturnCode, returnCodeName, type TaskInput } from '../../task/types';
 import { z } from 'zod';
 import { ARCHIVE_FIELDS, parseSearchQuery, parseSubmission, submissionSchemas, type Submission } from '../forms';
 import { presentBrief, presentTask, taskDownload } from '../present';
 import type { ApiContext } from './context';
 import { BadRequestError, BodyTooLargeError, JudicatorAnswerError, errorAnswer } from './errors';
-import { checked, outcomeName } from './judicator';
+import { checked } from './judicator';
 import { answerSchema, briefSchema, errorAnswerSchema, taskSchema } from './answers';
 import type { RouteDoc } from './openapi';
 import { callerOf, checkOwner, claimSubmission, restrictSearch } from './ownership';
@@ -170,7 +170,7 @@ export function registerTaskRoutes(app: FastifyInstance, context: ApiContext): v
       context.logger.debug({ id, user: task.user }, 'task submitted');
       return { result: ReturnCode.OK, id };
     } catch (error) {
-      context.metrics.tasksSubmitted.inc({ outcome: outcomeName(errorAnswer(error).result) });
+      context.metrics.tasksSubmitted.inc({ outcome: returnCodeName(errorAnswer(error).result) });
       throw error;
     }
   });

@@ -1,18 +1,9 @@
 // The web UI's client of the gateway API: relative URLs (so the UI works behind a path prefix, as the
 // original's did), the API token kept in the browser session and sent as a bearer token, and answers
 // whose result code is not OK turned into errors with the server's message.
-import { ReturnCode, type ExecutorInfo, type StepReport } from '../../task/types';
+import { returnCodeText, type ExecutorInfo, type StepReport } from '../../task/types';
 import type { JudicatorAnswer } from '../client';
 import type { PresentedBrief, PresentedTask } from '../present';
-
-export const RESULT_TEXT: Record<number, string> = {
-  [ReturnCode.OK]: 'OK',
-  [ReturnCode.ERROR]: 'Error',
-  [ReturnCode.NOT_EXIST]: 'Does not exist',
-  [ReturnCode.TOO_LARGE]: 'Too large',
-  [ReturnCode.INVALID_INPUT]: 'Invalid input',
-  [ReturnCode.UNAUTHORIZED]: 'Unauthorized',
-};
 
 export class ApiError extends Error {
   constructor(
@@ -98,7 +89,7 @@ export async function api<T>(method: string, path: string, options: { query?: Qu
     }
     if (answer?.result !== 0) {
       const code = answer?.result;
-      const title = code === undefined ? `Server returned error code: ${response.status}!` : RESULT_TEXT[code] ?? `Result ${code}`;
+      const title = code === undefined ? `Server returned error code: ${response.status}!` : returnCodeText(code);
       throw new ApiError(answer?.message ? `${title}: ${answer.message}` : title, response.status, code, Array.isArray(answer?.errors) ? answer.errors : []);
     }
     return answer as T;

@@ -8,6 +8,7 @@
 import type { Etcd3, IWatchResponse, Watcher } from 'etcd3';
 import { describeError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
+import { StoreEventFanout } from '../event-fanout';
 import type { StoreEvent } from '../task-store';
 import { lastSegment, prefixEnd, type StoreKeys } from './keys';
 
@@ -16,21 +17,20 @@ export const FEED_RETRY_MS = 1_000;
 /** How long closing waits for etcd to confirm the watch's cancel (a store closing while etcd is gone). */
 const FEED_CANCEL_WAIT_MS = 1_000;
 
-export class StoreFeed {
-  private readonly listeners = new Set<(event: StoreEvent) => void>();
+export class StoreFeed extends StoreEventFanout {
   private watcher: Watcher | undefined;
   private watchedClient: Etcd3 | undefined;
   /** Set once a watch has been connected: later connections may have missed events. */
   private connectedBefore = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private closed = false;
 
   constructor(
     private readonly client: () => Etcd3,
     private readonly keys: StoreKeys,
-    private readonly logger: Logger,
-    private readonly retryMs: number = FEED_RETRY_MS,
-  ) {}
+    logger: Logger,
+    retryMs: number = FEED_RETRY_MS,
+  ) {
+    super(logger, retryMs);
+  }
 
   /** Starts watching; resolves once the watch is live or after `timeoutMs` (it keeps trying after that). */
   async start(timeoutMs: number): Promise<boolean> {
@@ -52,12 +52,10 @@ export class StoreFeed {
     });
   }
 
-  subscribe(listener: (event: StoreEvent) => void): () => void {
-    this.listeners.add(listener);
+  override subscribe(listener: (event: StoreEvent) => void): () => void {
+    const unsubscribe = super.subscribe(listener);
     this.ensureWatching();
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return unsubscribe;
   }
 
   /** Watches with the current client; called on every store operation, so a replaced client is noticed. */
@@ -103,18 +101,9 @@ export class StoreFeed {
       if (this.watcher !== watcher) return;
       this.watcher = undefined;
       this.watchedClient = undefined;
-      this.scheduleRetry();
+      this.retryLater(() => this.ensureWatching());
     });
     return watcher;
-  }
-
-  private scheduleRetry(): void {
-    if (this.closed || this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.ensureWatching();
-    }, this.retryMs);
-    this.retryTimer.unref();
   }
 
   private dispatch(response: IWatchResponse): void {
@@ -132,20 +121,8 @@ export class StoreFeed {
     if (pending) this.emit({ type: 'pending' });
   }
 
-  private emit(event: StoreEvent): void {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.logger.error({ err: describeError(error), event }, 'a store event listener threw');
-      }
-    }
-  }
-
   async close(): Promise<void> {
-    this.closed = true;
-    this.listeners.clear();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.stopFanout();
     const watcher = this.watcher;
     this.watcher = undefined;
     if (watcher) {

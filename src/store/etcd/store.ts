@@ -8,9 +8,9 @@
 import type { Etcd3 } from 'etcd3';
 import { highestIdAt, idTime, lowestIdAt } from '../../common/ids';
 import type { Logger } from '../../common/logging';
-import { isoTime } from '../../common/time';
-import { TaskStatus, type ExecutorInfo, type ExecutorLanguage, type ExecutorSandbox, type Task, type TaskBrief } from '../../task/types';
+import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
+import { executorInfo, heartbeatRecord, type HeartbeatRecord } from '../executor-record';
 import type { LiveTask } from '../../task/events';
 import type {
   LiveRecord,
@@ -257,7 +257,7 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
     // The record serves `executors` and executor expiry, both measured in seconds: under load an executor
     // reports many times a second, and rewriting the record each time would be much of etcd's work.
     if (last && now - last.ms < this.heartbeatRefreshMs && last.signature === signature) return;
-    const record: ExecutorRecord = { name: executor, report_ms: now, vacant: info.vacant, slots: info.slots, host: info.host, started: info.started, key: info.key, languages: info.languages, sandbox: info.sandbox };
+    const record: ExecutorRecord = { name: executor, report_ms: now, ...heartbeatRecord(info) };
     await etcdCall('record the executor report', () =>
       this.client().kv.put({ key: Buffer.from(this.keys.executor(executor)), value: Buffer.from(JSON.stringify(record)) }),
     );
@@ -272,15 +272,7 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
     for (const kv of response.kvs) {
       const record = parseJson<ExecutorRecord>(kv.value);
       if (!record || typeof record.name !== 'string' || typeof record.report_ms !== 'number') continue;
-      // The original's `hostname` field held the executor's name too.
-      const info: ExecutorInfo = { id: record.name, hostname: record.name, report_time: isoTime(record.report_ms) };
-      if (typeof record.host === 'string') info.host = record.host;
-      if (typeof record.slots === 'number') info.slots = record.slots;
-      if (typeof record.vacant === 'number') info.vacant = record.vacant;
-      if (typeof record.started === 'string') info.started = record.started;
-      if (record.languages) info.languages = record.languages;
-      if (record.sandbox) info.sandbox = record.sandbox;
-      out.push(info);
+      out.push(executorInfo(record.name, record.report_ms, record));
     }
     return out;
   }
@@ -367,16 +359,9 @@ export class EtcdTaskStore extends BoundTransitions<EtcdTransitionContext> imple
 }
 
 /** An executor's record (key executor/<name>). */
-interface ExecutorRecord {
+interface ExecutorRecord extends HeartbeatRecord {
   name: string;
   report_ms: number;
-  vacant?: number;
-  slots?: number;
-  host?: string;
-  started?: string;
-  key?: string;
-  languages?: ExecutorLanguage[];
-  sandbox?: ExecutorSandbox;
 }
 
 /** The index ranges a search walks: the count over the ascending one, the page over the ordered one. */

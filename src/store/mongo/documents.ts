@@ -6,49 +6,36 @@
 import { randomBytes } from 'node:crypto';
 import { ObjectId, type Filter, type IndexDescription } from 'mongodb';
 import { ID_PATTERN, idTime } from '../../common/ids';
+import { definedFields } from '../../common/defined-fields';
 import { isoTime } from '../../common/time';
 import { inputSize } from '../../task/codec';
 import {
   TaskStatus,
-  type Checker,
-  type ExecutorLanguage,
-  type ExecutorSandbox,
   type JudgeSpec,
-  type StepLimits,
-  type StepReport,
   type Task,
   type TaskBrief,
   type TaskInput,
   type TaskResult,
   type TaskVerdict,
-  type TestReport,
 } from '../../task/types';
 import { verdictOf } from '../../task/verdicts';
+import type { HeartbeatRecord } from '../executor-record';
 import type { Change, TaskState } from '../transition-rules';
 
 export const DATABASE = 'judicator';
 export const TASK_COLLECTION = 'task';
 export const EXECUTOR_COLLECTION = 'executor';
 
-export interface ResultDoc {
+/** A task's result: its outputs as binaries, and the rest of TaskResult as it is. */
+export interface ResultDoc extends Pick<TaskResult, (typeof RESULT_FACTS)[number]> {
   compile_output: Uint8Array;
   compile_error: Uint8Array;
   execute_output: Uint8Array;
   execute_error: Uint8Array;
-  accepted?: boolean | null;
-  compile?: StepReport | null;
-  execute?: StepReport | null;
-  /** Issue 17. */
-  verdict?: TaskVerdict | null;
-  tests?: TestReport[];
 }
 
-/** Issue 17: a task's tests, test mode and checker, as a subdocument (binaries as BSON binary). */
-export interface JudgeDoc {
-  mode: JudgeSpec['mode'];
-  checker: Exclude<Checker, { kind: 'program' }> | { kind: 'program'; source_name: string; source: Uint8Array };
-  tests: { name: string; input: Uint8Array; output: Uint8Array }[];
-}
+/** The fields of a result that the document keeps as they are (each only when present). */
+const RESULT_FACTS = ['accepted', 'compile', 'execute', 'verdict', 'tests'] as const;
 
 /**
  * Issue 17: the outbox entry of a finished task's callback, set by the update that ends the task (so a
@@ -62,16 +49,9 @@ export interface CallbackDoc {
   due: Date;
 }
 
-export interface TaskDoc {
+/** A task: what was submitted (binaries as BSON binary; judge a subdocument), and its state. */
+export interface TaskDoc extends TaskInput<Uint8Array> {
   _id: ObjectId;
-  user: number;
-  compile: { source: Uint8Array; command: Uint8Array; timeout: number; limits?: StepLimits };
-  execute: { input: Uint8Array; data: Uint8Array; command: Uint8Array; timeout: number; standard: Uint8Array; limits?: StepLimits };
-  network?: boolean;
-  /** Issue 17: tests, test mode and checker. */
-  judge?: JudgeDoc;
-  /** Issue 17: where the finished task is POSTed. */
-  callback_url?: string;
   /** Issue 17: the pending callback (the outbox). */
   callback?: CallbackDoc;
   add_time: Date;
@@ -107,20 +87,11 @@ export interface LiveDoc {
   version: string;
 }
 
-export interface ExecutorDoc {
+/** An executor: its name as _id, and what its last heartbeat said (the key of its process never shown). */
+export interface ExecutorDoc extends HeartbeatRecord {
   _id: string;
   hostname: string;
   report_time: Date;
-  vacant?: number;
-  slots?: number;
-  host?: string;
-  /** Issue 17: when the executor process started (ISO time), as it says in its reports. */
-  started?: string;
-  /** The key of the executor process that registered last (never shown). */
-  key?: string;
-  /** What it runs (its reports say). */
-  languages?: ExecutorLanguage[];
-  sandbox?: ExecutorSandbox;
 }
 
 /** One index per query shape; names are fixed so a changed definition is noticed, not duplicated. */
@@ -162,37 +133,27 @@ export function releasedMark(executor: string): string {
 }
 
 export function resultDoc(result: TaskResult): ResultDoc {
-  const doc: ResultDoc = {
+  return {
     compile_output: result.compile_output,
     compile_error: result.compile_error,
     execute_output: result.execute_output,
     execute_error: result.execute_error,
+    ...definedFields(result, RESULT_FACTS),
   };
-  if (result.accepted !== undefined) doc.accepted = result.accepted;
-  if (result.compile !== undefined) doc.compile = result.compile;
-  if (result.execute !== undefined) doc.execute = result.execute;
-  if (result.verdict !== undefined) doc.verdict = result.verdict;
-  if (result.tests !== undefined) doc.tests = result.tests;
-  return doc;
 }
 
 function toResult(doc: ResultDoc | null | undefined): TaskResult | null {
   if (!doc) return null;
-  const result: TaskResult = {
+  return {
     compile_output: toBuffer(doc.compile_output),
     compile_error: toBuffer(doc.compile_error),
     execute_output: toBuffer(doc.execute_output),
     execute_error: toBuffer(doc.execute_error),
+    ...definedFields(doc, RESULT_FACTS),
   };
-  if (doc.accepted !== undefined) result.accepted = doc.accepted;
-  if (doc.compile !== undefined) result.compile = doc.compile;
-  if (doc.execute !== undefined) result.execute = doc.execute;
-  if (doc.verdict !== undefined) result.verdict = doc.verdict;
-  if (doc.tests !== undefined) result.tests = doc.tests;
-  return result;
 }
 
-function judgeDoc(judge: JudgeSpec): JudgeDoc {
+function judgeDoc(judge: JudgeSpec): JudgeSpec<Uint8Array> {
   const checker = judge.checker;
   return {
     mode: judge.mode,
@@ -201,7 +162,7 @@ function judgeDoc(judge: JudgeSpec): JudgeDoc {
   };
 }
 
-function toJudge(doc: JudgeDoc): JudgeSpec {
+function toJudge(doc: JudgeSpec<Uint8Array>): JudgeSpec {
   const checker = doc.checker;
   return {
     mode: doc.mode,

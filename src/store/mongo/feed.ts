@@ -5,6 +5,7 @@
 import { MongoServerError, ObjectId, type ChangeStream, type ChangeStreamDocument, type Collection, type Document, type ResumeToken } from 'mongodb';
 import { UnavailableError, describeError } from '../../common/errors';
 import type { Logger } from '../../common/logging';
+import { StoreEventFanout } from '../event-fanout';
 import type { StoreEvent } from '../task-store';
 import type { TaskDoc } from './documents';
 
@@ -13,34 +14,16 @@ export const CHANGE_STREAM_OPEN_TIMEOUT_MS = 30_000;
 /** How long after a broken change stream it is opened again (ms). */
 export const CHANGE_STREAM_RETRY_MS = 1_000;
 
-export class TaskChangeStream {
-  private readonly listeners = new Set<(event: StoreEvent) => void>();
+export class TaskChangeStream extends StoreEventFanout {
   private stream: ChangeStream<TaskDoc> | undefined;
   private resumeToken: ResumeToken | undefined;
-  private reopenTimer: NodeJS.Timeout | undefined;
-  private closed = false;
 
   constructor(
     private readonly tasks: Collection<TaskDoc>,
-    private readonly logger: Logger,
-    private readonly retryMs: number = CHANGE_STREAM_RETRY_MS,
-  ) {}
-
-  subscribe(listener: (event: StoreEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
-  }
-
-  private emit(event: StoreEvent): void {
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.logger.error({ err: describeError(error) }, 'a store event listener failed');
-      }
-    }
+    logger: Logger,
+    retryMs: number = CHANGE_STREAM_RETRY_MS,
+  ) {
+    super(logger, retryMs);
   }
 
   /** The events a change means; only the fields below are sent by the server (see the $project). */
@@ -118,34 +101,25 @@ export class TaskChangeStream {
       }
       void stream.close().catch(() => undefined);
       if (this.stream === stream) this.stream = undefined;
-      this.scheduleReopen();
+      this.retryLater(() => {
+        this.openStream();
+        // Events may have been missed while the stream was down: let waiting reports look again.
+        this.emit({ type: 'pending' });
+      });
     });
     return stream;
   }
 
-  private scheduleReopen(): void {
-    if (this.closed || this.reopenTimer) return;
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      if (this.closed) return;
-      this.openStream();
-      // Events may have been missed while the stream was down: let waiting reports look again.
-      this.emit({ type: 'pending' });
-    }, this.retryMs);
-  }
-
   /** Closes the stream (a caller that may start it again); listeners stay. */
   closeStream(): void {
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
-    this.reopenTimer = undefined;
+    this.cancelRetry();
     const stream = this.stream;
     this.stream = undefined;
     if (stream) void stream.close().catch(() => undefined);
   }
 
   close(): void {
-    this.closed = true;
-    this.listeners.clear();
+    this.stopFanout();
     this.closeStream();
   }
 }

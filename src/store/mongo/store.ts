@@ -7,9 +7,9 @@
 // issue 17 (task-events.ts). Opened by open.ts.
 import type { ChangeStreamDocument, Collection, Filter, MongoClient } from 'mongodb';
 import type { Logger } from '../../common/logging';
-import { isoTime } from '../../common/time';
 import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
+import { executorInfo, heartbeatRecord } from '../executor-record';
 import type { LiveTask } from '../../task/events';
 import type {
   ExecutorHeartbeat,
@@ -200,13 +200,7 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   async recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void> {
     const now = new Date(this.now());
-    const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, vacant: info.vacant };
-    if (info.slots !== undefined) set.slots = info.slots;
-    if (info.host !== undefined) set.host = info.host;
-    if (info.started !== undefined) set.started = info.started;
-    if (info.key !== undefined) set.key = info.key;
-    if (info.languages !== undefined) set.languages = info.languages;
-    if (info.sandbox !== undefined) set.sandbox = info.sandbox;
+    const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, ...heartbeatRecord(info) };
     for (let attempt = 0; ; attempt++) {
       try {
         await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
@@ -222,16 +216,8 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
   async listExecutors(): Promise<ExecutorInfo[]> {
     try {
       const docs = await this.executors.find({}, { sort: { _id: 1 } }).toArray();
-      return docs.map((doc) => {
-        const info: ExecutorInfo = { id: doc._id, hostname: doc.hostname, report_time: isoTime(doc.report_time.getTime()) };
-        if (doc.host !== undefined) info.host = doc.host;
-        if (doc.slots !== undefined) info.slots = doc.slots;
-        if (doc.vacant !== undefined) info.vacant = doc.vacant;
-        if (doc.started !== undefined) info.started = doc.started;
-        if (doc.languages !== undefined) info.languages = doc.languages;
-        if (doc.sandbox !== undefined) info.sandbox = doc.sandbox;
-        return info;
-      });
+      // recordHeartbeat writes hostname as the _id: the name, as the original's field held it.
+      return docs.map((doc) => executorInfo(doc._id, doc.report_time.getTime(), doc));
     } catch (error) {
       throw translate(error, 'listing executors');
     }
