@@ -12,22 +12,7 @@ import { TaskStatus, type ExecutorInfo, type Task, type TaskBrief } from '../../
 import { BoundTransitions } from '../bound-transitions';
 import { executorInfo, heartbeatRecord, type HeartbeatRecord } from '../executor-record';
 import type { LiveTask } from '../../task/events';
-import type {
-  LiveRecord,
-  ExecutorHeartbeat,
-  PendingCallback,
-  ReportInput,
-  ReportOutcome,
-  SearchQuery,
-  SearchResult,
-  StoreEvent,
-  StoreOptions,
-  TaskChangeHandlers,
-  TaskChangeWatch,
-  TaskStore,
-  WriteFence,
-} from '../task-store';
-import { heartbeatSignature } from '../task-store';
+import { heartbeatSignature, type ExecutorHeartbeat, type LiveRecord, type PendingCallback, type ReportInput, type ReportOutcome, type SearchQuery, type SearchResult, type StoreEvent, type StoreOptions, type TaskChangeHandlers, type TaskChangeWatch, type TaskStore, type WriteFence } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS, isUnacknowledged } from '../transition-rules';
 import { DEFAULT_HELD_VIEW_MS, TaskChanges } from './changes';
 import { joinChunks, readChunks } from './chunks';

@@ -11,21 +11,7 @@ import { TaskStatus, type ExecutorInfo, type Task } from '../../task/types';
 import { BoundTransitions } from '../bound-transitions';
 import { executorInfo, heartbeatRecord } from '../executor-record';
 import type { LiveTask } from '../../task/events';
-import type {
-  ExecutorHeartbeat,
-  LiveRecord,
-  PendingCallback,
-  ReportInput,
-  ReportOutcome,
-  SearchQuery,
-  SearchResult,
-  StoreEvent,
-  StoreOptions,
-  TaskChangeHandlers,
-  TaskChangeWatch,
-  TaskStore,
-  WriteFence,
-} from '../task-store';
+import type { ExecutorHeartbeat, LiveRecord, PendingCallback, ReportInput, ReportOutcome, SearchQuery, SearchResult, StoreEvent, StoreOptions, TaskChangeHandlers, TaskChangeWatch, TaskStore, WriteFence } from '../task-store';
 import { DEFAULT_REPORT_REFRESH_MS } from '../transition-rules';
 import { BRIEF_PROJECTION, DATABASE, EXECUTOR_COLLECTION, TASK_COLLECTION, TASK_INDEXES, parseId, toBrief, toTask, type ExecutorDoc, type TaskDoc } from './documents';
 import { checkFence, isDuplicateKey, translate } from './errors';
