@@ -5,6 +5,7 @@
 // never retried (a refusal of this node's certificate, 401/403, too).
 import https from 'node:https';
 import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { UnavailableError, describeError } from '../common/errors';
 import { sleep } from '../common/processes';
 import { MIN_TLS_VERSION, type LiveIdentity } from '../pki/live-identity';
@@ -177,6 +178,13 @@ export class JudicatorRpcClient {
   }
 }
 
+/**
+ * Milliseconds a new connection to a judicator may take (TCP and the TLS handshake), apart from the call's
+ * timeout: a judicator whose machine is gone drops the packets instead of refusing them, and waiting the
+ * whole call timeout on it would spend the time the other judicators could have answered in.
+ */
+export const CONNECT_TIMEOUT_MS = 3_000;
+
 /** One POST of a JSON body over mutual TLS; resolves with the status and the whole answer as text. */
 function postJson(
   agent: https.Agent,
@@ -217,6 +225,14 @@ function postJson(
       },
     );
     const timer = setTimeout(() => request.destroy(new Error(`no answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+    // A kept-alive connection is ready; a new one gets CONNECT_TIMEOUT_MS to be.
+    request.on('socket', (socket: TLSSocket) => {
+      if (!socket.connecting) return;
+      const connectTimer = setTimeout(() => request.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`)), Math.min(CONNECT_TIMEOUT_MS, options.timeoutMs));
+      const done = () => clearTimeout(connectTimer);
+      socket.once('secureConnect', done);
+      socket.once('close', done);
+    });
     const onAbort = () => request.destroy(new Error('aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     function cleanup() {
