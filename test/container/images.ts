@@ -1,7 +1,10 @@
 // The images the container tests run: the Dockerfile's base images (made here when no registry has
 // them, kept in the engine's store for the next run), then kv2's plain and judge images built from this
-// checkout with the commands docs/operations.md shows. Built once per test process.
+// checkout with the commands docs/operations.md shows. Built once per test process, and by one test
+// process at a time (the container tests run side by side: the second finds every layer built).
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/kv2';
 import { sectionCommands, theCommand, words } from './docs-commands';
@@ -19,8 +22,48 @@ export interface BuiltImages {
 
 let built: BuiltImages | undefined;
 
+/** Held while a test process builds the images: another one waits for it, then finds its layers. */
+const BUILD_LOCK = path.join(os.tmpdir(), 'kv2-container-images.lock');
+/** How often a waiting process looks at the lock, ms. */
+const BUILD_LOCK_POLL_MS = 500;
+
+/** Runs `work` holding BUILD_LOCK; a lock whose holder died is taken over. */
+function underBuildLock<T>(work: () => T): T {
+  for (;;) {
+    try {
+      fs.writeFileSync(BUILD_LOCK, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // Empty for the moment between its holder's create and write: that holder is alive.
+      const holder = fs.readFileSync(BUILD_LOCK, 'utf8');
+      if (holder && !holderAlive(Number(holder))) fs.rmSync(BUILD_LOCK, { force: true });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BUILD_LOCK_POLL_MS);
+    }
+  }
+  try {
+    return work();
+  } finally {
+    fs.rmSync(BUILD_LOCK, { force: true });
+  }
+}
+
+function holderAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function buildImages(engine: Engine, say: (line: string) => void): BuiltImages {
   if (built) return built;
+  return underBuildLock(() => buildImagesNow(engine, say));
+}
+
+function buildImagesNow(engine: Engine, say: (line: string) => void): BuiltImages {
   const time = (fn: () => void) => {
     const started = Date.now();
     fn();
