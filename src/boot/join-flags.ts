@@ -27,6 +27,9 @@ const checkAddresses = (value: NonNullable<FlagValues[string]>): string | undefi
   }
 };
 
+/** The environment variable a join token may come in (the child preparing an identity gets it there). */
+export const JOIN_TOKEN_ENV = 'KV2_JOIN_TOKEN';
+
 export const joinFlags: FlagSpec[] = [
   {
     name: 'join',
@@ -39,7 +42,7 @@ export const joinFlags: FlagSpec[] = [
     name: 'join-token',
     type: 'string',
     secret: true,
-    env: 'KV2_JOIN_TOKEN',
+    env: JOIN_TOKEN_ENV,
     description: "join token of the cluster (kv2 join-token create); needed only until this node has joined. kv2 hides the value from ps, but KV2_JOIN_TOKEN or --join-token-file keep it out of shell histories too",
     placeholder: 'token',
   },

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { selfCommand } from '../common/assets';
-import { hideSecretFlags } from '../common/hide-argv';
+import { hideSecretFlags, withoutSecretFlags } from '../common/hide-argv';
 import { BusyError, ConfigError, UsageError, describeError } from '../common/errors';
 import { createLogger, type Logger } from '../common/logging';
 import { signalGroup } from '../common/processes';
@@ -14,6 +14,7 @@ import { readFlagFile, resolveFlags, type FlagValues } from './flags';
 import { identityWork, prepareIdentities, type RenderedModule } from './identity';
 import type { CommandName, ModuleDefinition, RenderContext } from './module-definition';
 import { PidFileLock, writePidFile } from './pid-lock';
+import { JOIN_TOKEN_ENV } from './join-flags';
 import { ROLE_COMMANDS, roleFlags } from './roles';
 import { MODULE_CONFIG_ERROR_EXIT, Supervisor, bootConfigSchema, type BootConfig } from './supervisor';
 
@@ -119,7 +120,8 @@ export async function runRole(command: CommandName, given: Record<string, unknow
   const prepared = await prepareRole(command, given, rawArgs);
   // This process is the supervisor for as long as the role runs (or the child preparing its identity):
   // no token stays in its command line.
-  hideSecretFlags(roleFlags(ROLE_COMMANDS[command]!.modules).filter((flag) => flag.secret).flatMap((flag) => [flag.name, ...(flag.aliases ?? [])]));
+  const secretFlags = roleFlags(ROLE_COMMANDS[command]!.modules).filter((flag) => flag.secret).flatMap((flag) => [flag.name, ...(flag.aliases ?? [])]);
+  hideSecretFlags(secretFlags);
   if (process.env[IDENTITY_CHILD_ENV] === '1') return runIdentityChild(prepared);
   const bootPidFile = path.join(prepared.bootDir, 'data', 'boot.pid');
   // One supervisor per role dir: a second one would fight the first over the same modules and ports.
@@ -171,7 +173,8 @@ export async function runRole(command: CommandName, given: Record<string, unknow
     process.on('SIGHUP', onHangup);
     // The modules find the role's cluster identity ready (joining may wait for a judicator to answer).
     if (identityWork(prepared.modules, { workDir: prepared.workDir, flags: prepared.flags })) {
-      const code = await prepareIdentityInChild(controller.signal);
+      const joinToken = prepared.flags['join-token'];
+      const code = await prepareIdentityInChild(controller.signal, secretFlags, typeof joinToken === 'string' ? joinToken : undefined);
       if (code !== 0 || controller.signal.aborted) {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
@@ -203,13 +206,16 @@ export async function runRole(command: CommandName, given: Record<string, unknow
 
 /**
  * Runs this very command line again in a child that only prepares the role's identity (runIdentityChild),
- * so that the X.509 library it loads leaves with it instead of staying in the supervisor. The join token
- * reaches it as it reached us (its environment, a file, or the command line the operator typed); stdio
- * is shared, so its one-line error is the operator's. Aborting `signal` stops it. Its exit code.
+ * so that the X.509 library it loads leaves with it instead of staying in the supervisor. No secret flag
+ * goes on its command line (any user can read that): the join token, as this process resolved it (flag,
+ * environment or config file), goes in its environment; a token file is named as it was. stdio is
+ * shared, so its one-line error is the operator's. Aborting `signal` stops it. Its exit code.
  */
-function prepareIdentityInChild(signal: AbortSignal): Promise<number> {
+function prepareIdentityInChild(signal: AbortSignal, secretFlags: readonly string[], joinToken: string | undefined): Promise<number> {
   const self = selfCommand();
-  const child = spawn(self.command, [...self.args, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, [IDENTITY_CHILD_ENV]: '1' } });
+  const args = withoutSecretFlags(process.argv.slice(2), secretFlags);
+  const env = { ...process.env, [IDENTITY_CHILD_ENV]: '1', ...(joinToken ? { [JOIN_TOKEN_ENV]: joinToken } : {}) };
+  const child = spawn(self.command, [...self.args, ...args], { stdio: 'inherit', env });
   const onAbort = () => child.kill('SIGTERM');
   signal.addEventListener('abort', onAbort, { once: true });
   return new Promise((resolve) => {

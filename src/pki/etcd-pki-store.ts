@@ -13,8 +13,8 @@ export class EtcdPkiStore implements PkiStore {
   private readonly keys: ReturnType<typeof pkiKeys>;
 
   /**
-   * `client` is a client or a function giving the current one (a ClusterConnection's `current`, whose
-   * client changes with the member list). `prefix` is the cluster's key prefix (`kv2/`).
+   * `client` is a client or a function giving the current one (the judicator's etcd client); `prefix`
+   * is the cluster's key prefix (`kv2/`).
    */
   constructor(
     private readonly client: Etcd3 | (() => Etcd3),

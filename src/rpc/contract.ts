@@ -145,7 +145,9 @@ export const executorInfoSchema = z.object({
   languages: z
     .array(z.object({ name: z.string().min(1).max(MAX_LANGUAGE_TEXT), version: z.string().min(1).max(MAX_LANGUAGE_TEXT) }))
     .max(MAX_LANGUAGES)
-    .optional(),
+    .optional()
+    // A list the judicators cannot take (a toolchain's odd version text) is left out, never the report.
+    .catch(undefined),
   sandbox: z
     .object({
       kind: z.enum(['bwrap', 'none']),

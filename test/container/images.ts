@@ -1,7 +1,8 @@
 // The images the container tests run: the Dockerfile's base images (made here when no registry has
 // them, kept in the engine's store for the next run), then kv2's plain and judge images built from this
 // checkout with the commands docs/operations.md shows. Built once per test process, and by one test
-// process at a time (the container tests run side by side: the second finds every layer built).
+// process at a time (the container tests run side by side: the second finds the engine installed and
+// every layer built).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,29 +23,49 @@ export interface BuiltImages {
 
 let built: BuiltImages | undefined;
 
-/** Held while a test process builds the images: another one waits for it, then finds its layers. */
-const BUILD_LOCK = path.join(os.tmpdir(), 'kv2-container-images.lock');
+/**
+ * Held while a test process readies the engine (apt-get may install podman: two at once would fail on
+ * dpkg's lock) and builds the images: another one waits for it, then finds both done.
+ */
+const ENGINE_LOCK = path.join(os.tmpdir(), 'kv2-container-engine.lock');
 /** How often a waiting process looks at the lock, ms. */
-const BUILD_LOCK_POLL_MS = 500;
+const ENGINE_LOCK_POLL_MS = 500;
 
-/** Runs `work` holding BUILD_LOCK; a lock whose holder died is taken over. */
-function underBuildLock<T>(work: () => T): T {
+/** Runs `work` holding ENGINE_LOCK; a lock whose holder died is taken over (by one waiting process). */
+function underEngineLock<T>(work: () => T): T {
   for (;;) {
     try {
-      fs.writeFileSync(BUILD_LOCK, String(process.pid), { flag: 'wx' });
+      fs.writeFileSync(ENGINE_LOCK, String(process.pid), { flag: 'wx' });
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // Empty for the moment between its holder's create and write: that holder is alive.
-      const holder = fs.readFileSync(BUILD_LOCK, 'utf8');
-      if (holder && !holderAlive(Number(holder))) fs.rmSync(BUILD_LOCK, { force: true });
-      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BUILD_LOCK_POLL_MS);
+      // Empty for the moment between its holder's create and write (that holder is alive); gone when it
+      // was released meanwhile.
+      const holder = readIfThere(ENGINE_LOCK);
+      if (holder && !holderAlive(Number(holder))) {
+        // The rename is atomic: of the processes that saw the dead holder, one moves the lock away.
+        try {
+          fs.renameSync(ENGINE_LOCK, `${ENGINE_LOCK}.${process.pid}`);
+          fs.rmSync(`${ENGINE_LOCK}.${process.pid}`, { force: true });
+        } catch {
+          // another process took it over first
+        }
+      } else if (holder !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ENGINE_LOCK_POLL_MS);
     }
   }
   try {
     return work();
   } finally {
-    fs.rmSync(BUILD_LOCK, { force: true });
+    fs.rmSync(ENGINE_LOCK, { force: true });
+  }
+}
+
+function readIfThere(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
 }
 
@@ -53,14 +74,15 @@ function holderAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    // EPERM: alive, another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
 export function buildImages(engine: Engine, say: (line: string) => void): BuiltImages {
   if (built) return built;
-  return underBuildLock(() => buildImagesNow(engine, say));
+  return buildImagesNow(engine, say);
 }
 
 function buildImagesNow(engine: Engine, say: (line: string) => void): BuiltImages {
@@ -101,12 +123,14 @@ export function imageSize(engine: Engine, image: string): number {
  * skip, saying so). `dir` is the caller's temp dir (see Engine.find).
  */
 export function readyEngine(dir: string, say: (line: string) => void): Engine | string {
-  const found = Engine.find(dir);
-  if (typeof found === 'string') {
-    say(`container tests skipped: ${found}`);
+  return underEngineLock(() => {
+    const found = Engine.find(dir);
+    if (typeof found === 'string') {
+      say(`container tests skipped: ${found}`);
+      return found;
+    }
+    say(`engine: ${found.cli}`);
+    buildImages(found, say);
     return found;
-  }
-  say(`engine: ${found.cli}`);
-  buildImages(found, say);
-  return found;
+  });
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
 import { before, describe, it } from 'node:test';
-import { createLogger, type Logger } from '../../src/common/logging';
+import { createLogger } from '../../src/common/logging';
 import { JudicatorLink } from '../../src/gateway/judicator-link';
 import { TokenCheck } from '../../src/gateway/api/auth';
 import { createGatewayServer } from '../../src/gateway/server';
@@ -45,10 +45,32 @@ async function waitDone(base: string, id: string): Promise<any> {
   return answer.task;
 }
 
-/** A JudicatorLink of this process to the test's judicators, with a gateway certificate of their CA. */
-async function inProcessLink(logger: Logger): Promise<JudicatorLink> {
-  const { dir } = await issueIdentity(hooks, judicators[0]!, 'gateway', 'events-test-gateway');
-  return new JudicatorLink({ join: judicators.map((j) => j.rpcAddress), identityDir: dir, rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+/**
+ * A gateway server in this process (its events limits and tokens as given), linked to the test's
+ * judicators with a gateway certificate of their CA; stopped when the file's tests end. Its URL.
+ */
+async function inProcessGateway(name: string, options: { tokens: Parameters<typeof createGatewayServer>[0]['tokens']; eventsMaxStreams: number }): Promise<string> {
+  const logger = createLogger(name, { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
+  const { dir } = await issueIdentity(hooks, judicators[0]!, 'gateway', name);
+  const link = new JudicatorLink({ join: judicators.map((j) => j.rpcAddress), identityDir: dir, rpc: { timeout_ms: 5_000, attempts: 3, avoid_ms: 5_000 } }, logger);
+  const controller = new AbortController();
+  const running = link.run(controller.signal);
+  hooks.after(async () => {
+    controller.abort();
+    await running;
+    link.close();
+  });
+  const { app } = await createGatewayServer({
+    rpc: link.rpc,
+    waitRpc: link.waitRpc,
+    judicators: () => link.judicators(),
+    logger,
+    limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: options.eventsMaxStreams, events_buffer_bytes: 64 * 1024 },
+    tokens: options.tokens,
+    ui: { get: async () => undefined },
+  });
+  hooks.after(() => app.close());
+  return app.listen({ host: '127.0.0.1', port: 0 });
 }
 
 let judicators: ClusterNode[];
@@ -195,31 +217,12 @@ describe('task events: GET /api/task/events', () => {
   });
 
   it('in-process: a user token streams only its own user\'s tasks; an admin token sees every task', async () => {
-    const logger = createLogger('events-scope-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-    const link = await inProcessLink(logger);
-    const controller = new AbortController();
-    const running = link.run(controller.signal);
-    hooks.after(async () => {
-      controller.abort();
-      await running;
-      link.close();
-    });
     const tokens = new TokenCheck([
       { token: 'root-token', owner: 'admin' },
       { token: 'user-7-token', owner: 7 },
       { token: 'user-8-token', owner: 8 },
     ]);
-    const { app } = await createGatewayServer({
-      rpc: link.rpc,
-      waitRpc: link.waitRpc,
-      judicators: () => link.judicators(),
-      logger,
-      limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: 8, events_buffer_bytes: 64 * 1024 },
-      tokens: { current: tokens },
-      ui: { get: async () => undefined },
-    });
-    hooks.after(() => app.close());
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = await inProcessGateway('events-scope-test', { tokens: { current: tokens }, eventsMaxStreams: 8 });
     const as = (token: string) => ({ authorization: `Bearer ${token}` });
     const submitAs = async (token: string, user: number) => {
       const body = new URLSearchParams({ user: String(user), compile_command: '', compile_timeout: '10', execute_input: '', execute_command: 'echo hi', execute_timeout: '30', execute_standard: '' });
@@ -254,26 +257,7 @@ describe('task events: GET /api/task/events', () => {
   });
 
   it('in-process: at most events_max_streams streams, and the API token applies', async () => {
-    const logger = createLogger('events-test', { maxBytes: 1 << 20, keep: 0, printToStdout: false, level: 'warn' });
-    const link = await inProcessLink(logger);
-    const controller = new AbortController();
-    const running = link.run(controller.signal);
-    hooks.after(async () => {
-      controller.abort();
-      await running;
-      link.close();
-    });
-    const { app } = await createGatewayServer({
-      rpc: link.rpc,
-      waitRpc: link.waitRpc,
-      judicators: () => link.judicators(),
-      logger,
-      limits: { body_bytes: 1 << 20, task_max_size: 16_252_928, batch_max: 10, batch_concurrency: 2, events_max_streams: 2, events_buffer_bytes: 64 * 1024 },
-      tokens: ['s3cret'],
-      ui: { get: async () => undefined },
-    });
-    hooks.after(() => app.close());
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const url = await inProcessGateway('events-limit-test', { tokens: ['s3cret'], eventsMaxStreams: 2 });
     const auth = { authorization: 'Bearer s3cret' };
 
     const refused = await fetch(`${url}/api/task/events`, { signal: AbortSignal.timeout(10_000) });

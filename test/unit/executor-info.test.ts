@@ -1,5 +1,6 @@
 // What an executor says of itself in its reports (the report's `info`): its sandbox state travels with its
-// languages, and a sandbox description the judicators cannot take is dropped without losing the report.
+// languages, and a sandbox description or a language list the judicators cannot take is dropped without
+// losing the report.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { executorInfoSchema } from '../../src/rpc/contract';
@@ -23,9 +24,12 @@ describe("an executor's report info", () => {
     }
   });
 
-  it('refuses languages it cannot take, and fields it does not know are not kept', () => {
-    assert.equal(executorInfoSchema.safeParse({ ...base, languages: Array.from({ length: 65 }, (_, i) => ({ name: `L${i}`, version: '1' })) }).success, false);
-    assert.equal(executorInfoSchema.safeParse({ ...base, languages: [{ name: '', version: '1' }] }).success, false);
+  it('drops a language list it cannot take, and keeps the rest; fields it does not know are not kept', () => {
+    for (const languages of [Array.from({ length: 65 }, (_, i) => ({ name: `L${i}`, version: '1' })), [{ name: '', version: '1' }], [{ name: 'C', version: 'x'.repeat(65) }]]) {
+      const parsed = executorInfoSchema.parse({ ...base, languages });
+      assert.equal(parsed.languages, undefined);
+      assert.equal(parsed.hostname, 'h');
+    }
     assert.equal('extra' in executorInfoSchema.parse({ ...base, extra: 'x' }), false);
   });
 });

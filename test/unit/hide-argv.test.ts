@@ -2,7 +2,7 @@
 // argument where it was and never makes the command line longer (it must fit in the old one's memory).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { redactArgv } from '../../src/common/hide-argv';
+import { redactArgv, withoutSecretFlags } from '../../src/common/hide-argv';
 
 describe('redactArgv', () => {
   it('hides the values of the secret flags, in both spellings, and nothing else', () => {
@@ -15,5 +15,13 @@ describe('redactArgv', () => {
     const redacted = redactArgv(argv, ['--token']);
     assert.deepEqual(redacted, ['kv2', '--token', '*', '--token=**', '--token']);
     assert.ok(redacted.join(' ').length <= argv.join(' ').length);
+  });
+});
+
+describe('withoutSecretFlags', () => {
+  it('drops every spelling of a secret flag with its value, and nothing else', () => {
+    const argv = ['executor', '--join-token', 'kv2j1.secret', '--join', 'h1', '--join-token=kv2j1.other', '--main-name', 'e1', '--join-token-file', '/t'];
+    assert.deepEqual(withoutSecretFlags(argv, ['join-token', 'server-token']), ['executor', '--join', 'h1', '--main-name', 'e1', '--join-token-file', '/t']);
+    assert.ok(!withoutSecretFlags(argv, ['join-token']).join(' ').includes('secret'));
   });
 });

@@ -33,7 +33,7 @@ export const DEFAULT_HEARTBEAT_REFRESH_MS = 1_000;
 const FEED_START_TIMEOUT_MS = 5_000;
 
 export interface EtcdTaskStoreOptions extends StoreOptions {
-  /** The etcd client, or a function returning the current one (a ClusterConnection's `current`). */
+  /** The etcd client, or a function returning the current one (the judicator's, whose TLS follows renewals). */
   client: Etcd3 | (() => Etcd3);
   /** Where the store keeps its keys: clusterKeys(prefix).store (`kv2/store/`). */
   keyPrefix: string;

@@ -186,10 +186,11 @@ export class MongoTaskStore extends BoundTransitions<MongoTransitionContext> imp
 
   async recordHeartbeat(executor: string, info: ExecutorHeartbeat): Promise<void> {
     const now = new Date(this.now());
-    const set: Partial<ExecutorDoc> = { hostname: executor, report_time: now, ...heartbeatRecord(info) };
+    // The whole record, as the etcd store writes it: nothing an earlier process of the name said stays.
+    const record: Omit<ExecutorDoc, '_id'> = { hostname: executor, report_time: now, ...heartbeatRecord(info) };
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.executors.updateOne({ _id: executor }, { $set: set }, { upsert: true });
+        await this.executors.replaceOne({ _id: executor }, record, { upsert: true });
         return;
       } catch (error) {
         // Two first heartbeats racing: one insert wins, the other becomes an update on retry.
